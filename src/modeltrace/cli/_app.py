@@ -1,0 +1,51 @@
+"""The Typer application object and the output helpers every command shares.
+
+Commands live in ``cli/cmd_*.py``, one module per command or command group, and import only
+:mod:`modeltrace.api` and :mod:`modeltrace.errors`. Errors from the library (``ModeltraceError``)
+become a one-line message on stderr and the family's exit code; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="modeltrace",
+    help="Prove where an AI model came from: inspect, fingerprint, compare, probe, label, license.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Human-readable output goes to stdout; progress and errors to stderr so --json stays clean.
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def emit_json(payload: Any) -> None:
+    """Write ``payload`` as JSON on stdout (no Rich markup, safe for scripts)."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def human_bytes(count: int | float) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.2f} {unit}"
+        value /= 1000
+    return f"{value:.2f} TB"  # pragma: no cover
+
+
+def human_count(count: int | float) -> str:
+    """1.03T / 32.6B / 22.7M style parameter counts."""
+    value = float(count)
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}" if value / scale < 100 else f"{value / scale:.1f}{unit}"
+    return f"{value:.0f}"

@@ -1,0 +1,157 @@
+"""The whole exception tree of modeltrace.
+
+Every error modeltrace raises on purpose derives from :class:`ModeltraceError`. Families also
+subclass a builtin so that callers' existing ``except ValueError`` / ``except ConnectionError``
+clauses keep working. The CLI turns these (and only these) into short messages and exit codes;
+anything else is a bug and keeps its traceback.
+
+Messages say what failed, the offending value, and the fix where there is one, e.g.
+``Cannot read 'model.safetensors': header length 9e18 exceeds file size 1,204.``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ModeltraceError(Exception):
+    """Root of every error modeltrace raises deliberately."""
+
+    #: Process exit code the CLI uses for this family.
+    exit_code: int = 1
+
+
+# --- reading model files -------------------------------------------------------------------------
+
+
+class FormatError(ModeltraceError, ValueError):
+    """A model file could not be read. Always names the file and the reason."""
+
+    exit_code = 3
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        where = f"Cannot read '{self.path}': " if self.path else "Cannot read model: "
+        super().__init__(where + reason)
+
+
+class CorruptFileError(FormatError):
+    """The file claims to be a known format but its structure is inconsistent or truncated."""
+
+
+class UnsupportedFormatError(FormatError):
+    """The file or folder is not a format modeltrace reads, or uses an unsupported feature."""
+
+
+class UnsafePickleError(FormatError):
+    """A pickle asked for a global outside the tensor-rebuild allow-list; nothing was executed."""
+
+    def __init__(self, path: str | Path | None, global_name: str) -> None:
+        self.global_name = global_name
+        super().__init__(
+            path,
+            f"pickle references '{global_name}', which is not a tensor-rebuild function; "
+            "refusing to load it (no code was executed).",
+        )
+
+
+class ResourceLimitError(FormatError):
+    """The file asks for more memory, depth or entries than modeltrace allows for safety."""
+
+
+class TensorNotFoundError(ModeltraceError, KeyError):
+    """A tensor name that is not in the model was requested."""
+
+    exit_code = 3
+
+    def __init__(self, name: str, path: str | Path | None = None) -> None:
+        self.name = name
+        self.path = str(path) if path is not None else None
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        where = f" in '{self.path}'" if self.path else ""
+        return f"No tensor named '{self.name}'{where}."
+
+
+# --- analysis ------------------------------------------------------------------------------------
+
+
+class FingerprintError(ModeltraceError, ValueError):
+    """A fingerprint file is malformed, of an unknown version, or cannot be built for a model."""
+
+    exit_code = 3
+
+
+class LineageError(ModeltraceError, ValueError):
+    """Two models cannot be compared (e.g. nothing in common to test)."""
+
+    exit_code = 3
+
+
+# --- black-box probing ---------------------------------------------------------------------------
+
+
+class ProbeError(ModeltraceError, ConnectionError):
+    """An endpoint could not be probed (unreachable, refused, out of budget)."""
+
+    exit_code = 4
+
+
+class BudgetExhaustedError(ProbeError):
+    """The hard request budget ran out before the probe finished."""
+
+
+class TokenizerError(ModeltraceError, ValueError):
+    """A tokenizer file could not be loaded or registered."""
+
+    exit_code = 3
+
+
+# --- labels, digests and signatures --------------------------------------------------------------
+
+
+class LabelError(ModeltraceError, ValueError):
+    """A provenance label is malformed or does not validate against its schema."""
+
+    exit_code = 3
+
+
+class VerificationError(ModeltraceError):
+    """A signed label does not verify against the model."""
+
+    exit_code = 2
+
+
+class SignatureInvalidError(VerificationError):
+    """The signature does not match the payload or the public key."""
+
+
+class DigestMismatchError(VerificationError):
+    """The model's content differs from what the label declares; ``changes`` lists what differs."""
+
+    def __init__(self, message: str, changes: list[str] | None = None) -> None:
+        self.changes = list(changes or [])
+        super().__init__(message)
+
+
+# --- licences and registry -----------------------------------------------------------------------
+
+
+class LicenseError(ModeltraceError, ValueError):
+    """A licence file, licence id or lineage file is invalid."""
+
+    exit_code = 3
+
+
+class RegistryError(ModeltraceError):
+    """The local registry under MODELTRACE_HOME cannot be read or written."""
+
+    exit_code = 3
+
+
+class UsageError(ModeltraceError, ValueError):
+    """The caller asked for something inconsistent (bad option combination, missing input)."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Provenance labels: content digests, the ingredient label, signatures and standard exports."""

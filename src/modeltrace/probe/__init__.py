@@ -1,0 +1,1 @@
+"""Black-box probing of OpenAI-compatible endpoints: identity hints and tokenizer identification."""

@@ -1,0 +1,1 @@
+"""Local storage of fingerprints, labels and the lineage graph under MODELTRACE_HOME."""
