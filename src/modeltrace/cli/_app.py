@@ -49,3 +49,8 @@ def human_count(count: int | float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g}{unit}" if value / scale < 100 else f"{value / scale:.1f}{unit}"
     return f"{value:.0f}"
+
+
+@app.callback()
+def _root() -> None:
+    """Prove where an AI model came from."""

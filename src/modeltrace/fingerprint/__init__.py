@@ -1,1 +1,1 @@
-"""Model fingerprints: compact, deterministic samples of a model's weights and vocabulary (pure, in memory)."""
+"""Model fingerprints: compact, deterministic samples of a model's weights and vocabulary (pure)."""

@@ -12,6 +12,7 @@ dtype. ``raw`` returns the stored bytes exactly as on disk, for content digests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -91,8 +92,8 @@ def check_shape(path: str | Path, name: str, shape: Sequence[Any]) -> tuple[int,
         count *= dim
         if count > limits.MAX_TENSOR_ELEMENTS:
             raise ResourceLimitError(
-                path, f"tensor '{name}' claims {count:,}+ elements, over the limit "
-                f"{limits.MAX_TENSOR_ELEMENTS:,}"
+                path,
+                f"tensor '{name}' claims {count:,}+ elements, over the limit {limits.MAX_TENSOR_ELEMENTS:,}",
             )
     return tuple(dims)
 
@@ -137,17 +138,17 @@ class RangeFile:
             self._fd = -1
 
     def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def row_runs(rows: Iterable[int], row_count: int, path: str | Path, name: str) -> list[tuple[int, int]]:
     """Sorted unique rows grouped into half-open runs ``(start, stop)``; validates the indices."""
     ordered = sorted({int(row) for row in rows})
     if ordered and (ordered[0] < 0 or ordered[-1] >= row_count):
-        raise TensorNotFoundError(f"{name}[row {ordered[-1] if ordered[-1] >= row_count else ordered[0]}]", path)
+        raise TensorNotFoundError(
+            f"{name}[row {ordered[-1] if ordered[-1] >= row_count else ordered[0]}]", path
+        )
     runs: list[tuple[int, int]] = []
     for row in ordered:
         if runs and runs[-1][1] == row:
