@@ -24,7 +24,7 @@ import numpy as np
 
 from modeltrace.errors import CorruptFileError, ResourceLimitError, TensorNotFoundError
 from modeltrace.formats import limits
-from modeltrace.types import TensorInfo
+from modeltrace.types import Declared, TensorInfo
 
 # numpy dtypes for the dense storage dtypes (safetensors spelling). BF16 and F8 have no numpy
 # dtype; they are stored as raw integers and widened by ``decode_dense``.
@@ -190,6 +190,14 @@ class TensorReader(ABC):
         """The stored bytes of the tensor exactly as on disk."""
 
     # -- shared machinery ------------------------------------------------------------------------
+
+    def stored_tensors(self) -> Mapping[str, TensorInfo]:
+        """Every tensor as stored on disk, auxiliary ones included (for content digests)."""
+        return self.tensors()
+
+    def declared(self) -> Declared:
+        """Lineage claims embedded in the weight file itself (GGUF ``general.*``); none by default."""
+        return Declared()
 
     def info(self, name: str) -> TensorInfo:
         try:
