@@ -7,7 +7,7 @@ licences to identify), 2 on violations, so that it can gate a CI pipeline; unrea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -35,24 +35,31 @@ _CLAUSE_WIDTH = 180
 
 @license_app.command("check")
 def check(
-    model: str | None = typer.Argument(
-        None, help="Model folder (with modeltrace-label.json or README.md), model card or label file."
-    ),
-    lineage: Path | None = typer.Option(
-        None, "--lineage", help="YAML/JSON lineage tree (see docs/licenses.md)."
-    ),
-    use: str = typer.Option(..., "--use", help="commercial | research"),
-    distribution: str = typer.Option(
-        ..., "--distribution", help="hosted (API/app) | weights (you ship them)"
-    ),
-    mau: int = typer.Option(0, "--mau", help="Monthly active users of your products or services."),
-    monthly_revenue: float = typer.Option(0, "--monthly-revenue", help="Monthly revenue in US dollars."),
-    name: str | None = typer.Option(None, "--name", help="The name you publish the model under."),
-    region: str | None = typer.Option(None, "--region", help="Your domicile: ISO country code or EU."),
-    release_date: str | None = typer.Option(
-        None, "--release-date", help="Date (YYYY-MM-DD) your --mau figure refers to."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="Model folder (with modeltrace-label.json or README.md), model card or label file."
+        ),
+    ] = None,
+    lineage: Annotated[
+        Path | None, typer.Option("--lineage", help="YAML/JSON lineage tree (see docs/licenses.md).")
+    ] = None,
+    use: Annotated[str, typer.Option("--use", help="commercial | research")] = ...,  # type: ignore[assignment]
+    distribution: Annotated[
+        str, typer.Option("--distribution", help="hosted (API/app) | weights (you ship them)")
+    ] = ...,  # type: ignore[assignment]
+    mau: Annotated[int, typer.Option("--mau", help="Monthly active users of your products or services.")] = 0,
+    monthly_revenue: Annotated[
+        float, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars.")
+    ] = 0,
+    name: Annotated[str | None, typer.Option("--name", help="The name you publish the model under.")] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Your domicile: ISO country code or EU.")
+    ] = None,
+    release_date: Annotated[
+        str | None, typer.Option("--release-date", help="Date (YYYY-MM-DD) your --mau figure refers to.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """List every obligation and violation the ancestry's licences impose on this deployment."""
     report = api.check_license(
@@ -109,8 +116,8 @@ def _print_report(report: dict[str, Any]) -> None:
         2: "[bold red]violations[/]",
     }[report["exit_code"]]
     console.print(
-        f"Result: {verdict} ({len(report['violations'])} violations, {len(report['obligations'])} obligations, "
-        f"{len(report['unknown'])} unknown licences)"
+        f"Result: {verdict} ({len(report['violations'])} violations, "
+        f"{len(report['obligations'])} obligations, {len(report['unknown'])} unknown licences)"
     )
 
 
@@ -151,8 +158,8 @@ def _findings_table(title: str, findings: list[dict[str, Any]], style: str) -> T
 
 @license_app.command("show")
 def show(
-    license_id: str = typer.Argument(..., help="Licence id, e.g. llama3.1, qwen, Apache-2.0."),
-    as_json: bool = typer.Option(False, "--json", help="Print the licence as JSON."),
+    license_id: Annotated[str, typer.Argument(help="Licence id, e.g. llama3.1, qwen, Apache-2.0.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the licence as JSON.")] = False,
 ) -> None:
     """Show one licence's structured terms, each with the clause it comes from."""
     data = api.show_license(license_id).as_dict()
@@ -217,7 +224,7 @@ def _threshold_when(threshold: dict[str, Any]) -> str:
 
 
 @license_app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False) -> None:
     """List the licences modeltrace knows."""
     licenses = api.list_licenses()
     if as_json:

@@ -35,7 +35,8 @@ TIERS = ("research-only", "commercial-restricted", "commercial-permissive")
 PROPRIETARY_IDS = frozenset({"proprietary", "all-rights-reserved"})
 
 _EU_MEMBERS = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
+    {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "IE", "IT"}
+    | {"LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
 )
 
 
@@ -307,21 +308,21 @@ def _evaluate(
         )
 
     tier = license_.tier if as_derivative else _outputs_tier(license_) if via_outputs else None
-    if via_outputs and not as_derivative and license_.outputs_treatment == "restricted":
-        if license_.key not in weight_licenses:
-            findings.add(
-                "violations",
-                finding("outputs_restricted", license_.outputs_todo or "", license_.outputs_clause or ""),
-            )
+    restricted_outputs = via_outputs and not as_derivative and license_.outputs_treatment == "restricted"
+    if restricted_outputs and license_.key not in weight_licenses:
+        findings.add(
+            "violations",
+            finding("outputs_restricted", license_.outputs_todo or "", license_.outputs_clause or ""),
+        )
     # Terms of a licence that does not flow down reach an ancestor's derivatives only as notices.
     full_terms = relation == "self" or license_.flows_down
 
-    if full_terms and not license_.commercial_allowed and applies(license_.commercial_covers):
-        if profile.use == "commercial":
-            findings.add(
-                "violations",
-                finding("commercial_use", license_.commercial_todo or "", license_.commercial_clause),
-            )
+    forbidden_commercial = not license_.commercial_allowed and applies(license_.commercial_covers)
+    if full_terms and forbidden_commercial and profile.use == "commercial":
+        findings.add(
+            "violations",
+            finding("commercial_use", license_.commercial_todo or "", license_.commercial_clause),
+        )
 
     if full_terms:
         for threshold in license_.thresholds:
@@ -331,7 +332,7 @@ def _evaluate(
             if reason:
                 findings.add(
                     "obligations",
-                    finding(threshold.triggers, f"{threshold.todo} ({reason})", threshold.clause),
+                    finding(threshold.triggers, f"{threshold.todo} Triggered: {reason}.", threshold.clause),
                 )
 
     for duty in license_.duties:
