@@ -60,7 +60,7 @@ def test_nothing_to_do_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_violations_exit_2_with_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = "name: app\nparents:\n  - {name: nc-base, license: cc-by-nc-4.0, relation: merge}\nlicense: proprietary\n"
+    text = "name: app\nparents:\n  - {name: nc-base, license: cc-by-nc-4.0, relation: merge}\n"
     code, out, _ = cli(["license", "check", "--lineage", lineage(tmp_path, text), *PROFILE], capsys)
     assert code == 2
     assert "Violations" in out and "nc-base" in out and "research-only" in out
