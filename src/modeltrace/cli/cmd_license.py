@@ -180,7 +180,7 @@ def show(
         console.print(f"  [dim]“{escape(data['outputs']['clause'])}”[/]")
     table = Table(title="Terms", show_lines=True, expand=True)
     table.add_column("Kind", no_wrap=True)
-    table.add_column("When")
+    table.add_column("When", ratio=1)
     table.add_column("What to do", ratio=2, overflow="fold")
     table.add_column("Clause", ratio=3, style="dim")
     for threshold in data["thresholds"]:
