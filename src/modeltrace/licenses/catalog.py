@@ -1,0 +1,278 @@
+"""The licence knowledge base: ``data/*.yaml`` validated against ``schema.json`` into frozen values.
+
+The YAML files hold no logic, only each licence's terms with the verbatim clause they come from.
+This module turns them into :class:`License` values and resolves the ids users write (Hugging
+Face ids such as ``llama3.1``, SPDX ids such as ``Apache-2.0``) to one licence. The engine never
+reads files; it receives a :class:`Catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from modeltrace.errors import LicenseError
+
+#: Duty kinds that only ask for notices to travel with copies; they never make a licence restrictive.
+NOTICE_KINDS = frozenset(
+    {"license_copy", "notice_file", "copyright_notice", "modification_notice", "attribution"}
+)
+
+#: Relations of the deployed model to an ancestor (see ``covers`` in the schema).
+DERIVATIVES = "derivatives"
+OUTPUTS = "outputs"
+
+
+@dataclass(frozen=True)
+class Duty:
+    """Something a licensee must do (ship a notice, display a text, name the model ...)."""
+
+    kind: str
+    todo: str
+    clause: str
+    distribution: tuple[str, ...]
+    covers: tuple[str, ...] = (DERIVATIVES,)
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A scale above which a licence demands more (display a name, request a licence ...)."""
+
+    kind: str
+    triggers: str
+    commercial_only: bool
+    todo: str
+    clause: str
+    mau: int | None = None
+    monthly_revenue_usd: int | None = None
+    revenue_12_months_usd: int | None = None
+    display_text: str | None = None
+    covers: tuple[str, ...] = (DERIVATIVES,)
+
+
+@dataclass(frozen=True)
+class UseRestrictions:
+    policy: str
+    url: str
+    examples: tuple[str, ...]
+    clause: str
+
+
+@dataclass(frozen=True)
+class GeographicCarveOut:
+    regions: tuple[str, ...]
+    applies_to_models: str  # "all" or "multimodal"
+    todo: str
+    clause: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class License:
+    """One licence of the knowledge base; every field mirrors ``schema.json``."""
+
+    id: str
+    keys: tuple[str, ...]
+    name: str
+    licensor: str
+    versions: tuple[str, ...]
+    source_url: str
+    commercial_allowed: bool
+    commercial_clause: str
+    commercial_todo: str | None
+    commercial_covers: tuple[str, ...]
+    flows_down: bool
+    flows_down_clause: str
+    outputs_treatment: str
+    outputs_clause: str | None
+    outputs_todo: str | None
+    thresholds: tuple[Threshold, ...]
+    duties: tuple[Duty, ...]
+    use_restrictions: UseRestrictions | None
+    geographic: tuple[GeographicCarveOut, ...]
+    version_release_date: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The canonical short id (Hugging Face's where one exists)."""
+        return self.keys[0]
+
+    @property
+    def tier(self) -> str:
+        """research-only, commercial-restricted or commercial-permissive, derived from the terms.
+
+        Derived rather than stored so that a data file can never contradict itself: any threshold,
+        display or naming duty, flow-down of use restrictions, output restriction or regional
+        carve-out makes a licence restrictive; notices alone do not.
+        """
+        if not self.commercial_allowed:
+            return "research-only"
+        restrictive = (
+            self.thresholds
+            or self.use_restrictions is not None
+            or self.geographic
+            or self.outputs_treatment == "restricted"
+            or any(duty.kind not in NOTICE_KINDS for duty in self.duties)
+        )
+        return "commercial-restricted" if restrictive else "commercial-permissive"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The licence as plain JSON-ready data (for ``license show --json``)."""
+        return {
+            "license": self.key,
+            "id": self.id,
+            "keys": list(self.keys),
+            "name": self.name,
+            "licensor": self.licensor,
+            "versions": list(self.versions),
+            "version_release_date": self.version_release_date,
+            "source_url": self.source_url,
+            "tier": self.tier,
+            "commercial_use": {
+                "allowed": self.commercial_allowed,
+                "covers": list(self.commercial_covers),
+                "todo": self.commercial_todo,
+                "clause": self.commercial_clause,
+            },
+            "flows_down": {"value": self.flows_down, "clause": self.flows_down_clause},
+            "outputs": {
+                "treatment": self.outputs_treatment,
+                "todo": self.outputs_todo,
+                "clause": self.outputs_clause,
+            },
+            "thresholds": [_plain(threshold) for threshold in self.thresholds],
+            "duties": [_plain(duty) for duty in self.duties],
+            "use_restrictions": _plain(self.use_restrictions) if self.use_restrictions else None,
+            "geographic": [_plain(carve_out) for carve_out in self.geographic],
+        }
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return {
+        name: list(item) if isinstance(item, tuple) else item
+        for name, item in vars(value).items()
+        if item is not None
+    }
+
+
+class Catalog:
+    """Licences by id; lookups are case-insensitive and accept every key and the SPDX/LicenseRef id."""
+
+    def __init__(self, licenses: Iterable[License]) -> None:
+        self._licenses: dict[str, License] = {}
+        self._by_name: dict[str, License] = {}
+        for license_ in licenses:
+            if license_.key in self._licenses:
+                raise LicenseError(f"Two licence files use the key '{license_.key}'; keys must be unique.")
+            self._licenses[license_.key] = license_
+            for name in (*license_.keys, license_.id):
+                existing = self._by_name.get(name.lower())
+                if existing is not None and existing is not license_:
+                    raise LicenseError(
+                        f"Licence id '{name}' is claimed by both '{existing.key}' and '{license_.key}'."
+                    )
+                self._by_name[name.lower()] = license_
+
+    def get(self, license_id: str | None) -> License | None:
+        """The licence for ``license_id`` (any accepted spelling), or None when it is not known."""
+        if not license_id:
+            return None
+        return self._by_name.get(license_id.strip().lower())
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._licenses.values(), key=lambda license_: license_.key))
+
+    def __len__(self) -> int:
+        return len(self._licenses)
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("modeltrace.licenses").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def validate_license_data(data: Any, source: str) -> None:
+    """Raise LicenseError unless ``data`` (one parsed YAML file) matches the licence schema."""
+    import jsonschema  # imported here: it is slow to import and only needed when loading the catalog
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda error: list(error.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(part) for part in first.path) or "(top level)"
+        raise LicenseError(
+            f"Licence file '{source}' does not match the schema at {where}: {first.message}. "
+            "Fix the file; see src/modeltrace/licenses/schema.json."
+        )
+
+
+def license_from_data(data: Mapping[str, Any], source: str) -> License:
+    """Validate one parsed licence file and build its :class:`License`."""
+    validate_license_data(data, source)
+    commercial = data["commercial_use"]
+    outputs = data["outputs"]
+    restrictions = data["use_restrictions"]
+    return License(
+        id=data["id"],
+        keys=tuple(data["keys"]),
+        name=data["name"],
+        licensor=data["licensor"],
+        versions=tuple(data["versions"]),
+        source_url=data["source_url"],
+        version_release_date=data.get("version_release_date"),
+        commercial_allowed=commercial["allowed"],
+        commercial_clause=commercial["clause"],
+        commercial_todo=commercial.get("todo"),
+        commercial_covers=tuple(commercial.get("covers", (DERIVATIVES,))),
+        flows_down=data["flows_down"]["value"],
+        flows_down_clause=data["flows_down"]["clause"],
+        outputs_treatment=outputs["treatment"],
+        outputs_clause=outputs.get("clause"),
+        outputs_todo=outputs.get("todo"),
+        thresholds=tuple(
+            Threshold(**{**item, "covers": tuple(item.get("covers", (DERIVATIVES,)))})
+            for item in data["thresholds"]
+        ),
+        duties=tuple(
+            Duty(
+                **{
+                    **item,
+                    "distribution": tuple(item["distribution"]),
+                    "covers": tuple(item.get("covers", (DERIVATIVES,))),
+                }
+            )
+            for item in data["duties"]
+        ),
+        use_restrictions=(
+            UseRestrictions(**{**restrictions, "examples": tuple(restrictions["examples"])})
+            if restrictions
+            else None
+        ),
+        geographic=tuple(
+            GeographicCarveOut(**{**item, "regions": tuple(item["regions"])}) for item in data["geographic"]
+        ),
+    )
+
+
+@cache
+def load_catalog() -> Catalog:
+    """Every licence shipped in ``modeltrace/licenses/data`` (read and validated once per process)."""
+    folder = resources.files("modeltrace.licenses").joinpath("data")
+    licenses = []
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        try:
+            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise LicenseError(f"Licence file '{entry.name}' is not valid YAML: {error}") from error
+        licenses.append(license_from_data(data, entry.name))
+    return Catalog(licenses)

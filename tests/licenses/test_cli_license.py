@@ -1,0 +1,144 @@
+"""``modeltrace license check|show|list``: exit codes gate CI, --json carries the contract keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modeltrace.cli import main
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def lineage(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "lineage.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+COMPOSER = (
+    "name: composer-2\nlicense: proprietary\nparents:\n"
+    "  - {name: kimi-k2.5, license: kimi-k2.5, relation: finetune}\n"
+)
+PROFILE = ["--use", "commercial", "--distribution", "hosted"]
+
+
+def test_obligations_exit_1_and_json_lists_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "license",
+        "check",
+        "--lineage",
+        lineage(tmp_path, COMPOSER),
+        *PROFILE,
+        "--monthly-revenue",
+        "80000000",
+        "--json",
+    ]
+    code, out, _ = cli(argv, capsys)
+    assert code == 1
+    report = json.loads(out)
+    assert report["tier"] == "commercial-restricted"
+    assert report["violations"] == []
+    (obligation,) = report["obligations"]
+    assert {key: obligation[key] for key in ("license", "ancestor", "kind")} == {
+        "license": "kimi-k2.5", "ancestor": "kimi-k2.5", "kind": "display"
+    }  # fmt: skip
+    assert 'prominently display "Kimi K2.5"' in obligation["clause"]
+
+
+def test_nothing_to_do_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *PROFILE], capsys)
+    assert code == 0
+    assert "compliant, nothing to do" in out
+
+
+def test_violations_exit_2_with_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "name: app\nparents:\n  - {name: nc-base, license: cc-by-nc-4.0, relation: merge}\n"
+    code, out, _ = cli(["license", "check", "--lineage", lineage(tmp_path, text), *PROFILE], capsys)
+    assert code == 2
+    assert "Violations" in out and "nc-base" in out and "research-only" in out
+
+
+def test_unknown_licence_exits_1_and_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "name: app\nlicense: apache-2.0\nparents:\n  - {name: x, license: acme-1, relation: merge}\n"
+    code, out, _ = cli(["license", "check", "--lineage", lineage(tmp_path, text), *PROFILE, "--json"], capsys)
+    assert code == 1
+    report = json.loads(out)
+    assert report["tier"] == "unknown"
+    assert report["unknown"] == [
+        {"license": "acme-1", "ancestor": "x", "relation": "derivative", "text": report["unknown"][0]["text"]}
+    ]
+
+
+def test_a_model_folder_with_a_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "my-gemma"
+    model.mkdir()
+    (model / "README.md").write_text(
+        "---\nlicense: gemma\nbase_model: google/gemma-2-9b\n---\n", encoding="utf-8"
+    )
+    code, out, _ = cli(
+        ["license", "check", str(model), "--use", "research", "--distribution", "weights", "--json"], capsys
+    )
+    report = json.loads(out)
+    assert code == 1
+    # The base model's licence is not in the card: it is reported unknown, the card's own applies.
+    assert [item["ancestor"] for item in report["unknown"]] == ["google/gemma-2-9b"]
+    assert {item["license"] for item in report["obligations"]} == {"gemma"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--use", "internal", "--distribution", "hosted"], "Unknown use"),
+     (["--use", "commercial", "--distribution", "hosted", "--release-date", "June"], "ISO date")],
+)  # fmt: skip
+def test_bad_option_values_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code, _, err = cli(["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *extra], capsys)
+    assert code == 3
+    assert message in err
+
+
+def test_unreadable_lineage_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(
+        ["license", "check", "--lineage", lineage(tmp_path, "name: a\nparent: []\n"), *PROFILE], capsys
+    )
+    assert code == 3
+    assert "unknown key" in err
+
+
+def test_no_input_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["license", "check", *PROFILE], capsys)
+    assert code == 3
+    assert "Nothing to check" in err
+
+
+def test_show_prints_terms_with_clauses(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(["license", "show", "llama3.1", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["id"] == "LicenseRef-Llama-3.1-Community"
+    assert any(duty["kind"] == "name_prefix" and duty["text"] == "Llama" for duty in data["duties"])
+    code, out, _ = cli(["license", "show", "qwen"], capsys)
+    assert code == 0 and "Built with Qwen" in out
+
+
+def test_show_unknown_id_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["license", "show", "acme-1"], capsys)
+    assert code == 3
+    assert "No licence 'acme-1'" in err
+
+
+def test_list_names_every_licence(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(["license", "list", "--json"], capsys)
+    assert code == 0
+    keys = {item["license"] for item in json.loads(out)}
+    assert {"kimi-k2.5", "qwen", "llama4", "gemma", "mistral-research"} <= keys
+    assert len(keys) == 20

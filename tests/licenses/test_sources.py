@@ -1,0 +1,181 @@
+"""Reading ancestry from lineage files, model cards and labels; hostile input gives LicenseError."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modeltrace.errors import LicenseError
+from modeltrace.licenses import sources
+from modeltrace.licenses.lineage import MAX_DEPTH, LineageNode
+
+COMPOSER_YAML = """\
+name: composer-2
+license: proprietary
+parents:
+  - {name: kimi-k2.5, license: kimi-k2.5, relation: finetune}   # parents may have parents
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_issue_s_yaml_lineage_file_parses(tmp_path: Path) -> None:
+    tree = sources.load_lineage_file(write(tmp_path / "lineage.yaml", COMPOSER_YAML))
+    assert tree == LineageNode(
+        name="composer-2",
+        license="proprietary",
+        parents=(LineageNode(name="kimi-k2.5", license="kimi-k2.5", relation="finetune"),),
+    )
+
+
+def test_json_lineage_with_nested_parents_and_relation_aliases(tmp_path: Path) -> None:
+    data = {
+        "name": "a",
+        "license": "mit",
+        "parents": [
+            {"name": "b", "license": "qwen", "relation": "Fine-Tune",
+             "parents": [{"name": "c", "license": "llama3.1", "relation": "distillation"}]}
+        ],
+    }  # fmt: skip
+    tree = sources.load_lineage_file(write(tmp_path / "l.json", json.dumps(data)))
+    (b,) = tree.parents
+    (c,) = b.parents
+    assert (b.relation, c.relation) == ("finetune", "distilled-from-outputs")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: a\nparent: []\n", "unknown key"),
+        ("name: a\nparents:\n  - {name: b, license: mit, relation: cloned}\n", "unknown relation"),
+        ("name: a\nparents:\n  - {name: b, license: mit}\n", "relation"),
+        ("license: mit\n", "non-empty 'name'"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("name: a\nrelation: finetune\n", "takes no 'relation'"),
+        ("name: a\nparents: {name: b}\n", "must be a list"),
+        ("name: a\nlicense: [mit]\n", "must be a string"),
+        ("name: [unclosed\n", "Cannot read lineage file"),
+    ],
+)
+def test_malformed_lineage_files_are_licence_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(LicenseError, match=message):
+        sources.load_lineage_file(write(tmp_path / "bad.yaml", text))
+
+
+def test_a_too_deep_lineage_is_refused(tmp_path: Path) -> None:
+    node: dict = {"name": "leaf", "license": "mit", "relation": "finetune"}
+    for index in range(MAX_DEPTH + 2):
+        node = {"name": f"n{index}", "license": "mit", "relation": "finetune", "parents": [node]}
+    del node["relation"]
+    with pytest.raises(LicenseError, match="deeper than"):
+        sources.load_lineage_file(write(tmp_path / "deep.json", json.dumps(node)))
+
+
+def test_a_yaml_alias_bomb_is_bounded(tmp_path: Path) -> None:
+    # Each entry references the previous one twice: 2**31 nodes if walked naively.
+    lines = ["name: r", "parents:", "  - &a0 {name: x, license: mit, relation: finetune}"]
+    for level in range(1, 31):
+        previous = f"*a{level - 1}"
+        lines.append(f"  - &a{level} {{name: x, relation: finetune, parents: [{previous}, {previous}]}}")
+    with pytest.raises(LicenseError, match="more than 10,000 models"):
+        sources.load_lineage_file(write(tmp_path / "bomb.yaml", "\n".join(lines) + "\n"))
+
+
+def test_an_oversized_lineage_file_is_refused(tmp_path: Path) -> None:
+    big = write(tmp_path / "big.yaml", "name: a\n" + "#" * (sources.MAX_FILE_BYTES + 1))
+    with pytest.raises(LicenseError, match="exceeds"):
+        sources.load_lineage_file(big)
+
+
+def test_a_missing_lineage_file_is_a_licence_error(tmp_path: Path) -> None:
+    with pytest.raises(LicenseError, match="Cannot read lineage file"):
+        sources.load_lineage_file(tmp_path / "nope.yaml")
+
+
+CARD = """---
+license: other
+license_name: kimi-k2.5
+base_model:
+  - moonshotai/Kimi-K2.5
+base_model_relation: finetune
+---
+# My model
+"""
+
+
+def test_model_card_front_matter_gives_root_licence_and_base_models(tmp_path: Path) -> None:
+    write(tmp_path / "my-model" / "README.md", CARD)
+    tree = sources.lineage_for_model(tmp_path / "my-model")
+    assert tree.name == "my-model"
+    assert tree.license == "kimi-k2.5"  # license: other -> license_name
+    assert tree.parents == (LineageNode(name="moonshotai/Kimi-K2.5", license=None, relation="finetune"),)
+
+
+def test_a_card_without_front_matter_has_no_declared_licence(tmp_path: Path) -> None:
+    write(tmp_path / "m" / "README.md", "# Just prose\n")
+    assert sources.lineage_for_model(tmp_path / "m") == LineageNode(name="m")
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ("---\nlicense: mit\n", "never closed"),
+        ("---\n- a\n---\n", "not a mapping"),
+        ("---\nbase_model: {a: 1}\n---\n", "base_model"),
+        ("---\nbase_model: x\nbase_model_relation: copy\n---\n", "unknown relation"),
+    ],
+)  # fmt: skip
+def test_malformed_cards_are_licence_errors(tmp_path: Path, card: str, message: str) -> None:
+    write(tmp_path / "m" / "README.md", card)
+    with pytest.raises(LicenseError, match=message):
+        sources.lineage_for_model(tmp_path / "m")
+
+
+def test_a_lineage_file_completes_the_card_s_base_models(tmp_path: Path) -> None:
+    write(
+        tmp_path / "my-model" / "README.md",
+        CARD.replace("license: other\nlicense_name: kimi-k2.5", "license: proprietary"),
+    )
+    lineage = write(
+        tmp_path / "lineage.yaml",
+        "name: kimi-k2.5\nlicense: kimi-k2.5\nparents:\n"
+        "  - {name: kimi-k2.5-base, license: kimi-k2.5, relation: finetune}\n",
+    )
+    tree = sources.merge_lineage(
+        sources.lineage_for_model(tmp_path / "my-model"), sources.load_lineage_file(lineage)
+    )
+    (parent,) = tree.parents
+    assert (parent.name, parent.license, parent.relation) == ("moonshotai/Kimi-K2.5", "kimi-k2.5", "finetune")
+    assert [grand.name for grand in parent.parents] == ["kimi-k2.5-base"]
+
+
+def test_label_json_gives_licences_of_base_models(tmp_path: Path) -> None:
+    label = {
+        "name": "kimi-dev-72b",
+        "license": "mit",
+        "base_models": [
+            {"name": "Qwen/Qwen2.5-72B", "relation": "finetune", "license": "qwen", "digest": "x"}
+        ],
+    }
+    write(tmp_path / "m" / sources.LABEL_FILE, json.dumps(label))
+    write(tmp_path / "m" / "README.md", "---\nlicense: apache-2.0\n---\n")  # the label wins
+    tree = sources.lineage_for_model(tmp_path / "m")
+    assert tree == LineageNode(
+        name="kimi-dev-72b",
+        license="mit",
+        parents=(LineageNode(name="Qwen/Qwen2.5-72B", license="qwen", relation="finetune"),),
+    )
+
+
+def test_a_folder_with_neither_label_nor_card_is_a_licence_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LicenseError, match="neither"):
+        sources.lineage_for_model(tmp_path / "empty")
+    with pytest.raises(LicenseError, match="no such file"):
+        sources.lineage_for_model(tmp_path / "absent")
