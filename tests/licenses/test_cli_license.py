@@ -142,3 +142,16 @@ def test_list_names_every_licence(capsys: pytest.CaptureFixture[str]) -> None:
     keys = {item["license"] for item in json.loads(out)}
     assert {"kimi-k2.5", "qwen", "llama4", "gemma", "mistral-research"} <= keys
     assert len(keys) == 20
+
+
+@pytest.mark.parametrize("dropped", ["--use", "--distribution"])
+def test_missing_profile_flag_exits_3_not_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dropped: str
+) -> None:
+    # Exit 2 means "violations" to a CI gate; forgetting a flag must not look like one.
+    profile = list(PROFILE)
+    index = profile.index(dropped)
+    del profile[index : index + 2]
+    code, _, err = cli(["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *profile], capsys)
+    assert code == 3
+    assert dropped in err

@@ -16,6 +16,7 @@ from rich.tree import Tree
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json
+from modeltrace.errors import LicenseError
 
 license_app = typer.Typer(
     name="license",
@@ -44,10 +45,11 @@ def check(
     lineage: Annotated[
         Path | None, typer.Option("--lineage", help="YAML/JSON lineage tree (see docs/licenses.md).")
     ] = None,
-    use: Annotated[str, typer.Option("--use", help="commercial | research")] = ...,  # type: ignore[assignment]
+    use: Annotated[str | None, typer.Option("--use", help="commercial | research  (required)")] = None,
     distribution: Annotated[
-        str, typer.Option("--distribution", help="hosted (API/app) | weights (you ship them)")
-    ] = ...,  # type: ignore[assignment]
+        str | None,
+        typer.Option("--distribution", help="hosted (API/app) | weights (you ship them)  (required)"),
+    ] = None,
     mau: Annotated[int, typer.Option("--mau", help="Monthly active users of your products or services.")] = 0,
     monthly_revenue: Annotated[
         float, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars.")
@@ -61,7 +63,18 @@ def check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """List every obligation and violation the ancestry's licences impose on this deployment."""
+    """List every obligation and violation the ancestry's licences impose on this deployment.
+
+    Exit codes: 0 compliant with nothing to do, 1 obligations to fulfil (or unknown licences),
+    2 violations, 3 unreadable or missing input.
+    """
+    # Checked here rather than by the option parser: a parser usage error exits 2, which a CI gate
+    # would read as "violations"; a missing profile is an input error (exit 3).
+    if use is None or distribution is None:
+        missing = [
+            flag for flag, value in (("--use", use), ("--distribution", distribution)) if value is None
+        ]
+        raise LicenseError(f"{' and '.join(missing)} required: e.g. --use commercial --distribution hosted")
     report = api.check_license(
         model,
         lineage=lineage,
