@@ -16,6 +16,7 @@ same model. Conventions (also in :data:`CONVENTIONS`, which ``inspect --json`` p
 
 from __future__ import annotations
 
+import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -69,8 +70,9 @@ class ExpertCounts:
 class Dimensions:
     """Sizes of the network; any may be unknown (None)."""
 
-    architecture: str | None = None
-    architectures: tuple[str, ...] = ()
+    architecture: str | None = None  # config model_type or GGUF general.architecture
+    architectures: tuple[str, ...] = ()  # config "architectures" (model class names)
+    text_model_type: str | None = None  # model_type of the language part of a multimodal config
     layers: int | None = None
     hidden_size: int | None = None
     intermediate_size: int | None = None
@@ -111,7 +113,7 @@ class ArchitectureCard:
 
     @property
     def family(self) -> str | None:
-        name = self.dims.architecture
+        name = self.dims.text_model_type or self.dims.architecture
         if name is None:
             return None
         if name == "llama" and self.experts is not None:  # GGUF stores Mixtral as "llama"
@@ -123,6 +125,7 @@ class ArchitectureCard:
         return {
             "architecture": d.architecture,
             "architectures": list(d.architectures),
+            "text_model_type": d.text_model_type,
             "family": self.family,
             "counted_from": self.counted_from,
             "total_params": self.total_params,
@@ -194,11 +197,12 @@ def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
     shared = view.int("n_shared_experts", default=0) or (
         1 if view.int("shared_expert_intermediate_size") else 0
     )
-    model_type = text.get("model_type")
-    classes = text.get("architectures") or config.get("architectures") or ()
+    model_type, text_model_type = config.get("model_type"), text.get("model_type")
+    classes = config.get("architectures") or ()
     return Dimensions(
         architecture=model_type if isinstance(model_type, str) else None,
         architectures=tuple(str(name) for name in classes) if isinstance(classes, list) else (),
+        text_model_type=text_model_type if text is not config and isinstance(text_model_type, str) else None,
         layers=view.int("num_hidden_layers", "num_layers", "n_layer", "n_layers"),
         hidden_size=hidden,
         intermediate_size=view.int("intermediate_size", "ffn_hidden_size", "n_inner"),
@@ -220,9 +224,10 @@ def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
 
 def _metadata_int(metadata: Mapping[str, Any], key: str) -> int | None:
     value = metadata.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    # GGUF readers may hand back numpy integers; both are numbers.Integral
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         return None
-    return value
+    return int(value)
 
 
 def dims_from_gguf(metadata: Mapping[str, Any]) -> Dimensions | None:
