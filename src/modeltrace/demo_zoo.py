@@ -185,7 +185,7 @@ def _gguf_name(hf_name: str) -> str:
     return f"blk.{layer}.{_GGUF_LLAMA_NAMES[module]}.{kind}"
 
 
-def _write_gguf(path: Path, config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+def write_gguf(path: Path, config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> None:
     import gguf
 
     writer = gguf.GGUFWriter(str(path), arch="llama")
@@ -252,7 +252,7 @@ def build(zoo: Path) -> Path:
     )
     (zoo / "deepseek-v3.config.json").write_text(json.dumps(DEEPSEEK_V3, indent=2) + "\n")
     if _reader_installed("modeltrace.formats.gguf_file"):
-        _write_gguf(zoo / "tiny-llama.gguf", TINY_LLAMA, base)
+        write_gguf(zoo / "tiny-llama.gguf", TINY_LLAMA, base)
     return zoo
 
 
