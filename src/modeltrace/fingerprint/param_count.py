@@ -21,6 +21,7 @@ GPTQ ``qweight``) are widened by the number of values per stored element.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -78,25 +79,38 @@ def logical_elements(info: TensorInfo, packed_bits: int = 4) -> int:
     return info.numel
 
 
-def role_of(name: str, hints: CountHints) -> str:
-    """``routed``, ``embedding``, ``mtp``, ``auxiliary`` or ``dense`` (see module doc)."""
-    if _AUXILIARY.search(name):
+_DIGITS = re.compile(r"\d+")
+
+
+@functools.lru_cache(maxsize=8192)
+def _role_of_template(template: str) -> str:
+    """Role by name alone; ``template`` has every number replaced by 0, so a model's thousands of
+    per-layer, per-expert names share a handful of cache entries."""
+    if _AUXILIARY.search(template):
         return "auxiliary"
-    layer = _LAYER.search(name)
-    if _MTP_NAME.search(name) or (
-        hints.mtp_layers
-        and hints.main_layers is not None
-        and layer
-        and int(layer.group(1)) >= hints.main_layers
-    ):
+    if _MTP_NAME.search(template):
         return "mtp"
-    if _EMBEDDING.search(name):
+    if _EMBEDDING.search(template):
         return "embedding"
-    if _SHARED_EXPERT.search(name):
+    if _SHARED_EXPERT.search(template):
         return "dense"
-    if _EXPERT_INDEX.search(name) or _STACKED_EXPERTS.search(name):
+    if _EXPERT_INDEX.search(template) or _STACKED_EXPERTS.search(template):
         return "routed"
     return "dense"
+
+
+def role_of(name: str, hints: CountHints, layer: int | None = None) -> str:
+    """``routed``, ``embedding``, ``mtp``, ``auxiliary`` or ``dense`` (see module doc).
+
+    ``layer`` is the layer index in ``name`` when the caller has already parsed it.
+    """
+    role = _role_of_template(_DIGITS.sub("0", name))
+    if role == "auxiliary" or not hints.mtp_layers or hints.main_layers is None:
+        return role
+    if layer is None:
+        match = _LAYER.search(name)
+        layer = int(match.group(1)) if match else -1
+    return "mtp" if layer >= hints.main_layers else role
 
 
 def _stacked_expert_count(info: TensorInfo, hints: CountHints) -> int:
@@ -116,7 +130,9 @@ def count_parameters(tensors: Iterable[TensorInfo], hints: CountHints) -> ParamC
     stacked_by_layer: dict[int, int] = defaultdict(int)
     highest_layer = -1
     for info in tensors:
-        role = role_of(info.name, hints)
+        layer_match = _LAYER.search(info.name)
+        layer = int(layer_match.group(1)) if layer_match else -1
+        role = role_of(info.name, hints, layer)
         if role == "auxiliary":
             auxiliary += 1
             continue
@@ -125,8 +141,6 @@ def count_parameters(tensors: Iterable[TensorInfo], hints: CountHints) -> ParamC
             mtp += elements
             continue
         total += elements
-        layer_match = _LAYER.search(info.name)
-        layer = int(layer_match.group(1)) if layer_match else -1
         highest_layer = max(highest_layer, layer)
         if role == "embedding":
             embedding += elements
