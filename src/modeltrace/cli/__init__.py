@@ -9,6 +9,8 @@ from modeltrace.errors import ModeltraceError
 
 # Command modules register themselves on ``app`` when imported; one line per module (keep sorted).
 from modeltrace.cli import cmd_license  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_demo  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_inspect  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
 
 

@@ -1,0 +1,111 @@
+"""``modeltrace inspect PATH [--json] [--format F]``: the architecture card of a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from modeltrace import api
+from modeltrace.cli._app import app, console, emit_json, human_bytes, human_count
+
+
+def _count(value: int | None) -> str:
+    return "unknown" if value is None else f"{human_count(value)}  ({value:,})"
+
+
+def _or_unknown(value: object) -> str:
+    return "unknown" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _parameter_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("Total parameters", _count(card["total_params"]))]
+    if card.get("config_total_params") not in (None, card["total_params"]):
+        rows.append(("  per config.json", _count(card["config_total_params"])))
+    rate = card["activation_rate"]
+    rows.append(("Active per token", _count(card["active_params"])))
+    rows.append(("Activation rate", "unknown" if rate is None else f"{rate:.1%}"))
+    if card.get("mtp_params"):
+        rows.append(("MTP (not in totals)", _count(card["mtp_params"])))
+    return rows
+
+
+def _shape_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    heads = f"{_or_unknown(card['attention_heads'])} / {_or_unknown(card['kv_heads'])}"
+    if card.get("attention"):
+        heads += f"  ({card['attention'].upper()})"
+    rows = [
+        ("Layers", _or_unknown(card["layers"])),
+        ("Hidden size", _or_unknown(card["hidden_size"])),
+        ("Heads / KV heads", heads),
+        ("Vocabulary", _or_unknown(card["vocab_size"])),
+        ("Context length", _or_unknown(card["context_length"])),
+    ]
+    experts = card.get("experts")
+    if experts:
+        rows.append(
+            (
+                "Experts",
+                f"{experts['routed']} routed, {experts['shared']} shared, "
+                f"{_or_unknown(experts['per_token'])} per token, in {experts['moe_layers']} layers",
+            )
+        )
+    return rows
+
+
+def _file_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    if card.get("tensor_count") is None:
+        return [("Weights", "none (counted from config.json)")]
+    dtypes = ", ".join(f"{dtype} x{count}" for dtype, count in card["dtypes"].items())
+    return [
+        ("Tensors", f"{card['tensor_count']:,}"),
+        ("Size on disk", human_bytes(card["total_bytes"])),
+        ("Dtypes", dtypes),
+    ]
+
+
+def _declared_rows(declared: dict[str, Any]) -> list[tuple[str, str]]:
+    base = ", ".join(declared.get("base_model") or []) or "none declared"
+    relation = declared.get("base_model_relation")
+    rows = [("Base model", f"{base} ({relation})" if relation else base)]
+    rows.append(("License", declared.get("license") or "none declared"))
+    if declared.get("source"):
+        rows.append(("Declared in", declared["source"]))
+    return rows
+
+
+def print_card(card: dict[str, Any]) -> None:
+    """Print an ``api.inspect`` result as a two-column Rich table."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    architecture = card.get("architecture") or "unknown"
+    if card.get("family") and card["family"] != architecture:
+        architecture += f"  (family {card['family']})"
+    rows = [("Format", card["format"]), ("Architecture", architecture)]
+    rows += _parameter_rows(card) + _shape_rows(card) + _file_rows(card) + _declared_rows(card["declared"])
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+    for note in card.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A model folder, a weight file, or a bare config.json.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="Force a format: safetensors, pytorch, gguf, onnx, hf or config."),
+    ] = None,
+) -> None:
+    """Show the architecture card: format, sizes, experts, total and active parameters, declared lineage."""
+    card = api.inspect(path, format=format)
+    if json_output:
+        emit_json(card)
+    else:
+        console.rule(str(card["name"]))
+        print_card(card)
