@@ -53,6 +53,7 @@ _TYPED_FIELDS: dict[str, tuple[str, str]] = {
     "I16": ("int32_data", "<i2"), "I8": ("int32_data", "i1"), "U16": ("int32_data", "<u2"),
     "U8": ("int32_data", "u1"), "BOOL": ("int32_data", "u1"), "F16": ("int32_data", "<u2"),
     "BF16": ("int32_data", "<u2"), "F8_E4M3": ("int32_data", "u1"), "F8_E5M2": ("int32_data", "u1"),
+    "I4": ("int32_data", "u1"), "U4": ("int32_data", "u1"),  # one packed byte (two values) per entry
 }  # fmt: skip
 #: The protobuf format cannot hold a message over 2 GiB; larger models use external data.
 MAX_PROTO_BYTES = 2**31
@@ -232,16 +233,15 @@ class ONNXReader(TensorReader):
                     f"initializer '{name}' holds {len(proto.raw_data):,} bytes but {dtype}{list(shape)} "
                     f"needs {nbytes:,}",
                 )
-        elif dtype in _TYPED_FIELDS:
+        else:
             field_name = _TYPED_FIELDS[dtype][0]
             held = len(getattr(proto, field_name))
-            if held != count:
+            needed = nbytes if dtype in ("I4", "U4") else count
+            if held != needed:
                 raise CorruptFileError(
                     self.path,
-                    f"initializer '{name}' holds {held:,} values in {field_name}, shape needs {count:,}",
+                    f"initializer '{name}' holds {held:,} values in {field_name}, shape needs {needed:,}",
                 )
-        else:
-            raise UnsupportedFormatError(self.path, f"initializer '{name}' stores {dtype} in typed fields")
         self._stored[name] = TensorInfo(name, shape, dtype, nbytes, str(self.path), -1)
         self._sources[name] = _Embedded(proto)
 
