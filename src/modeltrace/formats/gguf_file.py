@@ -122,7 +122,8 @@ class GGUFReader(TensorReader):
         line_count = element_count // row_length if row_length else 0
         blocks = np.frombuffer(buffer, dtype=np.uint8).reshape(line_count, -1)
         try:
-            values = dequantize(blocks, quant_type)
+            with np.errstate(over="ignore", invalid="ignore"):  # damaged scales decode to inf/NaN, quietly
+                values = dequantize(blocks, quant_type)
         except NotImplementedError:
             raise UnsupportedFormatError(
                 info.file, f"tensor '{info.name}' uses {info.dtype}, which cannot be dequantised yet"

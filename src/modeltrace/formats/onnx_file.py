@@ -344,9 +344,11 @@ class ONNXReader(TensorReader):
             raise CorruptFileError(info.file, f"tensor '{found.name}' is a scalar; it has no rows")
         values = self._stored_rows(info, rows).astype(np.float32)
         scale = _aligned(self._small(found.scale), found, info.shape, rows)
-        if found.zero_point is not None:
-            values -= _aligned(self._small(found.zero_point), found, info.shape, rows)
-        return np.asarray(values * scale, dtype=np.float32)
+        # A damaged scale (inf, NaN) gives inf/NaN weights, which is what the file says: no warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if found.zero_point is not None:
+                values -= _aligned(self._small(found.zero_point), found, info.shape, rows)
+            return np.asarray(values * scale, dtype=np.float32)
 
     def dequantization(self) -> dict[str, Dequantized]:
         """How each folded logical tensor is computed (pattern, quantised tensor, scale, zero point)."""
