@@ -192,6 +192,16 @@ def test_k_quants_match_the_block_formulas_and_read_only_wanted_rows(tmp_path: P
     assert reader.bytes_read - before == 3 * raw.shape[1]
 
 
+def test_empty_quantised_tensor_reads_as_empty(tmp_path: Path) -> None:
+    content = _gguf_bytes(tensor_count=1, tensors=_tensor("w", [32, 0], ggml_type=int(Q.Q8_0)))
+    path = tmp_path / "empty.gguf"
+    path.write_bytes(content)
+    reader = GGUFReader(path)
+    assert reader.info("w").shape == (0, 32)
+    assert reader.read("w").shape == (0, 32)
+    assert reader.read_rows("w", []).shape == (0, 32)
+
+
 def test_three_dimensional_quantised_tensor_keeps_numpy_order(tmp_path: Path) -> None:
     experts = np.random.default_rng(3).standard_normal((4, 3, 64)).astype(np.float32)
     blocks = quantize(experts, Q.Q8_0)

@@ -220,6 +220,20 @@ def test_external_data_outside_the_folder_is_refused(tmp_path: Path) -> None:
         ONNXReader(_save(folder / "m.onnx", [], [tensor]))
 
 
+def test_external_data_through_a_symlink_leaving_the_folder_is_refused(tmp_path: Path) -> None:
+    tensor = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "weights.bin"
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 16)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(CorruptFileError, match="outside the folder"):
+        ONNXReader(_save(folder / "m.onnx", [], [tensor]))
+
+
 def test_graph_helpers_find_weights_layout_and_bias(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
 

@@ -99,7 +99,7 @@ class GGUFReader(TensorReader):
             values = self.read(name) if runs else np.empty((0,), np.float32)
             return values[wanted] if wanted else values
         row_shape = info.shape[1:]
-        row_bytes = info.nbytes // info.shape[0]
+        row_bytes = info.nbytes // info.shape[0] if info.shape[0] else 0
         handle = self.open_file(info.file)
         fetched: dict[int, np.ndarray] = {}
         for start, stop in row_runs(wanted, info.shape[0], info.file, info.name):
@@ -116,6 +116,8 @@ class GGUFReader(TensorReader):
         if info.dtype in DENSE_ITEMSIZE:
             return decode_dense(buffer, info.dtype, shape)
         quant_type = GGMLQuantizationType[info.dtype]
+        if info.nbytes == 0 or 0 in shape:
+            return np.zeros(shape, dtype=np.float32)
         # One GGUF row (ne0 values) per line, so dequantize sees whole blocks in every line.
         row_length = shape[-1] if shape else 1
         element_count = int(np.prod(shape, dtype=np.int64))
