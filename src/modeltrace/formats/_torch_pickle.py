@@ -135,6 +135,14 @@ class _TensorClass(_Inert):
     name: str
 
 
+class _OrderedDict(dict):  # type: ignore[type-arg]
+    """Stand-in for ``collections.OrderedDict``. ``Module.state_dict()`` attaches a ``_metadata``
+    attribute (per-module versions) that pickles as BUILD state; it is accepted and dropped."""
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
 class _Function(_Inert):
     """An allow-listed global that may be called by the REDUCE opcode (a pure stand-in)."""
 
@@ -195,7 +203,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if key in self._functions:
             return self._functions[key]
         if key == ("collections", "OrderedDict"):
-            return dict  # insertion-ordered; calling it runs no code from the file
+            return _OrderedDict
         if key in _MARKERS:
             return _MARKERS[key]
         raise UnsafePickleError(self.path, f"{module}.{name}")
