@@ -206,7 +206,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _OrderedDict
         if key in _MARKERS:
             return _MARKERS[key]
-        raise UnsafePickleError(self.path, f"{module}.{name}")
+        qualified = f"{module}.{name}"
+        raise UnsafePickleError(self.path, qualified if len(qualified) <= 200 else qualified[:200] + "...")
 
     def persistent_load(self, pid: Any) -> StorageRef:
         # Zip format: ('storage', type, key, location, numel); legacy adds a view_metadata field.
