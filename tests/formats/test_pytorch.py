@@ -425,3 +425,15 @@ def test_real_model_resaved_with_torch_matches_its_safetensors(tmp_path: Path) -
         for name in weights:
             assert reader.raw(name) == original.raw(name), (layout, name)
             assert reader.info(name).shape == original.info(name).shape
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_newer_pickle_protocols(tmp_path: Path, layout: str, protocol: int) -> None:
+    weights = {"a": torch.randn(3, 4), "b": torch.randn(4, 3).t(), "score": 0.93}
+    path = tmp_path / "p.pt"
+    torch.save(weights, path, pickle_protocol=protocol, _use_new_zipfile_serialization=layout == "zip")
+    reader = PyTorchReader(path)
+    assert reader.metadata["score"] == "0.93"
+    for name in ("a", "b"):
+        assert np.array_equal(reader.read(name), weights[name].numpy())

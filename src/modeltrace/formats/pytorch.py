@@ -123,7 +123,13 @@ class PyTorchReader(TensorReader):
                 self._flatten(path, value, f"{prefix}.{index}" if prefix else str(index), depth + 1, found)
         elif depth <= 2 and prefix and isinstance(node, (str, int, float)):
             # Top-level scalars describe the checkpoint (epoch, global_step, library versions).
-            self.metadata[prefix] = describe(node) if not isinstance(node, str) else node[:200]
+            self.metadata[prefix] = (
+                node[:200]
+                if isinstance(node, str)
+                else describe(node)
+                if isinstance(node, int)
+                else repr(node)
+            )
 
     def _place(self, path: Path, name: str, ref: TensorRef, storage_start: int, storage_bytes: int) -> None:
         shape = check_shape(path, name, ref.shape)
