@@ -115,6 +115,7 @@ def _onnx_seed() -> bytes:
     initializers = [
         numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w"),
         numpy_helper.from_array(np.arange(4, dtype=np.int64), "b"),
+        numpy_helper.from_array(np.arange(6, dtype=np.float16).reshape(2, 3), "h"),
     ]
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
