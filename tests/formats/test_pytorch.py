@@ -357,6 +357,15 @@ def test_inconsistent_tensor_records_are_refused(
         PyTorchReader(_zip_checkpoint(tmp_path / "bad.pt", data_pkl, storages))
 
 
+def test_shared_sublists_cannot_make_the_walk_explode(tmp_path: Path) -> None:
+    nested: list[object] = []
+    for _ in range(50):
+        nested = [nested, nested]  # 150 opcodes that expand to 2**50 paths when walked as a tree
+    path = _zip_checkpoint(tmp_path / "dag.pt", pickle.dumps(nested, protocol=2), {})
+    with pytest.raises(ResourceLimitError, match="explodes"):
+        PyTorchReader(path)
+
+
 def test_zip_bomb_pickle_is_refused_before_decompressing(tmp_path: Path) -> None:
     bomb = _tensor_pickle((4,), (1,), 0, 4)[:-1] + b"N" * 5_000_000 + b"."  # compresses ~1000:1
     path = _zip_checkpoint(tmp_path / "bomb.pt", bomb, {"0": bytes(16)}, compression=zipfile.ZIP_DEFLATED)

@@ -19,7 +19,14 @@ from typing import Any
 
 from modeltrace.errors import CorruptFileError, FormatError, ResourceLimitError, UnsupportedFormatError
 from modeltrace.formats import limits
-from modeltrace.formats._torch_pickle import PickleStream, StorageRef, describe, load_pickle, scan_pickle
+from modeltrace.formats._torch_pickle import (
+    PickleStream,
+    RestrictedUnpickler,
+    StorageRef,
+    describe,
+    load_pickle,
+    scan_pickle,
+)
 from modeltrace.formats.base import RangeFile
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -36,6 +43,10 @@ class Checkpoint:
     #: Absolute file offset of each storage's first byte, and the bytes it holds.
     locations: dict[str, tuple[int, int]]
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Opcodes of the structure's pickle: a tree walk of ``root`` may visit at most this many
+    #: nodes. More means shared sub-lists referenced over and over (a DAG that expands
+    #: exponentially when walked as a tree), which no checkpoint writer produces.
+    opcodes: int = 0
 
 
 def read_checkpoint(handle: RangeFile) -> Checkpoint:
@@ -178,17 +189,16 @@ def _read_zip(handle: RangeFile) -> Checkpoint:
                 handle.path, f"storage '{key}' needs {needed:,} bytes but its member holds {info.file_size:,}"
             )
         locations[key] = (_member_data_offset(handle, info), needed)
-    return Checkpoint(root, unpickler.storages, locations, {"serialization": "zip"})
+    return Checkpoint(root, unpickler.storages, locations, {"serialization": "zip"}, unpickler.opcodes)
 
 
 # -- legacy ----------------------------------------------------------------------------------------
 
 
-def _next_pickle(stream: PickleStream, handle: RangeFile, what: str) -> tuple[Any, dict[str, StorageRef]]:
-    """Unpickle the next pickle of the stream; returns it and the storages it refers to."""
+def _next_pickle(stream: PickleStream, handle: RangeFile, what: str) -> tuple[Any, RestrictedUnpickler]:
+    """Unpickle the next pickle of the stream; returns it and its unpickler (storages, opcodes)."""
     scan_pickle(stream, handle.path, what)
-    value, unpickler = load_pickle(stream.take(), handle.path, what)
-    return value, unpickler.storages
+    return load_pickle(stream.take(), handle.path, what)
 
 
 def _read_legacy(handle: RangeFile) -> Checkpoint:
@@ -207,7 +217,8 @@ def _read_legacy(handle: RangeFile) -> Checkpoint:
     sys_info, _ = _next_pickle(stream, handle, "system info")
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise UnsupportedFormatError(handle.path, "legacy checkpoint is not marked little-endian")
-    root, storages = _next_pickle(stream, handle, "checkpoint pickle")
+    root, main = _next_pickle(stream, handle, "checkpoint pickle")
+    storages = main.storages
     keys, _ = _next_pickle(stream, handle, "storage key list")
     position = stream.offset
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
@@ -239,4 +250,4 @@ def _read_legacy(handle: RangeFile) -> Checkpoint:
     missing = set(storages) - set(locations)
     if missing:
         raise CorruptFileError(handle.path, f"storage '{sorted(missing)[0]:.40}' has no data in the file")
-    return Checkpoint(root, storages, locations, {"serialization": "legacy"})
+    return Checkpoint(root, storages, locations, {"serialization": "legacy"}, main.opcodes)

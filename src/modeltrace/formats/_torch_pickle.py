@@ -184,6 +184,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.path = path
         self.storages: dict[str, StorageRef] = {}
         self.tensor_count = 0
+        #: Opcodes in the stream (set by ``load_pickle``): also bounds how many references the
+        #: unpickled structure holds, since each one was pushed by an opcode.
+        self.opcodes = 0
         functions: dict[str, Callable[..., Any]] = {
             "torch._utils._rebuild_tensor": self._rebuild_tensor,
             "torch._utils._rebuild_tensor_v2": self._rebuild_tensor_v2,
@@ -356,8 +359,9 @@ class PickleStream:
         return self._start + self._position
 
 
-def scan_pickle(stream: Any, path: str | Path, what: str) -> None:
-    """Walk the opcodes of one pickle (stopping after STOP) and enforce the resource limits."""
+def scan_pickle(stream: Any, path: str | Path, what: str) -> int:
+    """Walk the opcodes of one pickle (stopping after STOP), enforce the resource limits, and
+    return the opcode count."""
     opcodes = 0
     marks = 0
     try:
@@ -382,6 +386,7 @@ def scan_pickle(stream: Any, path: str | Path, what: str) -> None:
         raise
     except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as error:
         raise CorruptFileError(path, f"{what} is truncated or not a pickle ({error})") from error
+    return opcodes
 
 
 def load_pickle(data: bytes, path: str | Path, what: str) -> tuple[Any, RestrictedUnpickler]:
@@ -391,8 +396,9 @@ def load_pickle(data: bytes, path: str | Path, what: str) -> tuple[Any, Restrict
         raise ResourceLimitError(
             path, f"{what} is {len(data):,} bytes, over the {limits.MAX_PICKLE_BYTES:,}-byte limit"
         )
-    scan_pickle(io.BytesIO(data), path, what)
+    opcodes = scan_pickle(io.BytesIO(data), path, what)
     unpickler = RestrictedUnpickler(data, path)
+    unpickler.opcodes = opcodes
     try:
         result = unpickler.load()
     except FormatError:

@@ -77,6 +77,7 @@ class PyTorchReader(TensorReader):
         super().__init__(path)
         self._infos: dict[str, TensorInfo] = {}
         self._placed: dict[str, _Placed] = {}
+        self._visits_left = 0
         if shards is not None:
             shard_paths = list(shards)
         elif self.path.name.endswith(".index.json"):
@@ -94,6 +95,7 @@ class PyTorchReader(TensorReader):
         checkpoint = read_checkpoint(handle)
         self.metadata.update(checkpoint.metadata)
         found: dict[str, TensorRef] = {}
+        self._visits_left = checkpoint.opcodes + 1
         self._flatten(path, checkpoint.root, "", 0, found)
         for name, ref in found.items():
             if name in self._infos:
@@ -105,6 +107,11 @@ class PyTorchReader(TensorReader):
     def _flatten(self, path: Path, node: Any, prefix: str, depth: int, found: dict[str, TensorRef]) -> None:
         if depth > limits.MAX_NESTING_DEPTH:
             raise ResourceLimitError(path, f"checkpoint nests deeper than {limits.MAX_NESTING_DEPTH} levels")
+        self._visits_left -= 1
+        if self._visits_left < 0:
+            raise ResourceLimitError(
+                path, "checkpoint structure repeats shared lists or dicts so often that walking it explodes"
+            )
         if isinstance(node, TensorRef):
             name = prefix or ROOT_TENSOR_NAME
             if name in found:
