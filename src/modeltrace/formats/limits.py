@@ -28,3 +28,8 @@ MAX_METADATA_ENTRIES = 1_000_000
 MAX_METADATA_ARRAY_LEN = 10_000_000
 #: Symlink hops followed when resolving a path before giving up (symlink loops).
 MAX_SYMLINK_HOPS = 40
+#: Largest pickle (PyTorch ``data.pkl`` or the legacy main pickle) unpickled, and most opcodes in
+#: it. Each opcode pushes at most one object, so this also bounds the unpickler's stack and memo
+#: (about 1 GB of Python objects in the worst case; a 100k-tensor checkpoint needs ~2M opcodes).
+MAX_PICKLE_BYTES = 64 * 1024**2
+MAX_PICKLE_OPCODES = 8_000_000
