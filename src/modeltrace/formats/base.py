@@ -64,8 +64,10 @@ F8_E5M2_TABLE = _f8_table(5, 2, 15, ieee_inf=True)
 def decode_dense(buffer: bytes | bytearray | memoryview, dtype: str, shape: Sequence[int]) -> np.ndarray:
     """Turn stored little-endian bytes of a dense dtype into logical values of ``shape``."""
     if dtype == "BF16":
-        halves = np.frombuffer(buffer, dtype="<u2").astype(np.uint32)
-        values = (halves << 16).view(np.float32)
+        # bf16 is the top half of a float32: widen in place to avoid a second temporary.
+        widened = np.frombuffer(buffer, dtype="<u2").astype(np.uint32)
+        widened <<= 16
+        values = widened.view(np.float32)
     elif dtype == "F8_E4M3":
         values = F8_E4M3_TABLE[np.frombuffer(buffer, dtype=np.uint8)]
     elif dtype == "F8_E5M2":

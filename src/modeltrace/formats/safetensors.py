@@ -14,13 +14,14 @@ import itertools
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from modeltrace.errors import CorruptFileError, ResourceLimitError, UnsupportedFormatError
 from modeltrace.formats import limits
-from modeltrace.formats._json import load_json_file, parse_json_bytes
+from modeltrace.formats._index import shard_paths_from_index
+from modeltrace.formats._json import parse_json_bytes
 from modeltrace.formats.base import (
     DENSE_ITEMSIZE,
     TensorReader,
@@ -122,7 +123,8 @@ class SafetensorsReader(TensorReader):
         if shards is not None:
             shard_paths = list(shards)
         elif self.path.name.endswith(INDEX_SUFFIX):
-            shard_paths = self._shards_from_index()
+            shard_paths, index_metadata = shard_paths_from_index(self.path, "safetensors index")
+            self.metadata.update(index_metadata)
         else:
             shard_paths = [self.path]
         for shard in shard_paths:
@@ -135,31 +137,6 @@ class SafetensorsReader(TensorReader):
             self._stored.update(tensors)
             self.metadata.update(metadata)
         self._logical = self._fold_scales()
-
-    def _shards_from_index(self) -> list[Path]:
-        index = load_json_file(self.path, "safetensors index")
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict):
-            raise CorruptFileError(self.path, "index has no 'weight_map' object")
-        shard_names = sorted({str(value) for value in weight_map.values()})
-        if len(shard_names) > limits.MAX_SHARDS:
-            raise ResourceLimitError(self.path, f"index names {len(shard_names):,} shards")
-        folder = self.path.parent
-        shards: list[Path] = []
-        for shard_name in shard_names:
-            relative = PurePosixPath(shard_name)
-            # A hostile index could point outside the model folder; only plain names inside it.
-            if relative.is_absolute() or ".." in relative.parts or not shard_name:
-                raise CorruptFileError(
-                    self.path, f"shard name {shard_name!r} points outside the model folder"
-                )
-            shard = folder / relative
-            if not shard.is_file():
-                raise CorruptFileError(self.path, f"shard '{shard_name}' named in the index is missing")
-            shards.append(shard)
-        if isinstance(index.get("metadata"), dict):
-            self.metadata.update({f"index.{k}": str(v) for k, v in index["metadata"].items()})
-        return shards
 
     def _fold_scales(self) -> dict[str, TensorInfo]:
         """Hide ``X_scale_inv`` tensors that scale an FP8 ``X``; they are read with ``X``."""
