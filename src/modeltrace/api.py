@@ -20,8 +20,8 @@ from modeltrace.errors import ProbeError, UsageError
 
 if TYPE_CHECKING:
     from modeltrace.probe.client import ProbeClient
-    from modeltrace.probe.probeset import ProbeSet
     from modeltrace.probe.prober import ProbeReport
+    from modeltrace.probe.probeset import ProbeSet
 
 
 def version() -> str:
@@ -114,26 +114,42 @@ def probe(
                 "yet. Serve the model behind an OpenAI-compatible server (e.g. vLLM) and pass its URL."
             )
     if not 1 <= behaviour_prompts <= len(BEHAVIOUR_PROMPTS):
-        raise UsageError(f"behaviour_prompts must be between 1 and {len(BEHAVIOUR_PROMPTS)}, got {behaviour_prompts}.")
-    settings = ClientSettings(timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, concurrency=concurrency)
+        raise UsageError(
+            f"behaviour_prompts must be between 1 and {len(BEHAVIOUR_PROMPTS)}, got {behaviour_prompts}."
+        )
+    settings = ClientSettings(
+        timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, concurrency=concurrency
+    )
     log_path = Path(evidence_path) if evidence_path else _default_evidence_path(modeltrace_home(), url)
     api_key = _key_from_env(api_key_env)
     chosen_set = probe_set()
-    with ProbeClient(url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep) as client:
+    with ProbeClient(
+        url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep
+    ) as client:
         report = probe_endpoint(client, chosen_set, model)
     if references:
         prompts = list(BEHAVIOUR_PROMPTS[:behaviour_prompts])
         behaviour_budget = behaviour_prompts + max(4, behaviour_prompts // 4)
         reference_key = _key_from_env(reference_api_key_env)
         answers: dict[str, list[str | None]] = {}
-        with ProbeClient(url, api_key=api_key, budget=behaviour_budget, settings=settings, evidence_path=log_path,
-                         sleep=sleep) as target_client:  # fmt: skip
+        target_client = ProbeClient(
+            url,
+            api_key=api_key,
+            budget=behaviour_budget,
+            settings=settings,
+            evidence_path=log_path,
+            sleep=sleep,
+        )
+        with target_client:
             target_answers = behaviour.greedy_answers(target_client, report.model, prompts, concurrency)
             report.requests += target_client.sent
             report.requests_by_endpoint[target_client.base_url] += target_client.sent
         for reference in references:
-            with ProbeClient(reference, api_key=reference_key, budget=behaviour_budget, settings=settings,
-                             evidence_path=log_path, sleep=sleep) as reference_client:  # fmt: skip
+            reference_client = ProbeClient(
+                reference, api_key=reference_key, budget=behaviour_budget, settings=settings,
+                evidence_path=log_path, sleep=sleep,
+            )  # fmt: skip
+            with reference_client:
                 reference_model = _first_model(reference_client) if model is None else model
                 answers[reference_client.base_url] = behaviour.greedy_answers(
                     reference_client, reference_model, prompts, concurrency

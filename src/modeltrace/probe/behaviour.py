@@ -117,10 +117,14 @@ def compare_answers(
     names = sorted(references)
     counts: dict[str, tuple[int, int]] = {}
     for name in names:
-        pairs = [(t, r) for t, r in zip(target, references[name], strict=False) if t is not None and r is not None]
+        pairs = [
+            (t, r) for t, r in zip(target, references[name], strict=False) if t is not None and r is not None
+        ]
         counts[name] = (sum(1 for t, r in pairs if t == r), len(pairs))
     raw_different = [
-        binomial_upper_p(counts[n][1] - counts[n][0], counts[n][1], SAME_CHECKPOINT_TOLERANCE) if counts[n][1] else 1.0
+        binomial_upper_p(counts[n][1] - counts[n][0], counts[n][1], SAME_CHECKPOINT_TOLERANCE)
+        if counts[n][1]
+        else 1.0
         for n in names
     ]
     adjusted_different = holm(raw_different)
@@ -140,10 +144,16 @@ def compare_answers(
         prompts=len(target),
         alpha=alpha,
         references=tuple(
-            ReferenceAgreement(name, counts[name][0], counts[name][1], raw_different[i], adjusted_different[i],
-                               adjusted_closest[i])
+            ReferenceAgreement(
+                name,
+                counts[name][0],
+                counts[name][1],
+                raw_different[i],
+                adjusted_different[i],
+                adjusted_closest[i],
+            )
             for i, name in enumerate(names)
-        ),  # fmt: skip
+        ),
         closest=closest,
     )
 

@@ -25,7 +25,9 @@ import httpx
 from modeltrace.errors import BudgetExhaustedError, ProbeError
 
 REDACTED = "[REDACTED]"
-_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie", "set-cookie"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie", "set-cookie"}
+)
 _MAX_LOGGED_BODY = 64 * 1024
 DEFAULT_BUDGET = 64
 
@@ -130,7 +132,9 @@ class ProbeClient:
         escaped = json.dumps(self._api_key)[1:-1]
         return text.replace(self._api_key, REDACTED).replace(escaped, REDACTED)
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None, phase: str = "") -> Exchange:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, phase: str = ""
+    ) -> Exchange:
         """One logical request with retries. Raises BudgetExhaustedError when no attempt is left.
 
         ``path`` is relative to the ``/v1`` base, or an absolute URL on the same server (``/tokenize``).
@@ -156,20 +160,23 @@ class ProbeClient:
         with self._lock:
             if self._sent >= self.budget:
                 raise BudgetExhaustedError(
-                    f"Request budget of {self.budget} spent before reaching {url}; raise --budget to probe further."
+                    f"Request budget of {self.budget} spent before reaching {url}; "
+                    "raise --budget to probe further."
                 )
             self._sent += 1
 
-    def _attempt(self, method: str, url: str, body: dict[str, Any] | None, attempt: int, phase: str) -> Exchange:
+    def _attempt(
+        self, method: str, url: str, body: dict[str, Any] | None, attempt: int, phase: str
+    ) -> Exchange:
         started = time.monotonic()
         try:
             response = self._http.request(method, url, json=body)
-            exchange = Exchange(
-                method, url, response.status_code, {k.lower(): self.redact(v) for k, v in response.headers.items()},
-                self.redact(response.text),
-            )  # fmt: skip
+            headers = {k.lower(): self.redact(v) for k, v in response.headers.items()}
+            exchange = Exchange(method, url, response.status_code, headers, self.redact(response.text))
         except httpx.TimeoutException as error:
-            exchange = Exchange(method, url, None, error=f"timeout after {self.settings.timeout_s}s ({type(error).__name__})")
+            exchange = Exchange(
+                method, url, None, error=f"timeout after {self.settings.timeout_s}s ({type(error).__name__})"
+            )
         except httpx.HTTPError as error:
             exchange = Exchange(method, url, None, error=self.redact(f"{type(error).__name__}: {error}"))
         self._log(exchange, body, attempt, phase, time.monotonic() - started)
@@ -178,23 +185,37 @@ class ProbeClient:
     def _retry_delay(self, exchange: Exchange, backoff: float) -> float | None:
         """Seconds to wait before retrying, or None when the outcome is final."""
         if exchange.status == 429:
-            return min(_parse_retry_after(exchange.headers.get("retry-after")) or backoff, self.settings.max_backoff_s)
+            return min(
+                _parse_retry_after(exchange.headers.get("retry-after")) or backoff,
+                self.settings.max_backoff_s,
+            )
         if exchange.status is None or exchange.status >= 500 or exchange.status == 408:
             return min(backoff, self.settings.max_backoff_s)
         return None
 
-    def _log(self, exchange: Exchange, body: dict[str, Any] | None, attempt: int, phase: str, elapsed: float) -> None:
+    def _log(
+        self, exchange: Exchange, body: dict[str, Any] | None, attempt: int, phase: str, elapsed: float
+    ) -> None:
         if self.evidence_path is None:
             return
-        request_headers = {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in self._http.headers.items()}
+        request_headers = {
+            k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in self._http.headers.items()
+        }
         record = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "phase": phase,
             "attempt": attempt,
-            "request": {"method": exchange.method, "url": exchange.url, "headers": request_headers, "body": body},
+            "request": {
+                "method": exchange.method,
+                "url": exchange.url,
+                "headers": request_headers,
+                "body": body,
+            },
             "response": {
                 "status": exchange.status,
-                "headers": {k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in exchange.headers.items()},
+                "headers": {
+                    k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in exchange.headers.items()
+                },
                 "body": exchange.text[:_MAX_LOGGED_BODY],
             },
             "error": exchange.error,

@@ -105,7 +105,9 @@ def probe_endpoint(client: ProbeClient, probe_set: ProbeSet, model: str | None =
     try:
         models = client.request("GET", "/models", phase="passive")
         collected += hint_module.from_exchange(models, "GET /v1/models")
-        bad = client.request("POST", "/chat/completions", {"model": _BAD_REQUEST_MODEL, "messages": "?"}, "passive")
+        bad = client.request(
+            "POST", "/chat/completions", {"model": _BAD_REQUEST_MODEL, "messages": "?"}, "passive"
+        )
         collected += hint_module.from_exchange(bad, "bad request")
     except BudgetExhaustedError:
         models, exhausted = Exchange("GET", "", None), True
@@ -171,7 +173,13 @@ def _measure_units(
             found += hint_module.from_exchange(exchange, "chat completion")
             counts[job] = _prompt_tokens(exchange)
     observations = [
-        UnitObservation(unit.text, unit.category, unit.expected, (counts[(i, low_k)], counts[(i, high_k)]), (low_k, high_k))
+        UnitObservation(
+            unit.text,
+            unit.category,
+            unit.expected,
+            (counts[(i, low_k)], counts[(i, high_k)]),
+            (low_k, high_k),
+        )
         for i, unit in enumerate(units)
     ]
     return observations, found, exhausted

@@ -110,7 +110,9 @@ def build_probe_set(
     for candidate in candidates:
         slopes = {name: unit_slope(references[name], candidate.text) for name in names}
         if all(value is not None for value in slopes.values()):
-            table.append((candidate, {name: int(value) for name, value in slopes.items() if value is not None}))
+            table.append(
+                (candidate, {name: int(value) for name, value in slopes.items() if value is not None})
+            )
     pairs = list(itertools.combinations(names, 2))
     chosen = _greedy_select(table, pairs, unit_count)
     distances = {pair: sum(1 for _, exp in chosen if exp[pair[0]] != exp[pair[1]]) for pair in pairs}

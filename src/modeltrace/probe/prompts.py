@@ -46,7 +46,7 @@ BEHAVIOUR_PROMPTS: tuple[str, ...] = (
     "In machine learning, overfitting means",
     "The smallest unit of life is the",
     "The longest river in Africa is the",
-    "git commit -m \"",
+    'git commit -m "',
     "The primary colours are red, blue and",
     "A group of crows is called a",
     "The inventor of the telephone was",

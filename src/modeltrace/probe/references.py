@@ -261,7 +261,8 @@ def detect_format(path: Path) -> tuple[str, list[Path]]:
         return "bpe-vocab-merges", [path, merges]
     head = path.read_bytes()[:4096]
     if path.suffix == ".json":
-        return ("tekken" if b'"config"' in head and b'"vocab"' in head[:200] else "hf-json"), [path]
+        is_tekken = b'"config"' in head and b'"pattern"' in head  # HF tokenizer.json has neither key
+        return ("tekken" if is_tekken else "hf-json"), [path]
     if path.suffix == ".tiktoken" or _looks_like_rank_file(head):
         return "tiktoken", [path]
     return "sentencepiece", [path]

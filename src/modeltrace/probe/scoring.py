@@ -93,7 +93,9 @@ def score(observations: list[UnitObservation], references: tuple[str, ...]) -> T
     measured = [obs for obs in observations if obs.observed is not None]
     candidates = sorted(
         (
-            Candidate(name, sum(1 for obs in measured if obs.observed_exact == obs.expected[name]), len(measured))
+            Candidate(
+                name, sum(1 for obs in measured if obs.observed_exact == obs.expected[name]), len(measured)
+            )
             for name in references
         ),
         key=lambda candidate: (-candidate.matches, candidate.name),
@@ -155,4 +157,15 @@ def gateway_flag(observations: list[UnitObservation], verdict: TokenizerVerdict,
     return {"suspected": bool(reasons), "reasons": reasons}
 
 
-_NON_OPENAI_WORDS = ("qwen", "deepseek", "mistral", "mixtral", "llama", "kimi", "moonshot", "claude", "gemini", "glm")
+_NON_OPENAI_WORDS = (
+    "qwen",
+    "deepseek",
+    "mistral",
+    "mixtral",
+    "llama",
+    "kimi",
+    "moonshot",
+    "claude",
+    "gemini",
+    "glm",
+)

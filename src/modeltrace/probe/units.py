@@ -52,7 +52,9 @@ _CODE = (
     "console.log", "def", "return;", "camelCaseIdentifier", "snake_case_name", "0x7fffffff",
     "https://", "{\"key\":", "$$", "\\\\", "//", "/*", "*/", "&&", "||", "!==",
 )
-_PUNCTUATION = ("!!!", "...", "?!", "—", "«»", "…", "“”", "、", "。", "！", "（）", "~~~", "±", "°C", "€", "™")
+_PUNCTUATION = (
+    "!!!", "...", "?!", "—", "«»", "…", "“”", "、", "。", "！", "（）", "~~~", "±", "°C", "€", "™",
+)
 # fmt: on
 
 _TABLES: dict[str, tuple[str, ...]] = {
