@@ -207,7 +207,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left: expected
+            pass
 
     def _authorised(self) -> bool:
         endpoint = self.endpoint
@@ -241,11 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)  # read before any reply so keep-alive connections stay in sync
         if not self._authorised():
             return
-        length = int(self.headers.get("content-length") or 0)
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             self._send(400, {"error": {"message": "invalid JSON"}})
             return
