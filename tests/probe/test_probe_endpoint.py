@@ -48,7 +48,9 @@ def test_an_added_tokenizer_is_named(name: str, source: str, shared_dir: Path, t
     if source == "tokenizer.json":
         from modeltrace.probe.references import load_reference
 
-        gpt2 = load_reference("gpt2", "bpe-vocab-merges", [tokenizers / "gpt2/vocab.json", tokenizers / "gpt2/merges.txt"])
+        gpt2 = load_reference(
+            "gpt2", "bpe-vocab-merges", [tokenizers / "gpt2/vocab.json", tokenizers / "gpt2/merges.txt"]
+        )
         gpt2.tokenizer.save(str(tmp_path / "tokenizer.json"))  # type: ignore[attr-defined]
         path = tmp_path / "tokenizer.json"
     else:
@@ -87,7 +89,9 @@ def test_survives_429_500_and_timeouts() -> None:
     faults = ["429", "ok", "500", "ok", "slow", "ok", "429"]
     config = FakeConfig(family="mistral-tekken", faults=faults, retry_after="7", slow_seconds=0.6)
     with FakeEndpoint(config) as server:
-        report = api.probe(server.url, timeout_s=0.3, backoff_s=0.01, max_retries=3, concurrency=1, sleep=slept.append)
+        report = api.probe(
+            server.url, timeout_s=0.3, backoff_s=0.01, max_retries=3, concurrency=1, sleep=slept.append
+        )
         assert server.requests_received == report.requests
     assert report.tokenizer.verdict == "mistral-tekken"
     assert slept == [7.0, 0.01, 0.01, 7.0]  # Retry-After honoured, backoff for the 500 and the timeout
@@ -124,7 +128,9 @@ def test_api_key_comes_from_env_and_never_reaches_report_or_log(
     assert records[0]["request"]["headers"]["authorization"] == "[REDACTED]"
 
 
-def test_a_wrong_key_echoed_in_an_error_body_is_redacted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_wrong_key_echoed_in_an_error_body_is_redacted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("WRONG_KEY", "sk-wrong-1234567890abcdef")
     with FakeEndpoint(FakeConfig(family="qwen3", api_key="sk-right")) as server:
         report = api.probe(server.url, api_key_env="WRONG_KEY", evidence_path=tmp_path / "log.jsonl", **FAST)
