@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make fake_endpoint importable
 
-from modeltrace import api  # noqa: E402
-from modeltrace.probe import library, probeset  # noqa: E402
+from modeltrace import api
+from modeltrace.probe import library, probeset
 
 
 @pytest.fixture(scope="session")

