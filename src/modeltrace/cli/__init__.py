@@ -11,6 +11,8 @@ from modeltrace.errors import ModeltraceError
 from modeltrace.cli import cmd_license  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_demo  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_inspect  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_probe  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_tokenizers  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
 
 

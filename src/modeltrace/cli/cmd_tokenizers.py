@@ -1,0 +1,59 @@
+"""``modeltrace tokenizers list|add|remove``: the reference-tokenizer library used by ``probe``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modeltrace import api
+from modeltrace.cli._app import app, console, emit_json
+
+tokenizers_app = typer.Typer(
+    help="Manage the reference tokenizers that 'probe' compares against.", no_args_is_help=True
+)
+app.add_typer(tokenizers_app, name="tokenizers")
+
+
+@tokenizers_app.command("list")
+def list_tokenizers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List built-in and added tokenizers."""
+    rows = api.tokenizer_library()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="Reference tokenizers")
+    for column in ("name", "origin", "format", "covers"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(str(row["name"]), str(row["origin"]), str(row["format"]), str(row["covers"]))
+    console.print(table)
+
+
+@tokenizers_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Family name reported by probe, e.g. gpt2")],
+    path: Annotated[Path, typer.Argument(help="tokenizer.json, .model, *.tiktoken, vocab.json or a folder")],
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern", help="tiktoken files only: gpt2, cl100k, o200k, qwen, qwen3.5, llama3 or a regex"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Add a tokenizer to the library (the probe set is re-optimised on next use)."""
+    spec = api.add_tokenizer(name, path, pattern=pattern)
+    if as_json:
+        emit_json(spec)
+        return
+    console.print(f"Added tokenizer '{spec['name']}' ({spec['format']}).")
+
+
+@tokenizers_app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Name of an added tokenizer")]) -> None:
+    """Remove an added tokenizer."""
+    api.remove_tokenizer(name)
+    console.print(f"Removed tokenizer '{name}'.")

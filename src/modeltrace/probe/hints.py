@@ -1,0 +1,87 @@
+"""Passive identity hints: what an endpoint says about itself without being asked.
+
+Hints are reported as hints, verbatim, never as verdicts: a ``model`` field or an ``x-model``
+header can be set to anything. They matter because deployments leak: a served model id such as
+``kimi-k2p5-rl-0317``, a vendor header, or an error message from the inference server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from modeltrace.probe.client import Exchange
+
+#: Transport headers that say nothing about the model; every other header is kept as a hint.
+_BORING_HEADERS = frozenset(
+    {"date", "content-length", "content-type", "connection", "transfer-encoding", "keep-alive", "vary"}
+)
+#: Headers known to name the model or the serving stack; flagged so reports can highlight them.
+IDENTITY_HEADERS = frozenset(
+    {"x-model", "openai-model", "x-model-id", "x-served-model", "server", "via", "x-powered-by",
+     "openai-organization", "x-litellm-model-id", "x-vllm-version", "x-backend"}
+)  # fmt: skip
+_RANDOM_PART = re.compile(r"^(?=.*\d)[A-Za-z0-9]{8,}$|^[0-9a-f]{6,}$")
+_MAX_HINT = 2000
+
+
+@dataclass(frozen=True)
+class Hint:
+    source: str  # which request revealed it
+    field: str  # e.g. "model", "id-prefix", "header:x-model", "error-body"
+    value: str  # verbatim (truncated to 2,000 characters), API key redacted
+    identity: bool  # a field that names a model or serving stack by design
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "field": self.field, "value": self.value, "identity": self.identity}
+
+
+def id_prefix(response_id: str) -> str:
+    """``chatcmpl-3f9a8c2e1b`` -> ``chatcmpl``: drop trailing random-looking parts, keep the rest."""
+    parts = re.split(r"([-_])", response_id)
+    while len(parts) > 1 and _RANDOM_PART.match(parts[-1]):
+        parts = parts[:-2]
+    return "".join(parts)
+
+
+def from_exchange(exchange: Exchange, source: str) -> list[Hint]:
+    """Every hint in one response: body fields (model, id prefix, fingerprint, owner) and headers."""
+    hints = [
+        Hint(source, f"header:{name}", value[:_MAX_HINT], name in IDENTITY_HEADERS)
+        for name, value in sorted(exchange.headers.items())
+        if name not in _BORING_HEADERS
+    ]
+    body = exchange.json()
+    if isinstance(body, dict):
+        hints.extend(_body_hints(body, source))
+    if not exchange.ok and exchange.text:
+        hints.append(Hint(source, "error-body", exchange.text[:_MAX_HINT], False))
+    return hints
+
+
+def _body_hints(body: dict, source: str) -> list[Hint]:  # type: ignore[type-arg]
+    hints = []
+    if isinstance(body.get("model"), str):
+        hints.append(Hint(source, "model", body["model"][:_MAX_HINT], True))
+    if isinstance(body.get("id"), str):
+        hints.append(Hint(source, "id-prefix", id_prefix(body["id"])[:_MAX_HINT], False))
+    if isinstance(body.get("system_fingerprint"), str):
+        hints.append(Hint(source, "system_fingerprint", body["system_fingerprint"][:_MAX_HINT], True))
+    if isinstance(body.get("data"), list):  # GET /v1/models
+        for entry in body["data"]:
+            if isinstance(entry, dict):
+                for key in ("id", "owned_by", "root", "parent"):
+                    if isinstance(entry.get(key), str) and entry[key]:
+                        hints.append(Hint(source, f"models.{key}", entry[key][:_MAX_HINT], True))
+    return hints
+
+
+def deduplicate(hints: list[Hint]) -> list[Hint]:
+    """Keep the first occurrence of each (field, value): the same header on every reply is one hint."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for hint in hints:
+        if (hint.field, hint.value) not in seen:
+            seen.add((hint.field, hint.value))
+            unique.append(hint)
+    return unique

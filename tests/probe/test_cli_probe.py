@@ -1,0 +1,59 @@
+"""The probe and tokenizers commands: JSON keys others rely on, human table, library management."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_endpoint import FakeConfig, FakeEndpoint
+
+from modeltrace.cli import main
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_probe_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeEndpoint(FakeConfig(family="qwen3.5", leak=True)) as server:
+        out = _run(["probe", server.url, "--json", "--timeout", "2"], capsys)
+    data = json.loads(out)
+    assert set(data["tokenizer"]) >= {"verdict", "margin", "candidates"}
+    assert data["tokenizer"]["verdict"] == "qwen3.5"
+    assert isinstance(data["requests"], int) and data["requests"] <= 64
+    assert any(h["value"] == "kimi-k2p5-rl-0317" for h in data["hints"])
+    assert len(data["units"]) == data["tokenizer"]["measured_units"]
+    assert Path(data["evidence_log"]).is_file()
+
+
+def test_probe_human_report_shows_units_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeEndpoint(FakeConfig(family="cl100k")) as server:
+        out = _run(["probe", server.url, "--timeout", "2"], capsys)
+    assert "Per-unit evidence" in out and "Tokenizer verdict:" in out and "cl100k" in out and "margin" in out
+
+
+def test_tokenizers_add_list_remove(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(
+        ["tokenizers", "add", "llama2", str(shared_dir / "tokenizers" / "llama2" / "tokenizer.model")], capsys
+    )
+    names = [row["name"] for row in json.loads(_run(["tokenizers", "list", "--json"], capsys))]
+    assert names[-1] == "llama2" and "qwen3" in names
+    _run(["tokenizers", "remove", "llama2"], capsys)
+    assert "llama2" not in _run(["tokenizers", "list"], capsys)
+
+
+def test_tokenizers_add_rejects_duplicates_and_unknown_rank_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ranks = tmp_path / "odd.tiktoken"
+    ranks.write_text("YQ== 0\nYg== 1\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tokenizers", "add", "odd", str(ranks)])
+    assert exit_info.value.code == 3 and "--pattern" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["tokenizers", "add", "qwen3", str(ranks), "--pattern", "gpt2"])
+    assert "already in the library" in capsys.readouterr().err
