@@ -157,6 +157,11 @@ def label_verify(
     (no relation found to a declared base) fails the report. Without the lineage engine this
     raises UsageError.
     """
+    if lineage and globals().get("compare") is None:
+        raise UsageError(
+            "verify --lineage needs the lineage engine (modeltrace.api.compare), which is not available "
+            "in this installation; run verify without --lineage"
+        )
     public_key = _label_signing.load_public_key(public_key_path)
     report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
     if lineage:
@@ -165,12 +170,7 @@ def label_verify(
 
 
 def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
-    compare = globals().get("compare")
-    if compare is None:
-        raise UsageError(
-            "verify --lineage needs the lineage engine (modeltrace.api.compare), which is not available "
-            "in this installation; run verify without --lineage"
-        )
+    compare = globals()["compare"]
     for base in label["base_models"]:
         base_path = Path(base["id"]).expanduser()
         if not base_path.exists():
