@@ -49,7 +49,9 @@ def write_model(folder: Path, *, shards: int = 1, card: str | None = CARD) -> Pa
         file_name = f"model-{index + 1:05d}-of-{shards:05d}.safetensors"
         save_file({name: tensors[name] for name in part}, str(folder / file_name))
         weight_map.update(dict.fromkeys(part, file_name))
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
     return folder
 
 

@@ -72,7 +72,10 @@ def test_any_change_to_a_tensor_changes_the_root(tmp_path: Path, change, referen
     save_file(tensors, str(tmp_path / "a.safetensors"))
     change(tensors)
     save_file(tensors, str(tmp_path / "b.safetensors"))
-    assert digest_model(tmp_path / "a.safetensors").tensor_root != digest_model(tmp_path / "b.safetensors").tensor_root
+    assert (
+        digest_model(tmp_path / "a.safetensors").tensor_root
+        != digest_model(tmp_path / "b.safetensors").tensor_root
+    )
 
 
 def test_fp8_block_scales_are_covered(tmp_path: Path) -> None:
@@ -82,7 +85,11 @@ def test_fp8_block_scales_are_covered(tmp_path: Path) -> None:
     def write(path: Path, scale: float) -> None:
         header = {
             "w.weight": {"dtype": "F8_E4M3", "shape": [128, 128], "data_offsets": [0, 128 * 128]},
-            "w.weight_scale_inv": {"dtype": "F32", "shape": [1, 1], "data_offsets": [128 * 128, 128 * 128 + 4]},
+            "w.weight_scale_inv": {
+                "dtype": "F32",
+                "shape": [1, 1],
+                "data_offsets": [128 * 128, 128 * 128 + 4],
+            },
         }
         blob = json.dumps(header).encode()
         path.write_bytes(struct.pack("<Q", len(blob)) + blob + weight.tobytes() + struct.pack("<f", scale))
@@ -100,4 +107,7 @@ def test_pytorch_checkpoint_of_the_same_weights_has_the_same_root(tmp_path: Path
     tensors = reference_tensors
     save_file(tensors, str(tmp_path / "model.safetensors"))
     torch.save({name: torch.from_numpy(array) for name, array in tensors.items()}, tmp_path / "model.bin")
-    assert digest_model(tmp_path / "model.bin").tensor_root == digest_model(tmp_path / "model.safetensors").tensor_root
+    assert (
+        digest_model(tmp_path / "model.bin").tensor_root
+        == digest_model(tmp_path / "model.safetensors").tensor_root
+    )
