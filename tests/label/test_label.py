@@ -150,3 +150,14 @@ def test_mof_classes() -> None:
     restricted = mof_class(label_with(CLASS_III, "CC-BY-NC-4.0"))
     assert restricted["class"] is None
     assert "model-card: licence 'CC-BY-NC-4.0' is not an open licence" in restricted["missing_for_next"]
+
+
+def test_label_import_fills_licence_into_components_but_keeps_from_scratch(tiny_model: Path) -> None:
+    label = api.label_create(tiny_model, prefill=False, from_scratch=True)
+    assert label["license"]["id"] is None
+    assert label["openness"]["model-parameters"]["license"] is None
+    imported = api.label_import(label, tiny_model)
+    assert imported["license"]["id"] == "Apache-2.0"
+    assert imported["openness"]["model-parameters"]["license"] == "Apache-2.0"
+    assert imported["base_models"] == []  # the publisher's "from scratch" is not overwritten by the card
+    assert imported["datasets"][0]["name"] == "org/instructions"

@@ -132,7 +132,9 @@ def import_declared(
     ``take_name``: replace the model name with the declared one (when no name was given).
     """
     claims = label.setdefault("claims_source", {})
-    if not label["base_models"] and declared.base_models:
+    # A publisher's explicit "from scratch" is their statement; a card naming a base does not
+    # overwrite it (``verify --lineage`` is where the two are confronted).
+    if not label["base_models"] and declared.base_models and not label.get("from_scratch"):
         stated = declared.base_model_relation if declared.base_model_relation in RELATIONS else None
         chosen = relation or stated or "finetune"
         label["base_models"] = [
@@ -151,6 +153,9 @@ def import_declared(
         declared_text = declared.license_name if declared.license == "other" else declared.license
         label["license"] = {"id": spdx_license_id(declared_text), "declared_as": declared.license}
         claims["license"] = source
+        for component in (label.get("openness") or {}).values():
+            if component.get("available") and component.get("license") is None:
+                component["license"] = label["license"]["id"]
     if take_name and declared.name:
         label["model"]["name"] = declared.name
         claims["name"] = source
