@@ -296,3 +296,190 @@ def _default_evidence_path(home: Path, url: str) -> Path:
     host = re.sub(r"[^A-Za-z0-9.-]+", "_", urlsplit(url).netloc or "endpoint")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return home / "probe" / "evidence" / f"{stamp}-{host}.jsonl"
+# --- label: digests, provenance labels, signatures, exports ---------------------------------------
+
+
+from modeltrace.label import create as _label_create  # noqa: E402
+from modeltrace.label import signing as _label_signing  # noqa: E402
+from modeltrace.label.digest import ModelDigest, digest_model  # noqa: E402
+from modeltrace.label.exports import EXPORT_FORMATS, export_label  # noqa: E402
+from modeltrace.label.levels import LevelReport, compute_shares, traceability  # noqa: E402
+from modeltrace.label.mof import mof_class  # noqa: E402
+from modeltrace.label.schema import Label, read_label, validate_label, write_label  # noqa: E402
+from modeltrace.label.verify import VerifyReport, verify_model  # noqa: E402
+
+LABEL_EXPORT_FORMATS = EXPORT_FORMATS
+LABEL_RELATIONS = _label_create.RELATIONS
+ComputeStage = _label_create.ComputeStage
+
+
+def digest(
+    path: str | Path,
+    *,
+    tensors: bool = True,
+    workers: int | None = None,
+    ignore: Sequence[str] = (),
+    progress: Callable[[str, str, int], None] | None = None,
+) -> ModelDigest:
+    """Both content digests of a model: ``oms_root`` (OpenSSF model-signing) and ``tensor_root``.
+
+    ``ignore`` adds paths (relative to the model folder) to model-signing's default git ignores.
+    """
+    from modeltrace.label.file_digest import GIT_PATHS
+
+    return digest_model(
+        path, tensors=tensors, workers=workers, ignored=(*GIT_PATHS, *ignore), progress=progress
+    )
+
+
+def label_create(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    bases: Sequence[str] = (),
+    relation: str | None = None,
+    license: str | None = None,
+    datasets: Sequence[str] = (),
+    from_scratch: bool = False,
+    training_log: str | Path | None = None,
+    instruction_set: str | Path | None = None,
+    compute: Sequence[str] = (),
+    components: Sequence[str] = (),
+    version: str | None = None,
+    supplier: str | None = None,
+    url: str | None = None,
+    ignore: Sequence[str] = (),
+    prefill: bool = True,
+) -> Label:
+    """Digest a model and build its provenance label; see docs/label.md for every field.
+
+    ``compute`` entries are ``STAGE=FLOPS[@PARTY]``; ``components`` are ``NAME=LICENSE[@URL]``
+    (Model Openness Framework components); ``datasets`` are ``ID``, ``ID=URL`` or ``ID=PATH``.
+    """
+    from modeltrace.label.file_digest import GIT_PATHS
+
+    label = _label_create.create_label(
+        path,
+        name=name,
+        bases=bases,
+        relation=relation,
+        license=license,
+        datasets=datasets,
+        from_scratch=from_scratch,
+        training_log=training_log,
+        instruction_set=instruction_set,
+        compute=[_label_create.parse_compute(text) for text in compute],
+        components=[_label_create.parse_component(text) for text in components],
+        ignored=(*GIT_PATHS, *ignore),
+        prefill=prefill,
+    )
+    for key, value in (("version", version), ("supplier", supplier), ("url", url)):
+        if value is not None:
+            label["model"][key] = value
+    return validate_label(label)
+
+
+def label_import(label: Label, path: str | Path) -> Label:
+    """Fill a label's empty fields from the model card / GGUF metadata found at ``path``."""
+    return _label_create.merge_import(label, path)
+
+
+def label_read(path: str | Path) -> Label:
+    """Read a label file (or the label inside a signed envelope, without checking the signature)."""
+    return read_label(path)
+
+
+def label_write(label: Label, path: str | Path) -> Path:
+    return write_label(label, path)
+
+
+def label_summary(label: Label) -> dict[str, Any]:
+    """Traceability level and gaps, MOF class and compute shares of a label."""
+    level: LevelReport = traceability(label)
+    return {
+        "model": label["model"]["name"],
+        "oms_root": label["model"]["digests"]["oms_root"],
+        "tensor_root": label["model"]["digests"].get("tensor_root"),
+        "traceability": level.as_dict(),
+        "model_openness_framework": mof_class(label),
+        "compute_shares": compute_shares(label),
+    }
+
+
+def label_keygen(
+    folder: str | Path, *, algorithm: str = "ed25519", overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``folder/modeltrace.key`` (mode 0600) and ``folder/modeltrace.pub``; returns both paths."""
+    return _label_signing.generate_keypair(folder, algorithm, overwrite=overwrite)
+
+
+def label_sign(label: Label, key_path: str | Path) -> dict[str, Any]:
+    """The label as an in-toto Statement in a DSSE envelope signed with the PEM key at ``key_path``."""
+    return _label_signing.sign_label(label, _label_signing.load_private_key(key_path))
+
+
+def label_verify(
+    model: str | Path,
+    signed_label: str | Path,
+    public_key_path: str | Path,
+    *,
+    lineage: bool = False,
+    workers: int | None = None,
+    progress: Callable[[str, str, int], None] | None = None,
+) -> VerifyReport:
+    """Verify a signed label against a model; ``report.ok`` is True only when everything holds.
+
+    With ``lineage=True`` each declared base model that exists as a local path is compared with
+    the model by the lineage engine (``compare``); a verdict that contradicts the declaration
+    (no relation found to a declared base) fails the report. Without the lineage engine this
+    raises UsageError.
+    """
+    if lineage and globals().get("compare") is None:
+        raise UsageError(
+            "verify --lineage needs the lineage engine (modeltrace.api.compare), which is not available "
+            "in this installation; run verify without --lineage"
+        )
+    public_key = _label_signing.load_public_key(public_key_path)
+    report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
+    if lineage:
+        _check_lineage(report, label, Path(model))
+    return report
+
+
+def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
+    compare = globals()["compare"]
+    for base in label["base_models"]:
+        base_path = Path(base["id"]).expanduser()
+        if not base_path.exists():
+            report.lineage.append({"base": base["id"], "checked": False, "reason": "not available locally"})
+            continue
+        result = compare(model, base_path)
+        verdict = result.as_dict() if hasattr(result, "as_dict") else result
+        related = _related(verdict)
+        report.lineage.append({"base": base["id"], "checked": True, "related": related, "result": verdict})
+        if related is False:
+            report.problems.append(
+                f"lineage: the weights show no derivation from declared base '{base['id']}' "
+                f"({base['relation']})"
+            )
+    if label.get("from_scratch"):
+        report.lineage.append(
+            {"checked": False, "reason": "from-scratch claims need a registry of known bases to test against"}
+        )
+
+
+def _related(verdict: Any) -> bool | None:
+    """Read the lineage engine's verdict: True (derived), False (unrelated), None (undecided)."""
+    if isinstance(verdict, dict):
+        for key in ("related", "derived", "same_lineage"):
+            if isinstance(verdict.get(key), bool):
+                return bool(verdict[key])
+        text = str(verdict.get("verdict", "")).lower()
+        if text:
+            return text not in ("unrelated", "independent", "not derived")
+    return None
+
+
+def label_export(label: Label, format: str) -> str:
+    """The label as ``spdx`` (SPDX 3.0.1 JSON-LD), ``cyclonedx`` (1.6 ML-BOM), ``hf-card`` or ``mof``."""
+    return export_label(label, format)
