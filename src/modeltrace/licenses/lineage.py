@@ -37,6 +37,11 @@ _RELATION_ALIASES = {
     "distilled_from_outputs": "distilled-from-outputs",
     "outputs": "distilled-from-outputs",
     "synthetic-data": "distilled-from-outputs",
+    # Continued pre-training changes the weights of the base like a fine-tune does; the licences
+    # treat both as derivatives, so they share one edge kind here.
+    "continued-pretrain": "finetune",
+    "continued-pretraining": "finetune",
+    "continued_pretraining": "finetune",
     "upcycle": "upcycled",
     "upcycling": "upcycled",
 }

@@ -19,6 +19,7 @@ Sources:
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -140,11 +141,32 @@ def lineage_from_label(path: str | Path) -> LineageNode:
         raise LicenseError(f"Cannot read label '{label_path}': not valid JSON ({error}).") from error
     if not isinstance(data, Mapping):
         raise LicenseError(f"Cannot read label '{label_path}': expected a JSON object.")
+    data = _unwrap_signed_label(data, label_path)
     model = data.get("model") if isinstance(data.get("model"), Mapping) else {}
     name = data.get("name") or data.get("model_name") or model.get("name") or label_path.parent.name
     tree = {"name": str(name), "license": _label_license(data.get("license"))}
     tree["parents"] = _label_parents(data.get("base_models"), str(label_path), depth=0)
     return lineage_from_data(tree, source=str(label_path))
+
+
+def _unwrap_signed_label(data: Mapping[str, Any], label_path: Path) -> Mapping[str, Any]:
+    """The label inside a signed DSSE envelope (``modeltrace label sign`` output), else ``data``.
+
+    The signature is not checked here (``modeltrace label verify`` does that); the licence check
+    only needs the declared ancestry.
+    """
+    if "payload" not in data or "payloadType" not in data:
+        return data
+    try:
+        statement = json.loads(base64.b64decode(str(data["payload"]), validate=True))
+        predicate = statement["predicate"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise LicenseError(
+            f"Cannot read label '{label_path}': signed envelope has no readable label."
+        ) from error
+    if not isinstance(predicate, Mapping):
+        raise LicenseError(f"Cannot read label '{label_path}': signed envelope has no readable label.")
+    return predicate
 
 
 def _label_license(value: Any) -> str | None:
@@ -168,7 +190,8 @@ def _label_parents(entries: Any, source: str, depth: int) -> list[dict[str, Any]
             )
         parents.append(
             {
-                "name": entry.get("name"),
+                # Labels name a base by ``id`` (hub id or path); lineage files by ``name``.
+                "name": entry.get("name") or entry.get("id"),
                 "license": _label_license(entry.get("license")),
                 "relation": entry.get("relation") or DEFAULT_CARD_RELATION,
                 "parents": _label_parents(entry.get("base_models"), source, depth + 1),
