@@ -8,6 +8,9 @@ from modeltrace.cli._app import app, err_console
 from modeltrace.errors import ModeltraceError
 
 # Command modules register themselves on ``app`` when imported; one line per module (keep sorted).
+from modeltrace.cli import cmd_compare  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_fingerprint  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_identify  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
 
 
