@@ -161,6 +161,15 @@ def load_fingerprint(path: str | Path) -> Fingerprint:
     ):
         raise FingerprintError(f"Cannot read fingerprint '{path}': vocabulary is not a list of strings.")
     try:
+        return _decode(path, header, vocabulary, npz)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:  # e.g. an object array: we never unpickle
+        if isinstance(error, FingerprintError):
+            raise
+        raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
+
+
+def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, npz: bytes) -> Fingerprint:
+    try:
         anchors = [(int(row), None if token is None else str(token)) for row, token in header["anchors"]]
         block_meta = list(header["blocks"])
     except (KeyError, TypeError, ValueError) as error:

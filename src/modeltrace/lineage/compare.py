@@ -9,12 +9,14 @@ and relation. Pure: takes fingerprints in memory, returns a JSON-ready dict.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import best_match_similarity, shared_anchors, unit_features, whitener
 from modeltrace.lineage.paths import exact_test, robust_test
 from modeltrace.lineage.relation import describe_relation
@@ -28,19 +30,17 @@ MAX_ROBUST_BLOCKS = 16
 LN10 = math.log(10)
 
 
-def _features(fp: Fingerprint, positions: np.ndarray, use_gate: bool) -> list[np.ndarray]:
+def _features(fp: Fingerprint, positions: np.ndarray, parts: str) -> list[np.ndarray]:
+    """Whitened unit features of every block: ``parts`` is "both" (up and gate), "up" or "gate"."""
     white = whitener(fp.anchor_gram[np.ix_(positions, positions)])
     out = []
     for block in fp.blocks:
-        sample = block if use_gate else _without_gate(block)
-        out.append(unit_features(sample, positions, white))
+        if parts == "up":
+            block = replace(block, gate=None)
+        elif parts == "gate" and block.gate is not None:
+            block = replace(block, up=block.gate, gate=None)
+        out.append(unit_features(block, positions, white))
     return out
-
-
-def _without_gate(block: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(block, gate=None)
 
 
 def _layer_pairs(similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint) -> list[tuple[int, int]]:
@@ -124,8 +124,8 @@ def compare_fingerprints(
             base,
         )
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
-    feats_s = _features(suspect, shared.suspect, use_gate)
-    feats_b = _features(base, shared.base, use_gate)
+    feats_s = _features(suspect, shared.suspect, "both" if use_gate else "up")
+    feats_b = _features(base, shared.base, "both" if use_gate else "up")
     similarity = np.array([[best_match_similarity(fs, fb) for fb in feats_b] for fs in feats_s])
     pairs = _layer_pairs(similarity, suspect, base)
 
@@ -133,28 +133,36 @@ def compare_fingerprints(
     keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
     exact = exact_test(feats_s, feats_b, exact_pairs, keys) if exact_pairs else None
 
-    fit = np.arange(0, len(shared.suspect), 2)
-    held = np.arange(1, len(shared.suspect), 2)
-    halves = (len(fit), len(held))
-    fit_s, held_s = (
-        _features(suspect, shared.suspect[fit], use_gate),
-        _features(suspect, shared.suspect[held], use_gate),
-    )
-    fit_b, held_b = _features(base, shared.base[fit], use_gate), _features(base, shared.base[held], use_gate)
     robust_pairs = _robust_subset(pairs)
-    seed = int.from_bytes(
-        bytes.fromhex((suspect.blocks[0].digest + base.blocks[0].digest)[:16] or "00"), "little"
+    robust = None
+    if use_gate:
+        seed = int(pair_uniform(suspect.blocks[0].digest, base.blocks[0].digest) * 2**32)
+        robust = robust_test(
+            _features(suspect, shared.suspect, "up"),
+            _features(suspect, shared.suspect, "gate"),
+            _features(base, shared.base, "up"),
+            _features(base, shared.base, "gate"),
+            robust_pairs,
+            surrogates,
+            seed,
+        )
+    if exact is None and robust is None:
+        return _inconclusive(
+            "no layer pair holds the same units and the MLPs have no gate projection to test on; "
+            "compare with --full or against the full models",
+            suspect,
+            base,
+        )
+    candidates = ([("empirical", robust.log_p)] if robust else []) + (
+        [("exact", exact.log_p)] if exact else []
     )
-    robust = robust_test(fit_s, held_s, fit_b, held_b, robust_pairs, halves, surrogates, seed)
-
-    candidates = [("empirical", robust.log_p)] + ([("exact", exact.log_p)] if exact else [])
     kind, best_log_p = min(candidates, key=lambda item: item[1])
     log_p = min(0.0, best_log_p + math.log(len(candidates)))  # Bonferroni over the paths tried
     same = _same_weights(suspect, base)
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
     relation = describe_relation(suspect, base, pairs, verdict, exact, robust, alpha)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
-    floor = 1.0 / (1 + len(robust.null))
+    floor = None if robust is None else 1.0 / (1 + len(robust.null))
     return {
         "verdict": verdict,
         "p_value": math.exp(log_p),
@@ -176,8 +184,8 @@ def compare_fingerprints(
         ],
         "effect_size": {
             "mapped_similarity": mapped_similarity,
-            "held_out_cosine": robust.statistic,
-            "null_median_held_out_cosine": float(np.median(robust.null)) if len(robust.null) else None,
+            "held_out_cosine": None if robust is None else robust.statistic,
+            "null_median_held_out_cosine": None if robust is None else float(np.median(robust.null)),
             "diagonal_cosine": exact.matched_cosine if exact else None,
         },
         "exact": None
@@ -188,7 +196,9 @@ def compare_fingerprints(
             "combination": "Fisher",
             "per_layer": exact.pairs,
         },
-        "empirical": {
+        "empirical": None
+        if robust is None
+        else {
             "log10_p": robust.log_p / LN10,
             "statistic": robust.statistic,
             "panel": robust.panel,

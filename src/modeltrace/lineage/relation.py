@@ -48,7 +48,7 @@ def describe_relation(
     pairs: list[tuple[int, int]],
     verdict: str,
     exact: ExactResult | None,
-    robust: RobustResult,
+    robust: RobustResult | None,
     alpha: float,
 ) -> dict[str, Any]:
     layer_map = _layer_map(suspect, base, pairs)
@@ -101,7 +101,7 @@ def describe_relation(
         if vocab_direction:
             towards_suspect.append(vocab_direction)
     exact_significant = exact is not None and exact.log_p < math.log(alpha)
-    if exact is not None and not exact_significant and robust.log_p < math.log(alpha):
+    if exact is not None and not exact_significant and robust is not None and robust.log_p < math.log(alpha):
         kinds.append("hidden units permuted")
     if not kinds:
         reencoded = suspect.header.get("dtypes") != base.header.get("dtypes") or suspect.header.get(
