@@ -60,10 +60,19 @@ class Budget:
     anchors_by_index: int = 64
     experts_per_layer: int | None = 8  # None: every expert
     seed: int = DEFAULT_SEED
+    read_whole: bool = False  # read every MLP tensor whole (the full-weight path) instead of its rows
 
     @classmethod
     def full(cls) -> Budget:
-        return cls(units_per_block=None, experts_per_layer=None)
+        """The full-weight path: whole tensors read, 4x the units and twice the anchors, every expert.
+        (Every unit of a 5,632-unit layer would make the unit matching O(n^3) for no gain in validity.)"""
+        return cls(
+            units_per_block=512,
+            anchors_by_string=384,
+            anchors_by_index=128,
+            experts_per_layer=None,
+            read_whole=True,
+        )
 
 
 def _vocabulary(source: ModelSource) -> tuple[list[str] | None, str | None]:
@@ -94,8 +103,12 @@ def _select_blocks(blocks: tuple[MlpBlock, ...], budget: Budget) -> list[MlpBloc
     return chosen
 
 
-def _unit_rows(reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int) -> np.ndarray:
+def _unit_rows(
+    reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int, whole: bool = False
+) -> np.ndarray:
     """Rows ``rows`` (+ ``offset`` for the up half of a fused tensor) in ``[units, hidden]`` layout."""
+    if whole and not block.transposed:
+        return np.asarray(reader.read(name), dtype=np.float32)[rows + offset]
     if block.transposed:
         return np.asarray(reader.read(name), dtype=np.float32)[:, rows + offset].T
     return np.asarray(reader.read_rows(name, rows + offset), dtype=np.float32)
@@ -114,11 +127,11 @@ def _block_sample(
     hasher = hashlib.sha256()
     tensors = [block.up] + ([block.gate] if block.gate else [])
     if block.fused:
-        up_rows = _unit_rows(reader, block.up, block, rows, block.units)
-        gate_rows: np.ndarray | None = _unit_rows(reader, block.up, block, rows, 0)
+        up_rows = _unit_rows(reader, block.up, block, rows, block.units, budget.read_whole)
+        gate_rows: np.ndarray | None = _unit_rows(reader, block.up, block, rows, 0, budget.read_whole)
     else:
-        up_rows = _unit_rows(reader, block.up, block, rows, 0)
-        gate_rows = _unit_rows(reader, block.gate, block, rows, 0) if block.gate else None
+        up_rows = _unit_rows(reader, block.up, block, rows, 0, budget.read_whole)
+        gate_rows = _unit_rows(reader, block.gate, block, rows, 0, budget.read_whole) if block.gate else None
     for part in (up_rows, gate_rows):
         if part is not None:
             hasher.update(np.ascontiguousarray(part, dtype=np.float32).tobytes())
