@@ -165,9 +165,21 @@ def test_corrupt_header_fails_cleanly_naming_the_file(tmp_path: Path, signed_set
     assert report.problems and "model.safetensors" in report.problems[0]
 
 
-def test_lineage_flag_without_engine_is_a_clear_error(signed_setup) -> None:  # type: ignore[no-untyped-def]
-    model, signed, public_key = signed_setup
-    if hasattr(api, "compare"):
-        pytest.skip("the lineage engine is installed")
-    with pytest.raises(UsageError, match="lineage engine"):
-        api.label_verify(model, signed, public_key, lineage=True)
+@pytest.mark.parametrize(("declared_base", "holds"), [("tiny-llama", True), ("tiny-moe", False)])
+def test_verify_lineage_checks_the_declared_base_against_the_weights(
+    tmp_path: Path, declared_base: str, holds: bool
+) -> None:
+    # tiny-llama-chat really is a fine-tune of tiny-llama; tiny-moe is independently generated.
+    zoo = api.build_demo_zoo(tmp_path / "home")
+    model = zoo / "tiny-llama-chat"
+    label = api.label_create(
+        model, bases=[str(zoo / declared_base)], relation="finetune", license="apache-2.0"
+    )
+    private_key, public_key = api.label_keygen(tmp_path / "keys")
+    signed = tmp_path / "signed.json"
+    signed.write_text(json.dumps(api.label_sign(label, private_key)), encoding="utf-8")
+    report = api.label_verify(model, signed, public_key, lineage=True)
+    assert report.lineage[0]["checked"] is True
+    assert report.ok is holds
+    if not holds:
+        assert any(declared_base in problem for problem in report.problems)

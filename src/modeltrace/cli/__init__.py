@@ -8,8 +8,11 @@ from modeltrace.cli._app import app, err_console
 from modeltrace.errors import ModeltraceError
 
 # Command modules register themselves on ``app`` when imported; one line per module (keep sorted).
+from modeltrace.cli import cmd_compare  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_demo  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_digest  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_fingerprint  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_identify  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_inspect  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_label  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_license  # noqa: F401  isort: skip

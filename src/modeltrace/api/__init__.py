@@ -1,0 +1,98 @@
+"""The public Python API of modeltrace: one facade over every layer.
+
+The CLI and the service call only this package (and :mod:`modeltrace.errors`). Each submodule is
+the facade of one area; functions there validate inputs, open files through ``formats`` and hand
+values in memory to the pure layers (fingerprint, lineage, licences).
+"""
+
+from __future__ import annotations
+
+from modeltrace.api._label import (
+    EXPORT_FORMATS,
+    LABEL_EXPORT_FORMATS,
+    LABEL_RELATIONS,
+    ComputeStage,
+    Label,
+    LevelReport,
+    ModelDigest,
+    VerifyReport,
+    digest,
+    label_create,
+    label_export,
+    label_import,
+    label_keygen,
+    label_read,
+    label_sign,
+    label_summary,
+    label_verify,
+    label_write,
+)
+from modeltrace.api._licenses import (
+    check_license,
+    list_licenses,
+    show_license,
+)
+from modeltrace.api._lineage import (
+    DEFAULT_ALPHA,
+    DEFAULT_SURROGATES,
+    Fingerprint,
+    Progress,
+    compare,
+    fingerprint,
+    identify,
+    load_or_fingerprint,
+)
+from modeltrace.api._models import (
+    build_demo_zoo,
+    demo_zoo_members,
+    inspect,
+    version,
+)
+from modeltrace.api._probe import (
+    add_tokenizer,
+    probe,
+    probe_set,
+    remove_tokenizer,
+    tokenizer_library,
+)
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_SURROGATES",
+    "EXPORT_FORMATS",
+    "LABEL_EXPORT_FORMATS",
+    "LABEL_RELATIONS",
+    "ComputeStage",
+    "Fingerprint",
+    "Label",
+    "LevelReport",
+    "ModelDigest",
+    "Progress",
+    "VerifyReport",
+    "add_tokenizer",
+    "build_demo_zoo",
+    "check_license",
+    "compare",
+    "demo_zoo_members",
+    "digest",
+    "fingerprint",
+    "identify",
+    "inspect",
+    "label_create",
+    "label_export",
+    "label_import",
+    "label_keygen",
+    "label_read",
+    "label_sign",
+    "label_summary",
+    "label_verify",
+    "label_write",
+    "list_licenses",
+    "load_or_fingerprint",
+    "probe",
+    "probe_set",
+    "remove_tokenizer",
+    "show_license",
+    "tokenizer_library",
+    "version",
+]

@@ -1,0 +1,187 @@
+"""The facade for content digests, provenance labels, signatures and exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from modeltrace.label import create as _label_create
+from modeltrace.label import signing as _label_signing
+from modeltrace.label.digest import ModelDigest, digest_model
+from modeltrace.label.exports import EXPORT_FORMATS, export_label
+from modeltrace.label.levels import LevelReport, compute_shares, traceability
+from modeltrace.label.mof import mof_class
+from modeltrace.label.schema import Label, read_label, validate_label, write_label
+from modeltrace.label.verify import VerifyReport, verify_model
+
+LABEL_EXPORT_FORMATS = EXPORT_FORMATS
+LABEL_RELATIONS = _label_create.RELATIONS
+ComputeStage = _label_create.ComputeStage
+
+
+def digest(
+    path: str | Path,
+    *,
+    tensors: bool = True,
+    workers: int | None = None,
+    ignore: Sequence[str] = (),
+    progress: Callable[[str, str, int], None] | None = None,
+) -> ModelDigest:
+    """Both content digests of a model: ``oms_root`` (OpenSSF model-signing) and ``tensor_root``.
+
+    ``ignore`` adds paths (relative to the model folder) to model-signing's default git ignores.
+    """
+    from modeltrace.label.file_digest import GIT_PATHS
+
+    return digest_model(
+        path, tensors=tensors, workers=workers, ignored=(*GIT_PATHS, *ignore), progress=progress
+    )
+
+
+def label_create(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    bases: Sequence[str] = (),
+    relation: str | None = None,
+    license: str | None = None,
+    datasets: Sequence[str] = (),
+    from_scratch: bool = False,
+    training_log: str | Path | None = None,
+    instruction_set: str | Path | None = None,
+    compute: Sequence[str] = (),
+    components: Sequence[str] = (),
+    version: str | None = None,
+    supplier: str | None = None,
+    url: str | None = None,
+    ignore: Sequence[str] = (),
+    prefill: bool = True,
+) -> Label:
+    """Digest a model and build its provenance label; see docs/label.md for every field.
+
+    ``compute`` entries are ``STAGE=FLOPS[@PARTY]``; ``components`` are ``NAME=LICENSE[@URL]``
+    (Model Openness Framework components); ``datasets`` are ``ID``, ``ID=URL`` or ``ID=PATH``.
+    """
+    from modeltrace.label.file_digest import GIT_PATHS
+
+    label = _label_create.create_label(
+        path,
+        name=name,
+        bases=bases,
+        relation=relation,
+        license=license,
+        datasets=datasets,
+        from_scratch=from_scratch,
+        training_log=training_log,
+        instruction_set=instruction_set,
+        compute=[_label_create.parse_compute(text) for text in compute],
+        components=[_label_create.parse_component(text) for text in components],
+        ignored=(*GIT_PATHS, *ignore),
+        prefill=prefill,
+    )
+    for key, value in (("version", version), ("supplier", supplier), ("url", url)):
+        if value is not None:
+            label["model"][key] = value
+    return validate_label(label)
+
+
+def label_import(label: Label, path: str | Path) -> Label:
+    """Fill a label's empty fields from the model card / GGUF metadata found at ``path``."""
+    return _label_create.merge_import(label, path)
+
+
+def label_read(path: str | Path) -> Label:
+    """Read a label file (or the label inside a signed envelope, without checking the signature)."""
+    return read_label(path)
+
+
+def label_write(label: Label, path: str | Path) -> Path:
+    return write_label(label, path)
+
+
+def label_summary(label: Label) -> dict[str, Any]:
+    """Traceability level and gaps, MOF class and compute shares of a label."""
+    level: LevelReport = traceability(label)
+    return {
+        "model": label["model"]["name"],
+        "oms_root": label["model"]["digests"]["oms_root"],
+        "tensor_root": label["model"]["digests"].get("tensor_root"),
+        "traceability": level.as_dict(),
+        "model_openness_framework": mof_class(label),
+        "compute_shares": compute_shares(label),
+    }
+
+
+def label_keygen(
+    folder: str | Path, *, algorithm: str = "ed25519", overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``folder/modeltrace.key`` (mode 0600) and ``folder/modeltrace.pub``; returns both paths."""
+    return _label_signing.generate_keypair(folder, algorithm, overwrite=overwrite)
+
+
+def label_sign(label: Label, key_path: str | Path) -> dict[str, Any]:
+    """The label as an in-toto Statement in a DSSE envelope signed with the PEM key at ``key_path``."""
+    return _label_signing.sign_label(label, _label_signing.load_private_key(key_path))
+
+
+def label_verify(
+    model: str | Path,
+    signed_label: str | Path,
+    public_key_path: str | Path,
+    *,
+    lineage: bool = False,
+    workers: int | None = None,
+    progress: Callable[[str, str, int], None] | None = None,
+) -> VerifyReport:
+    """Verify a signed label against a model; ``report.ok`` is True only when everything holds.
+
+    With ``lineage=True`` each declared base model that exists as a local path is compared with
+    the model by the lineage engine (``compare``); a verdict that contradicts the declaration
+    (no relation found to a declared base) fails the report. A base is found at its id taken as a
+    path, or beside the model (``<model>/../<id>``); bases found nowhere are listed as not checked.
+    """
+    public_key = _label_signing.load_public_key(public_key_path)
+    report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
+    if lineage:
+        _check_lineage(report, label, Path(model))
+    return report
+
+
+def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
+    from modeltrace.api._lineage import compare  # the lineage facade; imported here to keep layers one-way
+
+    for base in label["base_models"]:
+        candidates = (Path(base["id"]).expanduser(), model.parent / base["id"])
+        base_path = next((path for path in candidates if path.exists()), candidates[0])
+        if not base_path.exists():
+            report.lineage.append({"base": base["id"], "checked": False, "reason": "not available locally"})
+            continue
+        result = compare(model, base_path)
+        verdict = result.as_dict() if hasattr(result, "as_dict") else result
+        related = _related(verdict)
+        report.lineage.append({"base": base["id"], "checked": True, "related": related, "result": verdict})
+        if related is False:
+            report.problems.append(
+                f"lineage: the weights show no derivation from declared base '{base['id']}' "
+                f"({base['relation']})"
+            )
+    if label.get("from_scratch"):
+        report.lineage.append(
+            {"checked": False, "reason": "from-scratch claims need a registry of known bases to test against"}
+        )
+
+
+def _related(verdict: Any) -> bool | None:
+    """Read the lineage engine's verdict: True (derived), False (unrelated), None (inconclusive)."""
+    text = str(verdict.get("verdict", "")).lower() if isinstance(verdict, dict) else ""
+    if text in ("related", "same-weights"):
+        return True
+    if text == "unrelated":
+        return False
+    return None
+
+
+def label_export(label: Label, format: str) -> str:
+    """The label as ``spdx`` (SPDX 3.0.1 JSON-LD), ``cyclonedx`` (1.6 ML-BOM), ``hf-card`` or ``mof``."""
+    return export_label(label, format)

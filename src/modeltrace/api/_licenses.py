@@ -1,0 +1,71 @@
+"""The facade for licence compliance over a model's ancestry."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from modeltrace.errors import LicenseError
+from modeltrace.licenses import ComplianceReport, DeploymentProfile, License, check_compliance, load_catalog
+
+
+def check_license(
+    model: str | Path | None = None,
+    *,
+    lineage: str | Path | None = None,
+    use: str = "commercial",
+    distribution: str = "hosted",
+    mau: int = 0,
+    monthly_revenue: float = 0,
+    name: str | None = None,
+    region: str | None = None,
+    release_date: str | date | None = None,
+) -> ComplianceReport:
+    """What every licence in a model's ancestry demands of this deployment.
+
+    ``model`` is a model folder (with ``modeltrace-label.json`` or a ``README.md`` model card), a
+    card or a label file; ``lineage`` a YAML/JSON lineage tree. With both, the lineage file supplies
+    the licences and ancestors the card or label lacks. Raises LicenseError on unreadable input or
+    option values; an unknown licence id is reported in ``report.unknown``, not raised.
+    """
+    from modeltrace.licenses import sources
+
+    model_tree = sources.lineage_for_model(model) if model is not None else None
+    if lineage is not None:
+        from_file = sources.load_lineage_file(lineage)
+        tree = sources.merge_lineage(model_tree, from_file) if model_tree is not None else from_file
+    elif model_tree is not None:
+        tree = model_tree
+    else:
+        raise LicenseError("Nothing to check: give a model folder, a label or card, or --lineage FILE.")
+    if isinstance(release_date, str):
+        try:
+            release_date = date.fromisoformat(release_date)
+        except ValueError as error:
+            raise LicenseError(
+                f"Release date {release_date!r} is not an ISO date such as 2025-06-30."
+            ) from error
+    profile = DeploymentProfile(
+        use=use,
+        distribution=distribution,
+        mau=mau,
+        monthly_revenue_usd=monthly_revenue,
+        name=name,
+        region=region,
+        release_date=release_date,
+    )
+    return check_compliance(tree, profile, load_catalog())
+
+
+def show_license(license_id: str) -> License:
+    """One licence of the knowledge base by any accepted id (``llama3.1``, ``Apache-2.0`` ...)."""
+    found = load_catalog().get(license_id)
+    if found is None:
+        known = ", ".join(license_.key for license_ in load_catalog())
+        raise LicenseError(f"No licence '{license_id}' in the knowledge base; known: {known}.")
+    return found
+
+
+def list_licenses() -> list[License]:
+    """Every licence in the knowledge base, sorted by id."""
+    return list(load_catalog())

@@ -1,0 +1,55 @@
+"""The facade for inspecting models: the L1 architecture card and the demo zoo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import modeltrace
+from modeltrace import demo_zoo
+from modeltrace.errors import UnsupportedFormatError
+from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
+from modeltrace.formats import open_model
+from modeltrace.paths import modeltrace_home
+
+
+def version() -> str:
+    """The installed modeltrace version."""
+    return modeltrace.__version__
+
+
+def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
+    """The architecture card of a model folder, weight file or bare config.json, as a JSON-ready dict.
+
+    Parameters are counted from the tensors when weights are present (config.json's count is added
+    as ``config_total_params``) and from config.json alone otherwise. Keys other tools rely on:
+    ``format``, ``total_params``, ``active_params``, ``activation_rate``, ``layers``,
+    ``hidden_size``, ``vocab_size``, ``experts``, ``declared``; see docs/inspect.md for the rest.
+    """
+    with open_model(path, format) as source:
+        if source.weights is not None:
+            card = card_from_tensors(
+                source.weights.stored_tensors().values(), source.config, source.weights.metadata
+            )
+        elif source.config is not None:
+            card = card_from_config(source.config)
+        else:  # open_model only returns sources with weights or a config; keep the promise explicit
+            raise UnsupportedFormatError(source.path, "no weights and no config.json to describe")
+        return {
+            "path": str(source.path),
+            "name": source.name,
+            "format": source.format,
+            **card.as_dict(),
+            "declared": source.declared.as_dict(),
+            "tokenizer_files": sorted(source.tokenizer_files),
+        }
+
+
+def build_demo_zoo(home: Path | None = None) -> Path:
+    """Generate the demo models under ``<home>/demo-zoo`` (home defaults to MODELTRACE_HOME)."""
+    return demo_zoo.build((home if home is not None else modeltrace_home()) / "demo-zoo")
+
+
+def demo_zoo_members(zoo: Path) -> list[Path]:
+    """The model paths of a built demo zoo, in name order."""
+    return demo_zoo.members(zoo)

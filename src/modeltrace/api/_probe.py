@@ -1,0 +1,174 @@
+"""The facade for black-box probing of OpenAI-compatible endpoints and the tokenizer library."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modeltrace.errors import ProbeError, UsageError
+from modeltrace.paths import modeltrace_home
+
+if TYPE_CHECKING:
+    from modeltrace.probe.client import ProbeClient
+    from modeltrace.probe.prober import ProbeReport
+    from modeltrace.probe.probeset import ProbeSet
+
+
+# Black-box probing of OpenAI-compatible endpoints and the reference-tokenizer library.
+
+
+def tokenizer_library() -> list[dict[str, object]]:
+    """Every reference tokenizer (built-in and user-added) with its format, origin and digest."""
+    from modeltrace.probe import library
+
+    return [spec.to_dict() for spec in library.library_specs(modeltrace_home())]
+
+
+def add_tokenizer(name: str, path: str | Path, pattern: str | None = None) -> dict[str, object]:
+    """Add a tokenizer file (tokenizer.json, SentencePiece .model, tiktoken BPE, vocab.json+merges.txt).
+
+    The probe set is rebuilt on next use because the library digest changes.
+    """
+    from modeltrace.probe import library
+
+    return library.add_tokenizer(modeltrace_home(), name, Path(path), pattern=pattern).to_dict()
+
+
+def remove_tokenizer(name: str) -> None:
+    """Remove a user-added tokenizer from the library."""
+    from modeltrace.probe import library
+
+    library.remove_tokenizer(modeltrace_home(), name)
+
+
+def probe_set() -> ProbeSet:
+    """The optimised probe set for the current library: from the cache, or built and cached (seconds)."""
+    from modeltrace.probe import library, probeset
+
+    home = modeltrace_home()
+    specs = library.library_specs(home)
+    digest = library.library_digest(specs)
+    path = probeset.cache_path(home, digest)
+    cached = probeset.read_cached(path, digest)
+    if cached is not None:
+        return cached
+    references = {spec.name: library.load(spec) for spec in specs}
+    built = probeset.build_probe_set(references, digest)
+    probeset.write_cache(path, built)
+    return built
+
+
+def probe(
+    url: str,
+    *,
+    model: str | None = None,
+    api_key_env: str | None = None,
+    budget: int = 64,
+    references: Sequence[str] = (),
+    reference_api_key_env: str | None = None,
+    behaviour_prompts: int = 40,
+    timeout_s: float = 30.0,
+    max_retries: int = 3,
+    backoff_s: float = 1.0,
+    concurrency: int = 4,
+    evidence_path: str | Path | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ProbeReport:
+    """Probe an OpenAI-compatible endpoint: identity hints, tokenizer family, optional behaviour test.
+
+    API keys come only from environment variables (``api_key_env`` names the variable) and are
+    redacted from the report and the evidence log. ``budget`` caps requests for identification;
+    the behavioural test against ``references`` (other endpoint URLs) sends ``behaviour_prompts``
+    more requests to the target and to each reference (retries included, capped separately).
+    """
+    from modeltrace.probe import behaviour
+    from modeltrace.probe.client import ClientSettings, ProbeClient
+    from modeltrace.probe.prober import probe_endpoint
+    from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
+
+    for reference in references:
+        if not reference.startswith(("http://", "https://")):
+            raise UsageError(
+                f"Reference '{reference}' is not an http(s) URL; local-model references are not supported "
+                "yet. Serve the model behind an OpenAI-compatible server (e.g. vLLM) and pass its URL."
+            )
+    if not 1 <= behaviour_prompts <= len(BEHAVIOUR_PROMPTS):
+        raise UsageError(
+            f"behaviour_prompts must be between 1 and {len(BEHAVIOUR_PROMPTS)}, got {behaviour_prompts}."
+        )
+    settings = ClientSettings(
+        timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, concurrency=concurrency
+    )
+    log_path = Path(evidence_path) if evidence_path else _default_evidence_path(modeltrace_home(), url)
+    api_key = _key_from_env(api_key_env)
+    chosen_set = probe_set()
+    with ProbeClient(
+        url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep
+    ) as client:
+        report = probe_endpoint(client, chosen_set, model)
+    if references:
+        prompts = list(BEHAVIOUR_PROMPTS[:behaviour_prompts])
+        behaviour_budget = behaviour_prompts + max(4, behaviour_prompts // 4)
+        reference_key = _key_from_env(reference_api_key_env)
+        answers: dict[str, list[str | None]] = {}
+        target_client = ProbeClient(
+            url,
+            api_key=api_key,
+            budget=behaviour_budget,
+            settings=settings,
+            evidence_path=log_path,
+            sleep=sleep,
+        )
+        with target_client:
+            target_answers = behaviour.greedy_answers(target_client, report.model, prompts, concurrency)
+            report.requests += target_client.sent
+            report.requests_by_endpoint[target_client.base_url] += target_client.sent
+        for reference in references:
+            reference_client = ProbeClient(
+                reference, api_key=reference_key, budget=behaviour_budget, settings=settings,
+                evidence_path=log_path, sleep=sleep,
+            )  # fmt: skip
+            with reference_client:
+                reference_model = _first_model(reference_client) if model is None else model
+                answers[reference_client.base_url] = behaviour.greedy_answers(
+                    reference_client, reference_model, prompts, concurrency
+                )
+                report.requests_by_endpoint[reference_client.base_url] = reference_client.sent
+        report.behaviour = behaviour.compare_answers(target_answers, answers)
+    return report
+
+
+def _key_from_env(variable: str | None) -> str | None:
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ProbeError(f"Environment variable '{variable}' (named by --api-key-env) is not set or empty.")
+    return value
+
+
+def _first_model(client: ProbeClient) -> str:
+    """The first id a reference lists under /v1/models ('default' when it lists none)."""
+    from modeltrace.errors import BudgetExhaustedError
+
+    try:
+        listing = client.request("GET", "/models", phase="reference models").json()
+    except BudgetExhaustedError:
+        return "default"
+    try:
+        return str(listing["data"][0]["id"])
+    except (TypeError, KeyError, IndexError):
+        return "default"
+
+
+def _default_evidence_path(home: Path, url: str) -> Path:
+    from urllib.parse import urlsplit
+
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", urlsplit(url).netloc or "endpoint")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return home / "probe" / "evidence" / f"{stamp}-{host}.jsonl"

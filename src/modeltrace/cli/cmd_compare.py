@@ -1,0 +1,51 @@
+"""``modeltrace compare SUSPECT BASE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modeltrace import api
+from modeltrace.cli._app import app, console, emit_json, human_bytes
+
+
+def _p_text(log10_p: float | None) -> str:
+    if log10_p is None:
+        return "n/a"
+    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+
+
+@app.command()
+def compare(
+    suspect: Annotated[Path, typer.Argument(help="Suspect model or fingerprint file.")],
+    base: Annotated[Path, typer.Argument(help="Candidate base model or fingerprint file.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write an HTML report to this file.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of the verdict.")] = 0.01,
+    full: bool = typer.Option(
+        False, "--full", help="Read every unit (full-weight path) instead of a sample."
+    ),
+) -> None:
+    """Was SUSPECT derived from BASE? Verdict, calibrated p-value, relation and layer map."""
+    result = api.compare(suspect, base, alpha=alpha, report=report, full=full)
+    if json_output:
+        emit_json(result)
+        return
+    console.print(
+        f"[bold]{result['verdict']}[/]  p = {_p_text(result['log10_p'])} ({result['p_value_kind']})"
+    )
+    if result.get("reason"):
+        console.print(result["reason"])
+    if result["relation"]:
+        console.print(f"relation: {', '.join(result['relations'])}; {result['direction']}")
+    if result["layer_map"]:
+        console.print(
+            "layer map (suspect -> base): " + ", ".join(f"{s}->{b}" for s, b in result["layer_map"].items())
+        )
+    console.print(f"bytes read: {human_bytes(result['bytes_read'])}")
+    if report is not None:
+        console.print(f"report: {report}")

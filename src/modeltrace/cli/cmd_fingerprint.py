@@ -1,0 +1,38 @@
+"""``modeltrace fingerprint MODEL -o FILE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from modeltrace import api
+from modeltrace.cli._app import app, console, emit_json, err_console, human_bytes
+
+
+@app.command()
+def fingerprint(
+    model: Annotated[
+        Path, typer.Argument(help="Model folder or weight file (safetensors, GGUF, ONNX, PyTorch).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Fingerprint file to write.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Write a compact fingerprint (a few MB) that `compare` and `identify` accept in place of the model."""
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("fingerprinting", total=None)
+        summary = api.fingerprint(
+            model, output, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if json_output:
+        emit_json(summary)
+        return
+    fraction = summary["fraction_read"]
+    console.print(
+        f"Wrote {summary['output']} ({human_bytes(summary['file_bytes'])}): "
+        f"{summary['mlp_blocks']} MLP blocks, "
+        f"{summary['anchors']} anchor tokens; read {human_bytes(summary['bytes_read'])} of "
+        f"{human_bytes(summary['total_bytes'])}" + (f" ({fraction:.1%})" if fraction is not None else "")
+    )

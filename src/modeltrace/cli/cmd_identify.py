@@ -1,0 +1,36 @@
+"""``modeltrace identify SUSPECT --against DIR_OR_FILES``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modeltrace import api
+from modeltrace.cli._app import app, console, emit_json
+
+
+@app.command()
+def identify(
+    suspect: Annotated[Path, typer.Argument(help="Suspect model or fingerprint file.")],
+    against: Annotated[
+        list[Path], typer.Option("--against", help="Folder of candidates, or candidate paths.")
+    ],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the ranking as JSON.")] = False,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.01,
+) -> None:
+    """Rank candidate bases for SUSPECT, best first, Holm-corrected across candidates."""
+    target: Path | list[str | Path] = against[0] if len(against) == 1 else list(against)
+    result = api.identify(suspect, target, alpha=alpha)
+    if json_output:
+        emit_json(result)
+        return
+    table = Table("candidate", "verdict", "p (Holm)", "relation")
+    for row in result["candidates"]:
+        adjusted = row["log10_p_adjusted"]
+        table.add_row(row["candidate"], row["verdict"], "n/a" if adjusted is None else f"1e{adjusted:.1f}",
+                      row["relation"] or "")  # fmt: skip
+    console.print(table)
+    console.print(f"closest ancestor: {result['closest_ancestor'] or 'none'}")

@@ -1,0 +1,207 @@
+"""Build a :class:`Fingerprint` from an opened model, reading only the rows it keeps.
+
+Per MLP block it reads a seeded subset of hidden-unit rows of ``up`` (and ``gate``), the MLP
+input norm gain, and the embedding rows of a few hundred anchor tokens, then keeps each unit's
+response to each anchor token, ``W_up · diag(g) · E_Tᵀ``. Why this slice:
+
+* hidden units are the exchangeable coordinates of training (exact tests need the same units on
+  both sides: rows are chosen from a seed and the unit count, so same-shape models agree);
+* the token frame removes residual-stream permutations, sign flips and rotations, folds norm gains,
+  and makes models of different hidden sizes comparable (anchor tokens match by string);
+* rows are what every format can read cheaply (``read_rows``), so a 2 GB model costs a few MB of I/O.
+
+Tensors stored ``[in, out]`` (GPT-2 Conv1D, ONNX MatMul) must be read whole to get unit rows; the
+fingerprint records the bytes actually read either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modeltrace.errors import FingerprintError
+from modeltrace.fingerprint import vocabulary as vocab_module
+from modeltrace.fingerprint.model import BlockSample, Fingerprint
+from modeltrace.fingerprint.roles import MlpBlock, assign_roles
+from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
+from modeltrace.formats.base import TensorReader
+from modeltrace.formats.source import ModelSource
+
+MAX_INVENTORY = 20_000
+_CONFIG_KEYS = (
+    "model_type",
+    "architectures",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "n_embd",
+    "n_layer",
+    "n_head",
+    "num_local_experts",
+    "n_routed_experts",
+    "tie_word_embeddings",
+    "torch_dtype",
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a fingerprint keeps. ``full()`` is the full-weight path used for verification."""
+
+    units_per_block: int | None = 128  # None: every unit
+    anchors_by_string: int = 256
+    anchors_by_index: int = 64
+    experts_per_layer: int | None = 8  # None: every expert
+    seed: int = DEFAULT_SEED
+    read_whole: bool = False  # read every MLP tensor whole (the full-weight path) instead of its rows
+
+    @classmethod
+    def full(cls) -> Budget:
+        """The full-weight path: whole tensors read, 4x the units and twice the anchors, every expert.
+        (Every unit of a 5,632-unit layer would make the unit matching O(n^3) for no gain in validity.)"""
+        return cls(
+            units_per_block=512,
+            anchors_by_string=384,
+            anchors_by_index=128,
+            experts_per_layer=None,
+            read_whole=True,
+        )
+
+
+def _vocabulary(source: ModelSource) -> tuple[list[str] | None, str | None]:
+    reader = source.weights
+    if reader is not None and hasattr(reader, "vocabulary"):
+        tokens = reader.vocabulary()
+        if tokens:
+            return [str(token) for token in tokens], f"{source.format} metadata"
+    return vocab_module.from_files(source.tokenizer_files)
+
+
+def _select_blocks(blocks: tuple[MlpBlock, ...], budget: Budget) -> list[MlpBlock]:
+    """All dense blocks; for MoE layers the shared expert plus a seeded subset of routed experts."""
+    if budget.experts_per_layer is None:
+        return list(blocks)
+    chosen: list[MlpBlock] = []
+    by_layer: dict[int, list[MlpBlock]] = {}
+    for block in blocks:
+        by_layer.setdefault(block.layer, []).append(block)
+    for layer_blocks in by_layer.values():
+        routed = [block for block in layer_blocks if block.expert is not None and block.expert >= 0]
+        if len(routed) <= budget.experts_per_layer:
+            chosen.extend(layer_blocks)
+            continue
+        keep = set(seeded_rows(len(routed), budget.experts_per_layer, budget.seed).tolist())
+        chosen.extend(b for b in layer_blocks if b.expert is None or b.expert < 0)
+        chosen.extend(block for position, block in enumerate(routed) if position in keep)
+    return chosen
+
+
+def _unit_rows(
+    reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int, whole: bool = False
+) -> np.ndarray:
+    """Rows ``rows`` (+ ``offset`` for the up half of a fused tensor) in ``[units, hidden]`` layout."""
+    if whole and not block.transposed:
+        return np.asarray(reader.read(name), dtype=np.float32)[rows + offset]
+    if block.transposed:
+        return np.asarray(reader.read(name), dtype=np.float32)[:, rows + offset].T
+    return np.asarray(reader.read_rows(name, rows + offset), dtype=np.float32)
+
+
+def _block_sample(
+    reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget
+) -> BlockSample:
+    keep = block.units if budget.units_per_block is None else budget.units_per_block
+    rows = seeded_rows(block.units, keep, budget.seed)
+    gain = np.ones(hidden, dtype=np.float32)
+    if block.norm is not None:
+        values = np.asarray(reader.read(block.norm), dtype=np.float32).reshape(-1)
+        if values.shape == (hidden,):
+            gain = values
+    hasher = hashlib.sha256()
+    tensors = [block.up] + ([block.gate] if block.gate else [])
+    if block.fused:
+        up_rows = _unit_rows(reader, block.up, block, rows, block.units, budget.read_whole)
+        gate_rows: np.ndarray | None = _unit_rows(reader, block.up, block, rows, 0, budget.read_whole)
+    else:
+        up_rows = _unit_rows(reader, block.up, block, rows, 0, budget.read_whole)
+        gate_rows = _unit_rows(reader, block.gate, block, rows, 0, budget.read_whole) if block.gate else None
+    for part in (up_rows, gate_rows):
+        if part is not None:
+            hasher.update(np.ascontiguousarray(part, dtype=np.float32).tobytes())
+    # Token frame: response of each kept unit to each anchor token's (normalised-input) embedding.
+    up = (up_rows * gain) @ frame.T
+    gate = None if gate_rows is None else (gate_rows * gain) @ frame.T
+    return BlockSample(block.layer, block.expert, block.units, rows, up, gate, tensors, hasher.hexdigest())
+
+
+def build_fingerprint(
+    source: ModelSource,
+    budget: Budget | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Fingerprint:
+    """Fingerprint an opened model. ``progress(done, total)`` is called once per block."""
+    budget = budget or Budget()
+    reader = source.weights
+    if reader is None:
+        raise FingerprintError(f"'{source.path}' has no weights to fingerprint (only a configuration).")
+    tensors = reader.tensors()
+    config = source.config or {}
+    tokens, vocab_source = _vocabulary(source)
+    vocab_size = config.get("vocab_size") if isinstance(config.get("vocab_size"), int) else None
+    graph = reader.graph() if hasattr(reader, "graph") else None
+    roles = assign_roles(
+        tensors,
+        vocab_size=vocab_size or (len(tokens) if tokens else None),
+        hidden_size=config.get("hidden_size") if isinstance(config.get("hidden_size"), int) else None,
+        format=source.format,
+        graph=graph,
+    )
+    if roles.embedding is None or roles.hidden_size is None:
+        raise FingerprintError(
+            f"Cannot fingerprint '{source.path}': no token-embedding matrix found among "
+            f"{len(tensors)} tensors (looked for embed_tokens/wte/word_embeddings/token_embd or a "
+            "[vocab_size, hidden] matrix)."
+        )
+    embedding_rows = tensors[roles.embedding].shape[0]
+    anchors = anchor_tokens(
+        tokens, embedding_rows, budget.anchors_by_string, budget.anchors_by_index, budget.seed
+    )
+    frame = np.asarray(reader.read_rows(roles.embedding, [row for row, _ in anchors]), dtype=np.float32)
+    blocks = _select_blocks(roles.blocks, budget)
+    samples = []
+    for done, block in enumerate(blocks, start=1):
+        samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget))
+        if progress is not None:
+            progress(done, len(blocks))
+    inventory = [[name, list(info.shape), info.dtype] for name, info in list(tensors.items())[:MAX_INVENTORY]]
+    header: dict[str, Any] = {
+        "model": {"name": source.name, "path": str(source.path), "format": source.format},
+        "config": {key: config[key] for key in _CONFIG_KEYS if key in config},
+        "inventory": inventory,
+        "inventory_truncated": len(tensors) > MAX_INVENTORY,
+        "parameters": int(sum(info.numel for info in tensors.values())),
+        "dtypes": sorted({info.dtype for info in tensors.values()}),
+        "hidden_size": roles.hidden_size,
+        "embedding": roles.embedding,
+        "embedding_rows": embedding_rows,
+        "role_method": roles.method,
+        "mlp_blocks_total": len(roles.blocks),
+        "vocabulary_source": vocab_source,
+        "tokenizer_digest": vocab_module.digest(tokens),
+        "seed": budget.seed,
+        "budget": {
+            "units_per_block": budget.units_per_block,
+            "experts_per_layer": budget.experts_per_layer,
+            "anchors": [budget.anchors_by_string, budget.anchors_by_index],
+        },
+        "bytes_read": reader.bytes_read,
+        "total_bytes": reader.total_bytes,
+    }
+    return Fingerprint(header, tokens, anchors, frame @ frame.T, samples)

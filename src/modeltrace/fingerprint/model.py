@@ -1,0 +1,206 @@
+"""The :class:`Fingerprint` value and its file format.
+
+A fingerprint file is a zip archive holding ``header.json`` (format version, model description,
+tensor inventory, anchor tokens, per-block metadata), ``vocabulary.json`` (token strings by id, or
+null) and ``arrays.npz`` (float arrays only). Loading never unpickles (``allow_pickle=False``) and
+checks every array against the header before use.
+
+What a block keeps (see :mod:`modeltrace.fingerprint.build` for why): for a seeded subset of its
+hidden units, the unit's input weights expressed in the *token frame* ``W_up · diag(g) · E_Tᵀ``:
+how strongly each unit responds to each anchor token's embedding. That frame is invariant to any
+permutation, sign flip or rotation of the residual stream and to norm gains folded into weights,
+and is comparable between models whose hidden sizes differ.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeltrace.errors import FingerprintError
+
+FORMAT_NAME = "modeltrace-fingerprint"
+FORMAT_VERSION = 1
+#: Largest member accepted when loading (a fingerprint is a few MB; this bounds a zip bomb).
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class BlockSample:
+    """The sampled hidden units of one MLP (a layer's, or one expert's)."""
+
+    layer: int
+    expert: int | None
+    units: int  # hidden units in the block
+    unit_rows: np.ndarray  # int64 indices of the units kept
+    up: np.ndarray  # [kept units, anchors] token-frame responses of the up projection
+    gate: np.ndarray | None  # same for the gate projection (gated MLPs)
+    tensors: list[str]
+    digest: str  # SHA-256 of the sampled rows as read (equal digests: equal sampled weights)
+
+    @property
+    def label(self) -> str:
+        return f"{self.layer}" if self.expert is None else f"{self.layer}.e{self.expert}"
+
+    def features(self) -> np.ndarray:
+        """Up and gate responses side by side: the signature matched between models."""
+        return self.up if self.gate is None else np.concatenate([self.up, self.gate], axis=1)
+
+
+@dataclass
+class Fingerprint:
+    """What the lineage tests need from one model, a few MB whatever the model's size."""
+
+    header: dict[str, Any]
+    vocabulary: list[str] | None
+    anchors: list[tuple[int, str | None]]  # (embedding row, token string or None)
+    anchor_gram: np.ndarray  # [anchors, anchors] Gram of the anchor embedding rows (rotation invariant)
+    blocks: list[BlockSample] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.header.get("model", {}).get("name", "model"))
+
+    @property
+    def bytes_read(self) -> int:
+        return int(self.header.get("bytes_read", 0))
+
+    def layers(self) -> list[int]:
+        return sorted({block.layer for block in self.blocks})
+
+    def save(self, path: str | Path) -> int:
+        """Write the fingerprint; returns the file size in bytes."""
+        arrays: dict[str, np.ndarray] = {"anchor_gram": self.anchor_gram.astype(np.float32)}
+        block_meta = []
+        for index, block in enumerate(self.blocks):
+            arrays[f"b{index}.rows"] = block.unit_rows.astype(np.int64)
+            arrays[f"b{index}.up"] = block.up.astype(np.float16)
+            if block.gate is not None:
+                arrays[f"b{index}.gate"] = block.gate.astype(np.float16)
+            block_meta.append(
+                {
+                    "layer": block.layer,
+                    "expert": block.expert,
+                    "units": block.units,
+                    "gated": block.gate is not None,
+                    "tensors": block.tensors,
+                    "digest": block.digest,
+                }
+            )
+        header = {
+            **self.header,
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "anchors": [[row, token] for row, token in self.anchors],
+            "blocks": block_meta,
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("header.json", json.dumps(header))
+            archive.writestr("vocabulary.json", json.dumps(self.vocabulary))
+            archive.writestr("arrays.npz", buffer.getvalue())
+        return Path(path).stat().st_size
+
+
+def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': member '{name}' is missing.") from None
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': '{name}' is {info.file_size:,} bytes.")
+    return archive.read(name)
+
+
+def _array(arrays: Any, key: str, path: Path, kind: str) -> np.ndarray:
+    if key not in arrays.files:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': array '{key}' is missing.")
+    value = np.asarray(arrays[key])
+    if value.dtype.kind != kind:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': array '{key}' has dtype {value.dtype}.")
+    return value
+
+
+def is_fingerprint_file(path: str | Path) -> bool:
+    candidate = Path(path)
+    if not candidate.is_file() or not zipfile.is_zipfile(candidate):
+        return False
+    try:
+        with zipfile.ZipFile(candidate) as archive:
+            return "header.json" in archive.namelist() and "arrays.npz" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_fingerprint(path: str | Path) -> Fingerprint:
+    """Read a fingerprint file written by :meth:`Fingerprint.save`, validating it."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            header = json.loads(_member(archive, "header.json", path))
+            vocabulary = json.loads(_member(archive, "vocabulary.json", path))
+            npz = _member(archive, "arrays.npz", path)
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise FingerprintError(f"'{path}' is not a modeltrace fingerprint (no '{FORMAT_NAME}' header).")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise FingerprintError(
+            f"Fingerprint '{path}' has format version {header.get('format_version')!r}; this modeltrace "
+            f"reads version {FORMAT_VERSION}. Rebuild it with `modeltrace fingerprint`."
+        )
+    if vocabulary is not None and not (
+        isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)
+    ):
+        raise FingerprintError(f"Cannot read fingerprint '{path}': vocabulary is not a list of strings.")
+    try:
+        return _decode(path, header, vocabulary, npz)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:  # e.g. an object array: we never unpickle
+        if isinstance(error, FingerprintError):
+            raise
+        raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
+
+
+def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, npz: bytes) -> Fingerprint:
+    try:
+        anchors = [(int(row), None if token is None else str(token)) for row, token in header["anchors"]]
+        block_meta = list(header["blocks"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise FingerprintError(f"Cannot read fingerprint '{path}': malformed header ({error}).") from error
+    with np.load(io.BytesIO(npz), allow_pickle=False) as arrays:
+        gram = _array(arrays, "anchor_gram", path, "f")
+        if gram.shape != (len(anchors), len(anchors)):
+            raise FingerprintError(f"Cannot read fingerprint '{path}': anchor Gram shape {gram.shape}.")
+        blocks = []
+        for index, meta in enumerate(block_meta):
+            rows = _array(arrays, f"b{index}.rows", path, "i")
+            up = _array(arrays, f"b{index}.up", path, "f").astype(np.float32)
+            gate = (
+                _array(arrays, f"b{index}.gate", path, "f").astype(np.float32) if meta.get("gated") else None
+            )
+            if up.shape != (len(rows), len(anchors)) or (gate is not None and gate.shape != up.shape):
+                raise FingerprintError(
+                    f"Cannot read fingerprint '{path}': block {index} has shape {up.shape}."
+                )
+            expert = meta.get("expert")
+            blocks.append(
+                BlockSample(
+                    int(meta["layer"]),
+                    None if expert is None else int(expert),
+                    int(meta["units"]),
+                    rows,
+                    up,
+                    gate,
+                    [str(t) for t in meta.get("tensors", [])],
+                    str(meta.get("digest", "")),
+                )
+            )
+    header = {key: value for key, value in header.items() if key not in ("anchors", "blocks")}
+    return Fingerprint(header, vocabulary, anchors, gram.astype(np.float32), blocks)

@@ -1,0 +1,230 @@
+"""Which tensor plays which role: the token embedding and, per layer (and expert), the MLP input
+projections whose rows are hidden units (``up``, and ``gate`` for gated MLPs).
+
+Names are used when they say it (Hugging Face Llama/Mistral/Qwen/Mixtral, GPT-2 ``c_fc``, BERT
+``intermediate.dense``, GGUF ``blk.N.ffn_up``). Exported ONNX graphs often name weights
+``onnx::MatMul_470`` or ``val_49``; then roles come from the order of the matrix products (the
+reader's graph when it offers one, else storage order) and their shapes: in each layer the MLP
+input projections have shape ``[H, I]`` (``[I, H]`` in ``nn.Linear`` layout) and the block closes
+with the down projection ``[I, H]``. Names are a convenience here, never evidence.
+
+Canonical layout is ``nn.Linear``'s ``[out, in]``: rows of ``up``/``gate`` are hidden units.
+``transposed`` marks tensors stored ``[in, out]`` (GPT-2 Conv1D, ONNX MatMul initialisers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modeltrace.types import TensorInfo
+
+_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blk|blocks|block)\.(\d+)\.(.*)$")
+_EXPERT = re.compile(r"experts\.(\d+)\.")
+_EMBEDDING_NAMES = (
+    "embed_tokens.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+    "token_embd.weight",
+    "tok_embeddings.weight",
+    "embedding.word_embeddings.weight",
+    "embeddings.weight",
+)
+_UP_SUFFIXES = (
+    "up_proj.weight",
+    "ffn_up.weight",
+    "w3.weight",
+    "c_fc.weight",
+    "intermediate.dense.weight",
+    "fc1.weight",
+    "dense_h_to_4h.weight",
+)
+_GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight")
+_FUSED_SUFFIXES = ("gate_up_proj.weight",)
+_NORM_SUFFIXES = (
+    "post_attention_layernorm.weight",
+    "ffn_norm.weight",
+    "ln_2.weight",
+    "attention.output.layernorm.weight",
+    "pre_feedforward_layernorm.weight",
+)
+#: Names whose weights are stored ``[in, out]`` (GPT-2 and its Conv1D descendants).
+_TRANSPOSED_SUFFIXES = ("c_fc.weight",)
+SHARED_EXPERT = -1
+
+
+@dataclass(frozen=True)
+class MlpBlock:
+    """One MLP (a dense layer's, or one expert's) as the fingerprint reads it."""
+
+    layer: int
+    expert: int | None  # None for a dense MLP, SHARED_EXPERT for a shared expert
+    up: str
+    gate: str | None
+    units: int
+    transposed: bool  # stored [in, out]: units are columns
+    fused: bool  # one tensor holds [gate; up] stacked along the unit axis
+    norm: str | None  # the gain vector applied to the MLP input, if found
+
+
+@dataclass(frozen=True)
+class RoleMap:
+    embedding: str | None
+    hidden_size: int | None
+    blocks: tuple[MlpBlock, ...]
+    method: str  # "names", "graph order" or "storage order"
+
+
+def find_embedding(tensors: Mapping[str, TensorInfo], vocab_size: int | None) -> str | None:
+    """The token-embedding matrix: by name, else the 2-D tensor with ``vocab_size`` rows."""
+    for name, info in tensors.items():
+        lowered = name.lower()
+        named = any(lowered.endswith(suffix) for suffix in _EMBEDDING_NAMES)
+        if len(info.shape) == 2 and named and "position" not in lowered and "token_type" not in lowered:
+            return name
+    if vocab_size:
+        for name, info in tensors.items():
+            if len(info.shape) == 2 and info.shape[0] == vocab_size and "head" not in name.lower():
+                return name
+    return None
+
+
+def _orientation(shape: Sequence[int], hidden: int, name_transposed: bool) -> tuple[bool, int] | None:
+    """(stored transposed?, unit count) of an up/gate tensor, or None if it does not touch ``hidden``."""
+    if len(shape) != 2:
+        return None
+    rows, cols = shape
+    if cols == hidden and (rows != hidden or not name_transposed):
+        return False, rows
+    if rows == hidden:
+        return True, cols
+    return None
+
+
+def _norms_by_layer(tensors: Mapping[str, TensorInfo]) -> dict[int, str]:
+    norms: dict[int, str] = {}
+    for name in tensors:
+        match = _LAYER.search(name.lower())
+        if match and any(match.group(2).endswith(suffix) for suffix in _NORM_SUFFIXES):
+            norms.setdefault(int(match.group(1)), name)
+    return norms
+
+
+def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
+    found: dict[tuple[int, int | None], dict[str, str]] = {}
+    for name in tensors:
+        match = _LAYER.search(name.lower())
+        if not match:
+            continue
+        rest = match.group(2)
+        expert_match = _EXPERT.search(rest)
+        expert = int(expert_match.group(1)) if expert_match else None
+        if expert is None and "shared_expert" in rest:
+            expert = SHARED_EXPERT
+        key = (int(match.group(1)), expert)
+        if rest.endswith(_FUSED_SUFFIXES):
+            found.setdefault(key, {})["fused"] = name
+        elif rest.endswith(_GATE_SUFFIXES):
+            found.setdefault(key, {})["gate"] = name
+        elif rest.endswith(_UP_SUFFIXES):
+            found.setdefault(key, {})["up"] = name
+    norms = _norms_by_layer(tensors)
+    blocks: list[MlpBlock] = []
+    for (layer, expert), roles in sorted(found.items(), key=lambda item: (item[0][0], item[0][1] or -2)):
+        fused = "fused" in roles
+        up = roles.get("fused") or roles.get("up")
+        if up is None:
+            continue
+        oriented = _orientation(tensors[up].shape, hidden, up.lower().endswith(_TRANSPOSED_SUFFIXES))
+        if oriented is None:
+            continue
+        transposed, units = oriented
+        if fused:
+            units //= 2
+        gate = roles.get("gate")
+        if gate is not None and tensors[gate].shape != tensors[up].shape:
+            gate = None
+        blocks.append(MlpBlock(layer, expert, up, gate, units, transposed, fused, norms.get(layer)))
+    return blocks
+
+
+def _graph_order(graph: Any) -> list[tuple[str, bool | None]] | None:
+    """``(initialiser, stored [in, out]?)`` for each matrix product, in graph order, if the reader says."""
+    if graph is None or not hasattr(graph, "matmul_weights"):
+        return None
+    order: list[tuple[str, bool | None]] = []
+    for item in graph.matmul_weights():
+        if isinstance(item, (tuple, list)):
+            name, transposed = str(item[0]), (bool(item[1]) if len(item) > 1 else None)
+        else:
+            name = str(getattr(item, "name", None) or getattr(item, "initializer", ""))
+            flag = getattr(item, "transposed", getattr(item, "stored_in_out", None))
+            transposed = None if flag is None else bool(flag)
+        if name:
+            order.append((name, transposed))
+    return order or None
+
+
+def _by_order(
+    tensors: Mapping[str, TensorInfo],
+    order: list[tuple[str, bool | None]],
+    hidden: int,
+    default_transposed: bool,
+) -> list[MlpBlock]:
+    """Group matrix products into MLP blocks by shape: up/gate ``[H, I]`` ... closed by down ``[I, H]``."""
+    shapes = {name: tensors[name].shape for name, _ in order if name in tensors}
+    widths = Counter(
+        dim
+        for shape in shapes.values()
+        if len(shape) == 2 and hidden in shape
+        for dim in shape
+        if dim != hidden
+    )
+    if not widths:
+        return []
+    inner = widths.most_common(1)[0][0]
+    norms = list(_norms_by_layer(tensors).values())
+    blocks: list[MlpBlock] = []
+    pending: list[tuple[str, bool]] = []
+    for name, flag in order:
+        shape = shapes.get(name)
+        if shape is None or len(shape) != 2:
+            continue
+        transposed = default_transposed if flag is None else flag
+        up_shape = (hidden, inner) if transposed else (inner, hidden)
+        if tuple(shape) == up_shape:
+            pending.append((name, transposed))
+        elif tuple(shape) == up_shape[::-1] and pending:
+            layer = len(blocks)
+            up_name, up_transposed = pending[-1]
+            gate = pending[-2][0] if len(pending) >= 2 else None
+            norm = norms[layer] if layer < len(norms) else None
+            blocks.append(MlpBlock(layer, None, up_name, gate, inner, up_transposed, False, norm))
+            pending = []
+    return blocks
+
+
+def assign_roles(
+    tensors: Mapping[str, TensorInfo],
+    *,
+    vocab_size: int | None,
+    hidden_size: int | None,
+    format: str,
+    graph: Any = None,
+) -> RoleMap:
+    embedding = find_embedding(tensors, vocab_size)
+    hidden = tensors[embedding].shape[1] if embedding else hidden_size
+    if hidden is None:
+        return RoleMap(embedding, None, (), "names")
+    blocks = _by_names(tensors, hidden)
+    if blocks:
+        return RoleMap(embedding, hidden, tuple(blocks), "names")
+    order = _graph_order(graph)
+    method = "graph order"
+    if order is None:
+        order, method = [(name, None) for name in tensors], "storage order"
+    blocks = _by_order(tensors, order, hidden, default_transposed=(format == "onnx"))
+    return RoleMap(embedding, hidden, tuple(blocks), method)

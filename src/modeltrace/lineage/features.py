@@ -1,0 +1,69 @@
+"""Turn two fingerprints into comparable unit features: shared anchors and token-space whitening.
+
+Anchor tokens are matched by string when both models know their vocabulary, else by embedding row
+(reported as such: only meaningful when both use the same tokenizer order). Each unit's responses to
+the shared anchors are whitened with the anchor Gram matrix, ``G^{-1/2} E_T w = U Vᵀ w`` (the polar
+factor of the anchor embeddings): invariant to any rotation of the residual stream, and independent
+random units come out isotropic, so cosines between unrelated units are centred on zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modeltrace.fingerprint.model import BlockSample, Fingerprint
+
+
+@dataclass(frozen=True)
+class SharedAnchors:
+    suspect: np.ndarray  # positions in the suspect's anchor list
+    base: np.ndarray  # matching positions in the base's anchor list
+    by_string: int
+    by_row: int
+
+
+def shared_anchors(suspect: Fingerprint, base: Fingerprint) -> SharedAnchors:
+    base_by_string = {token: pos for pos, (_, token) in enumerate(base.anchors) if token is not None}
+    base_by_row = {row: pos for pos, (row, _) in enumerate(base.anchors)}
+    both_vocab = suspect.vocabulary is not None and base.vocabulary is not None
+    pairs: list[tuple[int, int]] = []
+    by_string = by_row = 0
+    used: set[int] = set()
+    for pos, (row, token) in enumerate(suspect.anchors):
+        if both_vocab:
+            match = base_by_string.get(token) if token is not None else None
+            by_string += match is not None
+        else:
+            match = base_by_row.get(row)
+            by_row += match is not None
+        if match is not None and match not in used:
+            used.add(match)
+            pairs.append((pos, match))
+    suspect_pos = np.array([p for p, _ in pairs], dtype=np.int64)
+    base_pos = np.array([q for _, q in pairs], dtype=np.int64)
+    return SharedAnchors(suspect_pos, base_pos, by_string, by_row)
+
+
+def whitener(gram: np.ndarray, relative_floor: float = 1e-5) -> np.ndarray:
+    """Symmetric pseudo-inverse square root of a Gram matrix (drops its numerical null space)."""
+    values, vectors = np.linalg.eigh(gram.astype(np.float64))
+    keep = values > relative_floor * max(float(values.max()), 1e-30)
+    scaled = vectors[:, keep] / np.sqrt(values[keep])
+    return (scaled @ vectors[:, keep].T).astype(np.float32)
+
+
+def unit_features(block: BlockSample, columns: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """Whitened, row-normalised responses of the block's units to the chosen anchors."""
+    parts = [block.up[:, columns] @ white]
+    if block.gate is not None:
+        parts.append(block.gate[:, columns] @ white)
+    features = np.concatenate(parts, axis=1)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+def best_match_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over a's units of the best cosine with any of b's units (invariant to unit order)."""
+    return float(np.mean(np.max(a @ b.T, axis=1)))

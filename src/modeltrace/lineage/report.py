@@ -1,0 +1,120 @@
+"""A self-contained HTML report of one comparison: verdict, layer similarity heatmap, null distribution.
+
+No JavaScript, no external assets: inline SVG drawn from the comparison dict, so the file can be
+attached to a dispute as is.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+
+def _heat_colour(value: float) -> str:
+    level = max(0.0, min(1.0, value))
+    red, blue = int(255 * level), int(255 * (1 - level))
+    return f"rgb({red},{int(80 + 60 * (1 - abs(level - 0.5) * 2))},{blue})"
+
+
+def _heatmap(result: dict[str, Any]) -> str:
+    matrix = result.get("similarity_matrix") or {}
+    values = matrix.get("values") or []
+    if not values:
+        return "<p>No layer similarity matrix (comparison was inconclusive).</p>"
+    rows, cols, cell = len(values), len(values[0]), 18
+    mapped = {(e["suspect"], e["base"]) for e in result.get("block_map", [])}
+    parts = [f'<svg width="{cols * cell + 90}" height="{rows * cell + 60}" font-size="10">']
+    for i, row in enumerate(values):
+        label = html.escape(str(matrix["suspect_blocks"][i]))
+        parts.append(f'<text x="0" y="{40 + i * cell + 12}">S {label}</text>')
+        for j, value in enumerate(row):
+            x, y = 60 + j * cell, 30 + i * cell
+            title = f"S {matrix['suspect_blocks'][i]} vs B {matrix['base_blocks'][j]}: {value:.3f}"
+            stroke = (
+                ' stroke="black" stroke-width="2"'
+                if (matrix["suspect_blocks"][i], matrix["base_blocks"][j]) in mapped
+                else ""
+            )
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" '
+                f'fill="{_heat_colour(value)}"{stroke}><title>{html.escape(title)}</title></rect>'
+            )
+    for j, label in enumerate(matrix["base_blocks"]):
+        parts.append(f'<text x="{60 + j * cell + 2}" y="24">{html.escape(str(label))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _null_histogram(result: dict[str, Any]) -> str:
+    empirical = result.get("empirical") or {}
+    null = empirical.get("null") or []
+    if not null:
+        return "<p>No null panel.</p>"
+    observed = float(empirical["statistic"])
+    low, high = min([*null, observed, 0.0]), max([*null, observed, 1.0])
+    bins, width, height = 40, 480, 140
+    counts = [0] * bins
+    for value in null:
+        counts[min(bins - 1, int((value - low) / (high - low + 1e-12) * bins))] += 1
+    peak = max(counts) or 1
+    parts = [f'<svg width="{width + 20}" height="{height + 40}" font-size="10">']
+    for index, count in enumerate(counts):
+        bar = height * count / peak
+        parts.append(
+            f'<rect x="{10 + index * width / bins}" y="{10 + height - bar}" '
+            f'width="{width / bins - 1}" height="{bar}" fill="#888"/>'
+        )
+    x = 10 + (observed - low) / (high - low + 1e-12) * width
+    parts.append(f'<line x1="{x}" x2="{x}" y1="5" y2="{height + 12}" stroke="red" stroke-width="2"/>')
+    parts.append(f'<text x="{min(x + 4, width - 80)}" y="15" fill="red">this pair {observed:.3f}</text>')
+    parts.append(f'<text x="10" y="{height + 30}">{low:.2f}</text>')
+    parts.append(f'<text x="{width - 20}" y="{height + 30}">{high:.2f}</text></svg>')
+    return "".join(parts)
+
+
+def render_html(result: dict[str, Any]) -> str:
+    def esc(value: Any) -> str:
+        return html.escape(str(value))
+
+    log10_p = result.get("log10_p")
+    p_text = (
+        "n/a" if log10_p is None else (f"{result['p_value']:.3g}" if log10_p > -300 else f"10^{log10_p:.1f}")
+    )
+    exact = result.get("exact") or {}
+    empirical = result.get("empirical") or {}
+    rows = "".join(
+        f"<tr><td>{esc(e['suspect_block'])}</td><td>{esc(e['base_block'])}</td><td>{e['units']}</td>"
+        f"<td>{e['fixed_points']}</td><td>{e['log10_p']:.1f}</td><td>{e['diagonal_cosine']:.3f}</td></tr>"
+        for e in exact.get("per_layer", [])
+    )
+    floor = empirical.get("p_floor")
+    floor_text = "n/a" if floor is None else f"{floor:.2g}"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>modeltrace compare</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}
+td,th{{padding:2px 8px}}</style></head><body>
+<h1>{esc(result.get("suspect"))} vs {esc(result.get("base"))}</h1>
+<p><b>Verdict:</b> {esc(result.get("verdict"))} &nbsp; <b>p</b> = {esc(p_text)}
+({esc(result.get("p_value_kind"))}) &nbsp; <b>relation:</b> {esc(result.get("relation"))} &nbsp;
+<b>direction:</b> {esc(result.get("direction"))}</p>
+<p>Null hypothesis: the suspect was initialised independently of the base. Exact p-values come from the
+exchangeability of hidden units (fixed points of the unit matching, Fisher across layers); empirical ones
+from a panel of {esc(empirical.get("panel_size"))} surrogate pairs (floor {floor_text}).
+The final p-value is the Bonferroni minimum of the two. Not detectable by these tests: a suspect whose
+MLP units were permuted <i>and</i> whose weights were also changed beyond recognition;
+see docs/lineage.md.</p>
+<h2>Layer map</h2><p>{esc(result.get("layer_map"))}</p>
+<h2>Layer-by-layer similarity</h2>
+<p>Mean best-match cosine of whitened unit features; mapped pairs outlined.</p>
+{_heatmap(result)}
+<h2>Null distribution (empirical path)</h2>{_null_histogram(result)}
+<h2>Exact path, per layer</h2><table><tr><th>S block</th><th>B block</th><th>units</th><th>fixed points</th>
+<th>log10 p</th><th>cosine</th></tr>{rows}</table>
+<p>Bytes read: {result.get("bytes_read", 0):,}. Shared anchor tokens: {esc(result.get("shared_anchors"))}.</p>
+</body></html>"""
+
+
+def log10_text(log10_p: float | None) -> str:
+    if log10_p is None or math.isnan(log10_p):
+        return "n/a"
+    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"

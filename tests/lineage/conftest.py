@@ -1,0 +1,23 @@
+"""Fixtures for lineage tests; the synthetic models live in ``synthetic.py`` (importable from here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import Params, write_model
+
+
+@pytest.fixture
+def model_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    counter = {"n": 0}
+
+    def make(params: Params, vocab: list[str] | None = None, dtype: str = "float32") -> Path:
+        counter["n"] += 1
+        return write_model(tmp_path / f"model{counter['n']}", params, vocab, dtype)
+
+    return make

@@ -1,0 +1,154 @@
+"""Synthetic Llama-style models for lineage tests: numpy weights written as safetensors + config.json +
+tokenizer.json (WordLevel), and the function-preserving or lineage-preserving transforms applied to them.
+
+Models share "data": token latent features ``Z`` (seeded by ``data_seed``) shape every embedding, so
+independent models trained "on the same data" have correlated embeddings and units reading the same
+latent features (universal features), the hard case for calibration.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+Params = dict[str, np.ndarray]
+
+
+def make_params(
+    seed: int,
+    *,
+    vocab: int = 400,
+    hidden: int = 48,
+    inner: int = 96,
+    layers: int = 4,
+    data_seed: int = 0,
+    universal: float = 0.5,
+) -> Params:
+    data = np.random.default_rng(data_seed)
+    latent = data.standard_normal((vocab, 16)).astype(np.float32)
+    bank = data.standard_normal((layers, inner, 16)).astype(np.float32)  # per-layer universal features
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((16, hidden)).astype(np.float32) / 4
+    params: Params = {
+        "model.embed_tokens.weight": latent @ mix
+        + 0.5 * rng.standard_normal((vocab, hidden)).astype(np.float32)
+    }
+    for layer in range(layers):
+        prefix = f"model.layers.{layer}."
+        for role, shape in (
+            ("self_attn.q_proj", (hidden, hidden)),
+            ("self_attn.k_proj", (hidden // 2, hidden)),
+            ("self_attn.v_proj", (hidden // 2, hidden)),
+            ("self_attn.o_proj", (hidden, hidden)),
+            ("mlp.down_proj", (hidden, inner)),
+        ):
+            params[prefix + role + ".weight"] = rng.standard_normal(shape).astype(np.float32) / np.sqrt(
+                shape[1]
+            )
+        for role in ("mlp.gate_proj", "mlp.up_proj"):
+            own = rng.standard_normal((inner, hidden)).astype(np.float32)
+            # Universal part: unit i reads a latent feature, but WHICH unit does so is up to the seed.
+            shared = bank[layer][rng.permutation(inner)] @ mix * 4
+            params[prefix + role + ".weight"] = ((1 - universal) * own + universal * shared) / np.sqrt(hidden)
+        params[prefix + "input_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(np.float32)
+        params[prefix + "post_attention_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(
+            np.float32
+        )
+    params["model.norm.weight"] = np.ones(hidden, dtype=np.float32)
+    params["lm_head.weight"] = rng.standard_normal((vocab, hidden)).astype(np.float32) / np.sqrt(hidden)
+    return params
+
+
+def default_vocab(size: int = 400) -> list[str]:
+    return [f"w{i}" for i in range(size)]
+
+
+def write_model(folder: Path, params: Params, vocab: list[str] | None = None, dtype: str = "float32") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    embed = params["model.embed_tokens.weight"]
+    layers = 1 + max(int(name.split(".")[2]) for name in params if name.startswith("model.layers."))
+    inner_name = next(n for n in params if "up_proj" in n or "experts.0.w3" in n)
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": embed.shape[0],
+        "hidden_size": embed.shape[1],
+        "intermediate_size": params[inner_name].shape[0],
+        "num_hidden_layers": layers,
+        "torch_dtype": dtype,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    vocab = vocab if vocab is not None else default_vocab(embed.shape[0])
+    tokenizer = {
+        "version": "1.0",
+        "model": {"type": "WordLevel", "vocab": {t: i for i, t in enumerate(vocab)}, "unk_token": vocab[0]},
+    }
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    save_file(
+        {k: np.ascontiguousarray(v.astype(dtype)) for k, v in params.items()},
+        str(folder / "model.safetensors"),
+    )
+    return folder
+
+
+# --- transforms ----------------------------------------------------------------------------------
+
+
+def layer_names(params: Params, layer: int) -> list[str]:
+    return [n for n in params if n.startswith(f"model.layers.{layer}.")]
+
+
+def permute_units(params: Params, rng: np.random.Generator) -> Params:
+    """Function-preserving: permute every MLP's hidden units."""
+    out = dict(params)
+    for name in params:
+        if name.endswith("mlp.up_proj.weight"):
+            prefix = name[: -len("up_proj.weight")]
+            perm = rng.permutation(params[name].shape[0])
+            out[prefix + "up_proj.weight"] = params[prefix + "up_proj.weight"][perm]
+            out[prefix + "gate_proj.weight"] = params[prefix + "gate_proj.weight"][perm]
+            out[prefix + "down_proj.weight"] = params[prefix + "down_proj.weight"][:, perm]
+    return out
+
+
+def rotate_residual(params: Params, rng: np.random.Generator, signs_only: bool = False) -> Params:
+    """Function-preserving residual permutation + sign flips (norm gains folded into the next weights)."""
+    hidden = params["model.embed_tokens.weight"].shape[1]
+    perm = rng.permutation(hidden)
+    signs = rng.choice([-1.0, 1.0], hidden).astype(np.float32)
+    out: Params = {}
+    for name, value in params.items():
+        if name == "model.embed_tokens.weight" or name == "lm_head.weight":
+            out[name] = value[:, perm] * signs
+        elif name.endswith(
+            ("q_proj.weight", "k_proj.weight", "v_proj.weight", "up_proj.weight", "gate_proj.weight")
+        ):
+            norm = "input_layernorm" if "self_attn" in name else "post_attention_layernorm"
+            gain = params[name.split("self_attn")[0].split("mlp")[0] + norm + ".weight"]
+            out[name] = (value * gain)[:, perm] * signs
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            out[name] = value[perm] * signs[:, None]
+        elif name.endswith("layernorm.weight"):
+            out[name] = np.ones_like(value)
+        elif name == "model.norm.weight":
+            out[name] = value[perm]
+        else:
+            out[name] = value
+    return out
+
+
+def fine_tune(params: Params, rng: np.random.Generator, scale: float = 0.2) -> Params:
+    return {
+        n: (v + scale * v.std() * rng.standard_normal(v.shape).astype(np.float32)) for n, v in params.items()
+    }
+
+
+def drop_layers(params: Params, keep: list[int]) -> Params:
+    out = {n: v for n, v in params.items() if not n.startswith("model.layers.")}
+    for new, old in enumerate(keep):
+        for name in layer_names(params, old):
+            out[name.replace(f"model.layers.{old}.", f"model.layers.{new}.", 1)] = params[name]
+    return out

@@ -1,0 +1,47 @@
+"""The lineage commands through the CLI: JSON interface keys other tools rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import fine_tune, make_params  # type: ignore[import-not-found]
+
+from modeltrace.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code in (0, None)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_fingerprint_compare_identify(
+    model_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = model_factory(make_params(1))
+    child = model_factory(fine_tune(make_params(1), np.random.default_rng(0)))
+    stranger = model_factory(make_params(7))
+    summary = _run(capsys, "fingerprint", str(base), "-o", str(tmp_path / "base.mtfp"), "--json")
+    assert summary["file_bytes"] > 0 and summary["mlp_blocks"] == 4
+    report = tmp_path / "report.html"
+    result = _run(
+        capsys, "compare", str(child), str(tmp_path / "base.mtfp"), "--json", "--report", str(report)
+    )
+    for key in ("verdict", "p_value", "log10_p", "relation", "layer_map", "bytes_read", "p_value_kind"):
+        assert key in result
+    assert result["verdict"] == "related"
+    assert "<svg" in report.read_text() and "Null distribution" in report.read_text()
+    candidates = tmp_path / "candidates"
+    candidates.mkdir()
+    (candidates / "base.mtfp").write_bytes((tmp_path / "base.mtfp").read_bytes())
+    stranger.rename(candidates / "stranger")
+    ranking = _run(capsys, "identify", str(child), "--against", str(candidates), "--json")
+    first = ranking["candidates"][0]
+    assert first["candidate"].endswith("base.mtfp") and first["verdict"] == "related"
+    assert {"candidate", "verdict", "p_value"} <= set(first)
+    assert ranking["candidates"][1]["verdict"] == "unrelated"
+    assert ranking["closest_ancestor"].endswith("base.mtfp")

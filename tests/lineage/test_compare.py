@@ -1,0 +1,114 @@
+"""End-to-end comparisons on synthetic Llama-style models: verdicts, layer maps, invariance, calibration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from synthetic import (  # type: ignore[import-not-found]
+    default_vocab,
+    drop_layers,
+    fine_tune,
+    make_params,
+    permute_units,
+    rotate_residual,
+    write_model,
+)
+
+from modeltrace.fingerprint.build import build_fingerprint
+from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.formats.detect import open_model
+from modeltrace.lineage.compare import compare_fingerprints
+
+BASE = make_params(1)
+
+
+def _fp(folder: Path) -> Fingerprint:
+    with open_model(folder) as source:
+        return build_fingerprint(source)
+
+
+@pytest.fixture(scope="module")
+def base_fp(tmp_path_factory: pytest.TempPathFactory) -> Fingerprint:
+    return _fp(write_model(tmp_path_factory.mktemp("base"), BASE))
+
+
+def test_model_against_itself_is_same_weights(base_fp: Fingerprint, model_factory) -> None:
+    result = compare_fingerprints(_fp(model_factory(BASE)), base_fp)
+    assert result["verdict"] == "same-weights" and result["relation"] == "identical"
+    assert result["log10_p"] < -100 and result["p_value_kind"] == "exact"
+
+
+def test_fine_tune_is_related_with_identity_map(base_fp: Fingerprint, model_factory) -> None:
+    tuned = fine_tune(BASE, np.random.default_rng(3), scale=0.3)
+    result = compare_fingerprints(_fp(model_factory(tuned)), base_fp)
+    assert result["verdict"] == "related" and result["p_value_kind"] == "exact"
+    assert result["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
+    assert result["relation"].startswith("fine-tuned")
+
+
+def test_dropped_layers_are_mapped(base_fp: Fingerprint, model_factory) -> None:
+    result = compare_fingerprints(_fp(model_factory(drop_layers(BASE, [0, 2, 3]))), base_fp)
+    assert result["verdict"] == "related"
+    assert result["layer_map"] == {"0": 0, "1": 2, "2": 3}
+    assert result["relation"] == "layers dropped" and result["direction"] == "suspect derived from base"
+
+
+def test_permuted_units_are_found_by_the_empirical_path(base_fp: Fingerprint, model_factory) -> None:
+    permuted = permute_units(BASE, np.random.default_rng(5))
+    result = compare_fingerprints(_fp(model_factory(permuted)), base_fp)
+    assert result["verdict"] == "related" and result["p_value_kind"] == "empirical"
+    assert result["p_value"] < 0.01 and "hidden units permuted" in result["relations"]
+    assert result["empirical"]["p_floor"] == pytest.approx(1 / (1 + result["empirical"]["panel_size"]))
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16))
+def test_function_preserving_residual_transform_keeps_the_verdict(
+    seed: int, base_fp: Fingerprint, model_factory
+) -> None:
+    """Property: a random residual permutation + sign flip (gains folded) of S gives the same verdict."""
+    tuned = fine_tune(BASE, np.random.default_rng(seed), scale=0.2)
+    plain = compare_fingerprints(_fp(model_factory(tuned)), base_fp)
+    moved = compare_fingerprints(
+        _fp(model_factory(rotate_residual(tuned, np.random.default_rng(seed)))), base_fp
+    )
+    assert plain["verdict"] == moved["verdict"] == "related"
+    assert moved["p_value_kind"] == "exact" and moved["layer_map"] == plain["layer_map"]
+
+
+def test_vocabulary_reordered_and_pruned_still_related(base_fp: Fingerprint, model_factory) -> None:
+    rng = np.random.default_rng(8)
+    order = rng.permutation(400)[:300]  # keep 300 tokens, in a new order
+    pruned = dict(BASE)
+    pruned["model.embed_tokens.weight"] = BASE["model.embed_tokens.weight"][order]
+    pruned["lm_head.weight"] = BASE["lm_head.weight"][order]
+    vocab = [default_vocab()[i] for i in order]
+    result = compare_fingerprints(_fp(model_factory(pruned, vocab=vocab)), base_fp)
+    assert result["verdict"] == "related" and "vocabulary pruned" in result["relations"]
+
+
+def test_disjoint_vocabularies_are_inconclusive(base_fp: Fingerprint, model_factory) -> None:
+    vocab = [f"other{i}" for i in range(400)]
+    result = compare_fingerprints(_fp(model_factory(make_params(2), vocab=vocab)), base_fp)
+    assert result["verdict"] == "inconclusive" and result["p_value"] is None
+
+
+def test_false_positive_rate_on_independent_same_data_pairs(tmp_path: Path) -> None:
+    """Independent models trained on the same data (shared token structure and universal features)
+    must give p-values that are not too small: FPR at alpha=0.05 within a binomial tolerance, and
+    the exact path's p-values uniform (Kolmogorov-Smirnov)."""
+    pairs = 30
+    fps = [_fp(write_model(tmp_path / f"m{i}", make_params(100 + i, inner=48, layers=3, universal=0.3)))
+           for i in range(2 * pairs)]  # fmt: skip
+    results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1], surrogates=99) for i in range(pairs)]
+    p_values = np.array([r["p_value"] for r in results])
+    exact_p = np.array([10 ** r["exact"]["log10_p"] for r in results])
+    false_positives = int(np.sum(p_values < 0.05))
+    assert false_positives <= stats.binom.ppf(0.999, pairs, 0.05)
+    assert stats.kstest(exact_p, "uniform").pvalue > 0.001
+    assert all(r["verdict"] == "unrelated" for r in results if r["p_value"] >= 0.01)
