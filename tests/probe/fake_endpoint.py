@@ -7,7 +7,8 @@ are wrapped in a realistic chat template with a hidden system prompt; specials c
 The server can leak or hide its identity, demand an API key (and echo it back, to test
 redaction), expose a vLLM-style ``/tokenize`` route, inject faults (429 + Retry-After, 500,
 slow replies) and answer greedily like a deterministic "model" that differs from a base
-checkpoint on a chosen fraction of prompts.
+checkpoint on a chosen fraction of prompts, or serve a real (tiny) local model folder's greedy
+next token through modeltrace's numpy forward pass, as a chat server serving those weights would.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class FakeConfig:
     model_seed: str = "base-A"  # greedy behaviour: the "weights"
     variant_seed: str = ""  # a fine-tune of model_seed that differs on `disagreement` of prompts
     disagreement: float = 0.0
+    local_model: Path | None = None  # serve this folder's greedy next token instead of the seeds
 
 
 class FakeEndpoint:
@@ -146,6 +148,11 @@ class FakeEndpoint:
         self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
         self._encoder = None if config.length_estimate else package_encoder(config.family)
+        self._local = None
+        if config.local_model is not None:
+            from modeltrace.probe.local_model import load_local_reference
+
+            self._local = load_local_reference(config.local_model)
         handler = type("Handler", (_Handler,), {"endpoint": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -177,6 +184,8 @@ class FakeEndpoint:
 
     def greedy(self, prompt: str) -> str:
         config = self.config
+        if self._local is not None:
+            return self._local.greedy_next_token(prompt)
         if config.variant_seed and _hash01(config.variant_seed, "differs", prompt) < config.disagreement:
             return _WORDS[int(_hash01(config.variant_seed, prompt) * len(_WORDS))]
         return _WORDS[int(_hash01(config.model_seed, prompt) * len(_WORDS))]

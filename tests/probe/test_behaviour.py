@@ -6,7 +6,6 @@ import pytest
 from fake_endpoint import FakeConfig, FakeEndpoint
 
 from modeltrace import api
-from modeltrace.errors import UsageError
 from modeltrace.probe.behaviour import binomial_upper_p, compare_answers, holm, two_proportion_p
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01}
@@ -58,8 +57,3 @@ def test_same_and_fine_tuned_checkpoints_over_http() -> None:
     assert verdicts[ref_other.url] == "different-checkpoint"
     assert behaviour.closest == ref_tuned.url
     assert report.requests == report.requests_by_endpoint[target.url.rstrip("/")] > 40
-
-
-def test_local_model_reference_is_refused_clearly() -> None:
-    with pytest.raises(UsageError, match="local-model references"):
-        api.probe("http://127.0.0.1:9/v1", references=["./my-model"])

@@ -83,20 +83,17 @@ def probe(
 
     API keys come only from environment variables (``api_key_env`` names the variable) and are
     redacted from the report and the evidence log. ``budget`` caps requests for identification;
-    the behavioural test against ``references`` (other endpoint URLs) sends ``behaviour_prompts``
-    more requests to the target and to each reference (retries included, capped separately).
+    the behavioural test against ``references`` sends ``behaviour_prompts`` more requests to the
+    target and to each reference (retries included, capped separately). A reference is an endpoint
+    URL or a local model folder (Llama/Mistral/Qwen2/Qwen3/Mixtral layout, at most
+    ``local_model.MAX_WEIGHT_BYTES`` of float32 weights) whose greedy answers are computed on the CPU.
     """
-    from modeltrace.probe import behaviour
+    from modeltrace.probe import behaviour, local_model
     from modeltrace.probe.client import ClientSettings, ProbeClient
     from modeltrace.probe.prober import probe_endpoint
     from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
 
-    for reference in references:
-        if not reference.startswith(("http://", "https://")):
-            raise UsageError(
-                f"Reference '{reference}' is not an http(s) URL; local-model references are not supported "
-                "yet. Serve the model behind an OpenAI-compatible server (e.g. vLLM) and pass its URL."
-            )
+    url_references, local_paths = _split_references(references)
     if not 1 <= behaviour_prompts <= len(BEHAVIOUR_PROMPTS):
         raise UsageError(
             f"behaviour_prompts must be between 1 and {len(BEHAVIOUR_PROMPTS)}, got {behaviour_prompts}."
@@ -106,6 +103,8 @@ def probe(
     )
     log_path = Path(evidence_path) if evidence_path else _default_evidence_path(modeltrace_home(), url)
     api_key = _key_from_env(api_key_env)
+    # Load local references before any request: a model that is too large fails fast.
+    local_references = [local_model.load_local_reference(path) for path in local_paths]
     chosen_set = probe_set()
     with ProbeClient(
         url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep
@@ -128,7 +127,11 @@ def probe(
             target_answers = behaviour.greedy_answers(target_client, report.model, prompts, concurrency)
             report.requests += target_client.sent
             report.requests_by_endpoint[target_client.base_url] += target_client.sent
-        for reference in references:
+        formats: dict[str, str] = {}
+        for loaded in local_references:
+            answers[str(loaded.path)] = local_model.greedy_answers(loaded, prompts)
+            formats[str(loaded.path)] = loaded.prompt_format
+        for reference in url_references:
             reference_client = ProbeClient(
                 reference, api_key=reference_key, budget=behaviour_budget, settings=settings,
                 evidence_path=log_path, sleep=sleep,
@@ -139,8 +142,26 @@ def probe(
                     reference_client, reference_model, prompts, concurrency
                 )
                 report.requests_by_endpoint[reference_client.base_url] = reference_client.sent
-        report.behaviour = behaviour.compare_answers(target_answers, answers)
+        report.behaviour = behaviour.compare_answers(target_answers, answers, prompt_formats=formats)
     return report
+
+
+def _split_references(references: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """(endpoint URLs, local model folders); anything else is a usage error."""
+    urls: list[str] = []
+    paths: list[Path] = []
+    for reference in references:
+        if reference.startswith(("http://", "https://")):
+            urls.append(reference)
+        elif Path(reference).expanduser().exists():
+            paths.append(Path(reference).expanduser())
+        else:
+            raise UsageError(
+                f"Reference '{reference}' is neither an http(s) URL nor an existing local model folder. "
+                "Pass an OpenAI-compatible endpoint URL or a folder with config.json, weights and "
+                "tokenizer.json."
+            )
+    return urls, paths
 
 
 def _key_from_env(variable: str | None) -> str | None:

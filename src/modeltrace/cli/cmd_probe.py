@@ -24,7 +24,10 @@ def probe(
     budget: Annotated[int, typer.Option("--budget", min=1, help="Hard cap on identification requests")] = 64,
     reference: Annotated[
         list[str] | None,
-        typer.Option("--reference", help="Reference endpoint URL for the behavioural test (repeatable)"),
+        typer.Option(
+            "--reference",
+            help="Reference for the behavioural test: endpoint URL or local model folder (repeatable)",
+        ),
     ] = None,
     reference_api_key_env: Annotated[
         str | None, typer.Option("--reference-api-key-env", help="Env variable with the references' API key")
@@ -105,12 +108,12 @@ def _print_report(data: dict[str, Any]) -> None:
     if data["behaviour"]:
         behaviour = data["behaviour"]
         table = Table(title=f"Behavioural test: greedy next token on {behaviour['prompts']} prompts")
-        for column in ("reference", "agree", "rate", "p (different, Holm)", "verdict"):
+        for column in ("reference", "asked as", "agree", "rate", "p (different, Holm)", "verdict"):
             table.add_column(column)
         for row in behaviour["references"]:
             table.add_row(
-                row["reference"], f"{row['agreements']}/{row['compared']}", f"{row['agreement_rate']:.2f}",
-                f"{row['p_different_holm']:.3g}", row["verdict"],
+                row["reference"], row["prompt_format"], f"{row['agreements']}/{row['compared']}",
+                f"{row['agreement_rate']:.2f}", f"{row['p_different_holm']:.3g}", row["verdict"],
             )  # fmt: skip
         console.print(table)
         if behaviour["closest"]:

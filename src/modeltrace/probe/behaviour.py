@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scipy import stats
 
@@ -87,6 +87,9 @@ class BehaviourResult:
     alpha: float
     references: tuple[ReferenceAgreement, ...]
     closest: str | None
+    #: How each reference was asked: "chat-completions" (an endpoint) or a local model's
+    #: "chat-template" / "raw" prompt format (see modeltrace.probe.local_model).
+    prompt_formats: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -97,6 +100,7 @@ class BehaviourResult:
             "references": [
                 {
                     "reference": r.name,
+                    "prompt_format": self.prompt_formats.get(r.name, "chat-completions"),
                     "agreements": r.agreements,
                     "compared": r.compared,
                     "agreement_rate": r.rate,
@@ -111,7 +115,10 @@ class BehaviourResult:
 
 
 def compare_answers(
-    target: list[str | None], references: dict[str, list[str | None]], alpha: float = DEFAULT_ALPHA
+    target: list[str | None],
+    references: dict[str, list[str | None]],
+    alpha: float = DEFAULT_ALPHA,
+    prompt_formats: dict[str, str] | None = None,
 ) -> BehaviourResult:
     """The two tests above on greedy answers (None = no answer; such prompts are skipped)."""
     names = sorted(references)
@@ -155,6 +162,7 @@ def compare_answers(
             for i, name in enumerate(names)
         ),
         closest=closest,
+        prompt_formats=dict(prompt_formats or {}),
     )
 
 
