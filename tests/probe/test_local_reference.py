@@ -176,3 +176,22 @@ def test_cli_probe_with_local_references(
     assert rows[str(tuned.resolve())]["prompt_format"] == PROMPT_FORMAT_RAW
     assert rows[str(base.resolve())]["verdict"] == "different-checkpoint"
     assert rows[str(base.resolve())]["p_different_holm"] < 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        # Totals from each checkpoint's safetensors index / model card.
+        ("llama-3.1-8b", 8_030_261_248),
+        ("qwen3-8b", 8_190_735_360),
+        ("mixtral-8x22b-v0.1", 140_620_634_112),
+    ],
+)
+def test_real_configs_imply_the_published_parameter_counts(
+    shared_dir: Path, name: str, parameters: int
+) -> None:
+    from modeltrace.probe.decoder import parse_config, tensor_shapes
+
+    config = parse_config(json.loads((shared_dir / "configs" / f"{name}.json").read_text()))
+    required, _ = tensor_shapes(config)
+    assert sum(int(np.prod(shape)) for shape in required.values()) == parameters
