@@ -129,7 +129,7 @@ def base_and_tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     config = tiny_config()
     tensors = random_tensors(config, seed=11)
     base = write_tiny_model(folder / "base", config, tensors)
-    tuned = write_tiny_model(folder / "tuned", config, perturbed(tensors, scale=0.5, seed=12))
+    tuned = write_tiny_model(folder / "tuned", config, perturbed(tensors, scale=0.1, seed=12))
     return base, tuned
 
 
@@ -195,3 +195,30 @@ def test_real_configs_imply_the_published_parameter_counts(
     config = parse_config(json.loads((shared_dir / "configs" / f"{name}.json").read_text()))
     required, _ = tensor_shapes(config)
     assert sum(int(np.prod(shape)) for shape in required.values()) == parameters
+
+
+def test_chatml_template_with_whitespace_control_and_errors(tmp_path: Path) -> None:
+    from modeltrace.errors import TokenizerError
+    from modeltrace.probe.local_model import _chat_template_renderer
+
+    chatml = (
+        "{%- if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}\n"
+        "{%- for message in messages %}\n"
+        "    {{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}\n"
+        "{%- endfor %}\n"
+        "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n"
+    )
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": chatml}))
+    render = _chat_template_renderer(tmp_path)
+    assert render is not None
+    assert render("Roses are red") == "<|im_start|>user\nRoses are red<|im_end|>\n<|im_start|>assistant\n"
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": "{{ raise_exception('x') }}"})
+    )
+    with pytest.raises(TokenizerError, match="failed to render: x"):
+        _chat_template_renderer(tmp_path)("hi")  # type: ignore[misc]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{% for %}"}))
+    with pytest.raises(TokenizerError, match="does not compile"):
+        _chat_template_renderer(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>"}))
+    assert _chat_template_renderer(tmp_path) is None
