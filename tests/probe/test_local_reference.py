@@ -19,7 +19,7 @@ from tiny_decoder import (
 
 from modeltrace import api
 from modeltrace.cli import main
-from modeltrace.errors import ResourceLimitError, UnsupportedFormatError, UsageError
+from modeltrace.errors import ResourceLimitError, TokenizerError, UnsupportedFormatError, UsageError
 from modeltrace.probe.local_model import PROMPT_FORMAT_CHAT, PROMPT_FORMAT_RAW, load_local_reference
 from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
 
@@ -112,6 +112,13 @@ def test_too_large_unsupported_and_incomplete_models_are_refused(tmp_path: Path)
     broken = write_tiny_model(tmp_path / "broken", config, tensors)
     with pytest.raises(UnsupportedFormatError, match=re.escape("model.layers.1.mlp.up_proj.weight")):
         load_local_reference(broken)
+    small = {**config, "vocab_size": 10}  # fewer embedding rows than the tokenizer has tokens
+    rows = {
+        name: value[:10] if value.shape[0] == config["vocab_size"] else value
+        for name, value in random_tensors(config, 1).items()
+    }
+    with pytest.raises(TokenizerError, match="vocab_size 10"):
+        load_local_reference(write_tiny_model(tmp_path / "short", small, rows))
     wide = write_tiny_model(tmp_path / "wide", {**config, "hidden_size": 64}, random_tensors(config, 1))
     with pytest.raises(UnsupportedFormatError, match=r"config\.json implies"):
         load_local_reference(wide)

@@ -106,6 +106,12 @@ def load_local_reference(path: str | Path, max_weight_bytes: int = MAX_WEIGHT_BY
             )
         tensors = {name: np.asarray(source.weights.read(name), dtype=np.float32) for name in wanted}
     tokenizer = _load_tokenizer(folder)
+    if tokenizer.get_vocab_size(with_added_tokens=True) > config.vocab_size:
+        raise TokenizerError(
+            f"'{folder}/tokenizer.json' has {tokenizer.get_vocab_size(with_added_tokens=True):,} tokens but "
+            f"config.json says vocab_size {config.vocab_size:,}; the tokenizer does not belong to these "
+            "weights."
+        )
     render = _chat_template_renderer(folder)
     return LocalReference(
         path=folder,
