@@ -130,6 +130,11 @@ def identify(
 ) -> dict[str, Any]:
     """Rank candidate bases for ``suspect`` (a folder of models/fingerprints, or a list of paths)."""
     paths = [Path(p) for p in against] if isinstance(against, list) else _candidate_paths(against)
+    # A folder of candidates often holds the suspect itself; it is no candidate for its own base.
+    own_path = Path(suspect).resolve()
+    paths = [path for path in paths if path.resolve() != own_path]
+    if not paths:
+        raise UsageError("No candidates left to compare against (the only one given is the suspect itself).")
     suspect_fp = load_or_fingerprint(suspect)
     candidates = [(str(path), load_or_fingerprint(path)) for path in paths]
     return identify_candidates(suspect_fp, candidates, alpha=alpha, surrogates=surrogates)

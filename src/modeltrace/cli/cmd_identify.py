@@ -10,6 +10,7 @@ from rich.table import Table
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json
+from modeltrace.cli.cmd_compare import _p_text
 
 
 @app.command()
@@ -30,7 +31,7 @@ def identify(
     table = Table("candidate", "verdict", "p (Holm)", "relation")
     for row in result["candidates"]:
         adjusted = row["log10_p_adjusted"]
-        table.add_row(row["candidate"], row["verdict"], "n/a" if adjusted is None else f"1e{adjusted:.1f}",
+        table.add_row(row["candidate"], row["verdict"], "n/a" if adjusted is None else _p_text(adjusted),
                       row["relation"] or "")  # fmt: skip
     console.print(table)
     console.print(f"closest ancestor: {result['closest_ancestor'] or 'none'}")
