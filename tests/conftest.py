@@ -22,3 +22,17 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared/ folder not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def quick_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick lineage zoo, built once per test session (about a minute on 2 idle cores).
+
+    Returns the zoo folder; its manifest is ``<folder>/zoo.json`` (see docs/zoo.md).
+    """
+    pytest.importorskip("torch", reason="building the zoo needs the torch extra")
+    from modeltrace import api
+
+    folder = tmp_path_factory.mktemp("zoo")
+    api.build_zoo(folder, quick=True, seed=0)
+    return folder

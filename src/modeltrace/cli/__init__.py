@@ -9,6 +9,7 @@ from modeltrace.errors import ModeltraceError
 
 # Command modules register themselves on ``app`` when imported; one line per module (keep sorted).
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_zoo  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
