@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,13 @@ def shared_dir() -> Path:
 def quick_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quick lineage zoo, built once per test session (about a minute on 2 idle cores).
 
-    Returns the zoo folder; its manifest is ``<folder>/zoo.json`` (see docs/zoo.md).
+    Returns the zoo folder; its manifest is ``<folder>/zoo.json`` (see docs/zoo.md). While
+    developing, ``MODELTRACE_TEST_ZOO=/path/to/zoo`` reuses a quick zoo built earlier with
+    ``modeltrace zoo build --quick`` instead of building one.
     """
+    prebuilt = os.environ.get("MODELTRACE_TEST_ZOO")
+    if prebuilt:
+        return Path(prebuilt)
     pytest.importorskip("torch", reason="building the zoo needs the torch extra")
     from modeltrace import api
 

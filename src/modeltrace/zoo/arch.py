@@ -135,3 +135,18 @@ def init_params(config: ArchConfig, seed: int) -> Params:
             std = residual_std if writes_residual else 0.02
             params[name] = rng.normal(0.0, std, size=shape).astype(np.float32)
     return params
+
+
+def config_from_hf(config: dict[str, Any]) -> ArchConfig:
+    """The :class:`ArchConfig` of a zoo model's ``config.json`` (inverse of ``hf_config``)."""
+    if config.get("model_type") == "gpt2":
+        return ArchConfig(
+            "gpt2", config["vocab_size"], config["n_embd"], config["n_inner"], config["n_layer"],
+            config["n_head"], config["n_head"], config["n_positions"], config["layer_norm_epsilon"],
+        )  # fmt: skip
+    return ArchConfig(
+        "llama", config["vocab_size"], config["hidden_size"], config["intermediate_size"],
+        config["num_hidden_layers"], config["num_attention_heads"], config["num_key_value_heads"],
+        config["max_position_embeddings"], config["rms_norm_eps"], config.get("rope_theta", 10000.0),
+        config.get("num_local_experts", 0), config.get("num_experts_per_tok", 2),
+    )  # fmt: skip

@@ -1,7 +1,7 @@
 """``build_zoo``: train the zoo's bases, derive every child, write the files and ``zoo.json``.
 
 The zoo is a list of recipes run in order (bases first, then children that read their parents'
-weights from memory). Each recipe returns one model; :class:`_ZooWriter` puts it on disk in its
+weights from memory). Each recipe returns one model; :class:`ZooWriter` puts it on disk in its
 format and records it for the manifest. ``quick`` trains fewer steps and fewer bases, but keeps
 every transform.
 """
@@ -71,7 +71,7 @@ def gpt2_config(vocab_size: int) -> ArchConfig:
                       num_heads=4, num_kv_heads=4)  # fmt: skip
 
 
-class _ZooWriter:
+class ZooWriter:
     """Writes models into ``directory/models`` and keeps their manifest records."""
 
     def __init__(self, directory: Path) -> None:
@@ -177,7 +177,7 @@ def build_zoo(
         held_out=generate_tokens(lexicon, 20_000, seed + 10_000),
         held_out_domain=generate_tokens(lexicon, 20_000, seed + 10_000, domain=True),
     )
-    writer = _ZooWriter(root)
+    writer = ZooWriter(root)
     steps = recipes(plan, corpora, writer)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -34,7 +34,7 @@ WORD_CLASSES: dict[str, int] = {
 TOPICS = 6
 
 
-def _pseudo_words(count: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
+def pseudo_words(count: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
     """``count`` distinct pronounceable nonsense words (no clash with ``taken``)."""
     words: list[str] = []
     while len(words) < count:
@@ -68,7 +68,7 @@ def make_lexicon(seed: int = 0) -> Lexicon:
     """The vocabulary: special tokens, punctuation, then every word class in a fixed order."""
     rng = np.random.default_rng([seed, 7001])
     taken: set[str] = set()
-    words = {name: tuple(_pseudo_words(count, rng, taken)) for name, count in WORD_CLASSES.items()}
+    words = {name: tuple(pseudo_words(count, rng, taken)) for name, count in WORD_CLASSES.items()}
     vocab = (*SPECIAL_TOKENS, *PUNCTUATION, *(word for group in words.values() for word in group))
     return Lexicon(words=words, vocab=vocab)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from modeltrace.errors import ZooError
-from modeltrace.zoo.arch import ArchConfig
+from modeltrace.zoo.arch import ArchConfig, config_from_hf
 from modeltrace.zoo.corpus import write_tokenizer
 
 _SAFETENSORS_DTYPE = {
@@ -81,3 +81,28 @@ def write_hf_folder(
     write_tokenizer(folder, vocab)
     write_safetensors(folder / "model.safetensors", tensors, dtypes, metadata={"format": "pt"})
     return folder
+
+
+def read_hf_folder(folder: Path) -> tuple[dict[str, np.ndarray], ArchConfig, list[str]]:
+    """Read a zoo model folder back: (float32 parameters by HF name, config, vocabulary by id).
+
+    Goes through modeltrace's own reader (FP8 block scales folded there); int8 weights with a
+    ``weight_scale`` (the compressed-tensors layout the zoo writes) are dequantised here.
+    """
+    from modeltrace.formats import open_model
+
+    with open_model(folder) as source:
+        if source.weights is None or source.config is None:
+            raise ZooError(
+                f"'{folder}' is not a zoo model folder (needs config.json and safetensors weights)"
+            )
+        tensors = {name: source.weights.read(name) for name in source.weights.tensors()}
+        config = config_from_hf(source.config)
+    for name in [name for name in tensors if name.endswith("_scale") and name[: -len("_scale")] in tensors]:
+        scale = tensors.pop(name)
+        weight = name[: -len("_scale")]
+        tensors[weight] = tensors[weight].astype(np.float32) * scale
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab_map: dict[str, int] = tokenizer["model"]["vocab"]
+    vocab = sorted(vocab_map, key=vocab_map.__getitem__)
+    return {name: value.astype(np.float32) for name, value in tensors.items()}, config, vocab

@@ -18,12 +18,12 @@ from modeltrace.zoo.build import (
     Corpora,
     Model,
     ZooPlan,
-    _ZooWriter,
+    ZooWriter,
     gpt2_config,
     llama_config,
     model_seed,
 )
-from modeltrace.zoo.corpus import TOPICS, _pseudo_words
+from modeltrace.zoo.corpus import TOPICS, pseudo_words
 from modeltrace.zoo.manifest import ModelRecord
 from modeltrace.zoo.train import (
     Schedule,
@@ -42,7 +42,7 @@ def _lm_metrics(before: float, after: float, steps: int, corpus: str) -> dict[st
             "loss_before": round(before, 4), "loss_after": round(after, 4)}  # fmt: skip
 
 
-def recipes(plan: ZooPlan, corpora: Corpora, zoo: _ZooWriter) -> list[Recipe]:
+def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
     """Every model of the zoo, in build order."""
     vocab = list(corpora.lexicon.vocab)
     base_seeds = [plan.seed + index for index in range(plan.bases)]
@@ -175,7 +175,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: _ZooWriter) -> list[Recipe]:
                 keep = [i for i in keep if i < 6 or generator.random() >= 0.1]
                 result = transforms.select_tokens(source.params, source.config, source.vocab, np.array(keep))
             else:
-                new_words = _pseudo_words(32, generator, set(source.vocab))
+                new_words = pseudo_words(32, generator, set(source.vocab))
                 result = transforms.extend_vocab(
                     source.params, source.config, source.vocab, new_words, generator
                 )
