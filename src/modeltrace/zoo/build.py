@@ -52,6 +52,17 @@ class ZooPlan:
                    rl_steps=30, corpus_tokens=400_000, domain_tokens=120_000)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Corpora:
+    """The token streams the recipes train on (base, domain) and measure loss on (held out)."""
+
+    lexicon: Lexicon
+    base: np.ndarray
+    domain: np.ndarray
+    held_out: np.ndarray
+    held_out_domain: np.ndarray
+
+
 @dataclass
 class Model:
     """A model in memory: what recipes produce and children read."""
@@ -163,8 +174,9 @@ def build_zoo(
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Build the lineage zoo in ``directory``; returns the path of its ``zoo.json``."""
-    torch = require_torch()
+    require_torch()
     from modeltrace.zoo.recipes import recipes
+    from modeltrace.zoo.train import reproducible_torch
 
     root = Path(directory).expanduser()
     _prepare_directory(root)
@@ -179,18 +191,14 @@ def build_zoo(
     )
     writer = ZooWriter(root)
     steps = recipes(plan, corpora, writer)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     started = time.perf_counter()
-    try:
+    with reproducible_torch(threads):
         for index, (name, recipe) in enumerate(steps):
             if progress is not None:
                 progress(name, index, len(steps))
             begin = time.perf_counter()
             record = recipe()
             record.seconds = time.perf_counter() - begin
-    finally:
-        torch.set_num_threads(previous_threads)
     if progress is not None:
         progress("done", len(steps), len(steps))
     build = {
@@ -203,12 +211,3 @@ def build_zoo(
         "vocab_size": len(lexicon.vocab),
     }
     return write_json(root / MANIFEST_NAME, manifest_json(writer.records, build))
-
-
-@dataclass(frozen=True)
-class Corpora:
-    lexicon: Lexicon
-    base: np.ndarray
-    domain: np.ndarray
-    held_out: np.ndarray
-    held_out_domain: np.ndarray

@@ -7,8 +7,9 @@ deterministic on a given machine and thread count.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,23 @@ import numpy as np
 from modeltrace.zoo.arch import ArchConfig, Params
 from modeltrace.zoo.corpus import sample_windows
 from modeltrace.zoo.network import Tensor, functional, lm_loss, logits, to_numpy, to_torch, torch
+
+
+@contextlib.contextmanager
+def reproducible_torch(threads: int) -> Iterator[None]:
+    """Run torch on ``threads`` CPU threads with deterministic kernels, restoring both after.
+
+    Without ``use_deterministic_algorithms`` two threads sum some gradients (the embedding
+    lookup's backward) in varying order; 1e-7 differences grow to 1e-2 over a training run.
+    """
+    previous = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
 
 
 @dataclass(frozen=True)
@@ -193,7 +211,3 @@ def mean_loss(
             for _ in range(batches)
         ]
     return float(np.mean(values))
-
-
-def as_mapping(params: Params) -> Mapping[str, np.ndarray]:
-    return params
