@@ -42,6 +42,7 @@ def test_related_pairs_follow_every_ancestor_with_composed_layer_maps(family: li
     assert pairs["a.drop.sub", "a"] == {
         "suspect": "a.drop.sub", "base": "a", "expected": "related",
         "relation": "layers-dropped+layers-subsampled", "layer_map": {"0": 0, "1": 3},
+        "suspect_path": "models/a.drop.sub", "base_path": "models/a",
     }  # fmt: skip
     assert pairs["a.merged", "a"]["relation"] == "finetune+merged"
     assert pairs["a.merged", "a"]["layer_map"] is None

@@ -5,12 +5,13 @@ The manifest is plain JSON (documented in docs/zoo.md)::
     {"version": 1, "build": {...},
      "models": [{"name", "path", "format", "architecture", "seed", "parents", "transform",
                  "function_preserving", "layer_map", "teacher", "metrics", "seconds"}],
-     "pairs":  [{"suspect", "base", "expected", "relation", "layer_map"}]}
+     "pairs":  [{"suspect", "base", "expected", "relation", "layer_map", "suspect_path", "base_path"}]}
 
 ``expected`` is ``same-weights`` (a model against itself), ``related`` (the suspect descends
 from the base by the transforms named in ``relation``, joined by ``+``) or ``unrelated``
 (independent initialisations; ``relation`` is ``independent`` or ``distilled``). ``layer_map``
 maps each suspect layer to the base layer it came from, only when a layer transform is involved.
+``suspect_path``/``base_path`` repeat the models' paths (relative to the zoo folder) for convenience.
 """
 
 from __future__ import annotations
@@ -93,14 +94,16 @@ def ancestors(records: dict[str, ModelRecord], name: str) -> dict[str, tuple[lis
 
 
 def _pair(
-    suspect: str, base: str, expected: str, relation: str, layer_map: LayerMap | None = None
+    suspect: ModelRecord, base: ModelRecord, expected: str, relation: str, layer_map: LayerMap | None = None
 ) -> dict[str, Any]:
     return {
-        "suspect": suspect,
-        "base": base,
+        "suspect": suspect.name,
+        "base": base.name,
         "expected": expected,
         "relation": relation,
         "layer_map": _layer_map_json(layer_map),
+        "suspect_path": suspect.path,
+        "base_path": base.path,
     }
 
 
@@ -110,26 +113,24 @@ def lineage_pairs(models: list[ModelRecord]) -> list[dict[str, Any]]:
     roots = [record for record in models if not record.parents]
     pairs: list[dict[str, Any]] = []
     for record in roots:
-        pairs.append(_pair(record.name, record.name, "same-weights", "identical"))
+        pairs.append(_pair(record, record, "same-weights", "identical"))
     for fmt in ("gguf", "onnx"):
         first = next((record for record in models if record.format == fmt), None)
         if first is not None:
-            pairs.append(_pair(first.name, first.name, "same-weights", "identical"))
+            pairs.append(_pair(first, first, "same-weights", "identical"))
     for record in models:
         if not record.parents:
             continue
         lineage = ancestors(records, record.name)
         for ancestor, (chain, layer_map) in lineage.items():
-            pairs.append(_pair(record.name, ancestor, "related", "+".join(chain), layer_map))
+            pairs.append(_pair(record, records[ancestor], "related", "+".join(chain), layer_map))
         own_root = next(records[name] for name in lineage if not records[name].parents)
         for root in roots:
             if root.name not in lineage and root.architecture == own_root.architecture:
-                pairs.append(_pair(record.name, root.name, "unrelated", "independent"))
+                pairs.append(_pair(record, root, "unrelated", "independent"))
     for earlier, later in itertools.combinations(roots, 2):
         distilled = later.teacher == earlier.name or earlier.teacher == later.name
-        pairs.append(
-            _pair(later.name, earlier.name, "unrelated", "distilled" if distilled else "independent")
-        )
+        pairs.append(_pair(later, earlier, "unrelated", "distilled" if distilled else "independent"))
     return pairs
 
 
