@@ -52,7 +52,7 @@ def build(
         return
     table = Table(title=f"Lineage zoo: {manifest_path}")
     for column in ("model", "transform", "format", "architecture", "parents"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for model in manifest["models"]:
         parents = ", ".join(model["parents"]) or (
             f"(taught by {model['teacher']})" if model["teacher"] else "-"
