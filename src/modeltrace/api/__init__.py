@@ -55,6 +55,10 @@ from modeltrace.api._probe import (
     remove_tokenizer,
     tokenizer_library,
 )
+from modeltrace.api._zoo import (
+    build_zoo,
+    load_zoo_manifest,
+)
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -71,6 +75,7 @@ __all__ = [
     "VerifyReport",
     "add_tokenizer",
     "build_demo_zoo",
+    "build_zoo",
     "check_license",
     "compare",
     "demo_zoo_members",
@@ -89,6 +94,7 @@ __all__ = [
     "label_write",
     "list_licenses",
     "load_or_fingerprint",
+    "load_zoo_manifest",
     "probe",
     "probe_set",
     "remove_tokenizer",
