@@ -34,7 +34,6 @@ from modeltrace.api._licenses import (
 )
 from modeltrace.api._lineage import (
     DEFAULT_ALPHA,
-    DEFAULT_SURROGATES,
     Fingerprint,
     Progress,
     compare,
@@ -62,7 +61,6 @@ from modeltrace.api._zoo import (
 
 __all__ = [
     "DEFAULT_ALPHA",
-    "DEFAULT_SURROGATES",
     "EXPORT_FORMATS",
     "LABEL_EXPORT_FORMATS",
     "LABEL_RELATIONS",
