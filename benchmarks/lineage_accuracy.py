@@ -50,7 +50,9 @@ def run_pairs(manifest_path: str | Path, alpha: float = 0.01, full: bool = False
     rows = []
     for pair in _pairs(manifest_path):
         start = time.perf_counter()
-        result = api.compare(root / pair["suspect"], root / pair["base"], alpha=alpha, full=full)
+        suspect = root / pair.get("suspect_path", pair["suspect"])
+        base = root / pair.get("base_path", pair["base"])
+        result = api.compare(suspect, base, alpha=alpha, full=full)
         elapsed = time.perf_counter() - start
         expected_map = _normalise_map(pair.get("layer_map"))
         rows.append(

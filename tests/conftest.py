@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,22 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared/ folder not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def quick_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick lineage zoo, built once per test session (about a minute on 2 idle cores).
+
+    Returns the zoo folder; its manifest is ``<folder>/zoo.json`` (see docs/zoo.md). While
+    developing, ``MODELTRACE_TEST_ZOO=/path/to/zoo`` reuses a quick zoo built earlier with
+    ``modeltrace zoo build --quick`` instead of building one.
+    """
+    prebuilt = os.environ.get("MODELTRACE_TEST_ZOO")
+    if prebuilt:
+        return Path(prebuilt)
+    pytest.importorskip("torch", reason="building the zoo needs the torch extra")
+    from modeltrace import api
+
+    folder = tmp_path_factory.mktemp("zoo")
+    api.build_zoo(folder, quick=True, seed=0)
+    return folder

@@ -90,6 +90,12 @@ class LineageError(ModeltraceError, ValueError):
     exit_code = 3
 
 
+class ZooError(ModeltraceError, RuntimeError):
+    """The lineage zoo (small test models) could not be built: missing extra, bad folder or recipe."""
+
+    exit_code = 1
+
+
 # --- black-box probing ---------------------------------------------------------------------------
 
 

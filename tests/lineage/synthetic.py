@@ -48,11 +48,18 @@ def make_params(
             params[prefix + role + ".weight"] = rng.standard_normal(shape).astype(np.float32) / np.sqrt(
                 shape[1]
             )
+        # Universal part: unit i reads a latent feature in BOTH its gate and up rows (the coupling that
+        # same-data training produces), but WHICH unit does so is up to the seed...
+        shared = bank[layer][rng.permutation(inner)] @ mix * 4
         for role in ("mlp.gate_proj", "mlp.up_proj"):
             own = rng.standard_normal((inner, hidden)).astype(np.float32)
-            # Universal part: unit i reads a latent feature, but WHICH unit does so is up to the seed.
-            shared = bank[layer][rng.permutation(inner)] @ mix * 4
             params[prefix + role + ".weight"] = ((1 - universal) * own + universal * shared) / np.sqrt(hidden)
+        # ...and so is the sign of each unit's up row and down column: flipping both leaves a gated MLP
+        # unchanged, the initialisation is symmetric and training equivariant, so any trained model's
+        # law is invariant under it (the unit-sign test's null).
+        signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), inner)
+        params[prefix + "mlp.up_proj.weight"] *= signs[:, None]
+        params[prefix + "mlp.down_proj.weight"] *= signs[None, :]
         params[prefix + "input_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(np.float32)
         params[prefix + "post_attention_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(
             np.float32
@@ -111,6 +118,18 @@ def permute_units(params: Params, rng: np.random.Generator) -> Params:
             out[prefix + "up_proj.weight"] = params[prefix + "up_proj.weight"][perm]
             out[prefix + "gate_proj.weight"] = params[prefix + "gate_proj.weight"][perm]
             out[prefix + "down_proj.weight"] = params[prefix + "down_proj.weight"][:, perm]
+    return out
+
+
+def flip_unit_signs(params: Params, rng: np.random.Generator) -> Params:
+    """Function-preserving: flip the sign of random MLP units' up rows and down columns."""
+    out = dict(params)
+    for name in params:
+        if name.endswith("mlp.up_proj.weight"):
+            prefix = name[: -len("up_proj.weight")]
+            signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), params[name].shape[0])
+            out[prefix + "up_proj.weight"] = params[prefix + "up_proj.weight"] * signs[:, None]
+            out[prefix + "down_proj.weight"] = params[prefix + "down_proj.weight"] * signs[None, :]
     return out
 
 

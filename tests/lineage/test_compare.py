@@ -13,6 +13,7 @@ from synthetic import (  # type: ignore[import-not-found]
     default_vocab,
     drop_layers,
     fine_tune,
+    flip_unit_signs,
     make_params,
     permute_units,
     rotate_residual,
@@ -58,12 +59,29 @@ def test_dropped_layers_are_mapped(base_fp: Fingerprint, model_factory) -> None:
     assert result["relation"] == "layers dropped" and result["direction"] == "suspect derived from base"
 
 
-def test_permuted_units_are_found_by_the_empirical_path(base_fp: Fingerprint, model_factory) -> None:
+def test_permuted_units_are_found_by_the_unit_sign_test(base_fp: Fingerprint, model_factory) -> None:
     permuted = permute_units(BASE, np.random.default_rng(5))
     result = compare_fingerprints(_fp(model_factory(permuted)), base_fp)
-    assert result["verdict"] == "related" and result["p_value_kind"] == "empirical"
-    assert result["p_value"] < 0.01 and "hidden units permuted" in result["relations"]
-    assert result["empirical"]["p_floor"] == pytest.approx(1 / (1 + result["empirical"]["panel_size"]))
+    assert result["verdict"] == "related" and result["p_value_kind"] == "exact"
+    assert result["p_value_test"] == "unit-signs" and result["log10_p"] < -20
+    assert "hidden units permuted" in result["relations"]
+    signs = result["unit_signs"]
+    assert signs["null"] == {"distribution": "binomial", "n": signs["matched_units"], "p": 0.5}
+
+
+def test_flipped_unit_signs_are_found_by_the_fixed_point_test(base_fp: Fingerprint, model_factory) -> None:
+    flipped = flip_unit_signs(BASE, np.random.default_rng(6))
+    result = compare_fingerprints(_fp(model_factory(flipped)), base_fp)
+    assert result["verdict"] == "related" and result["p_value_test"] == "fixed-points"
+    assert result["log10_p"] < -100 and result["unit_signs"]["agreement"] < 0.7
+
+
+def test_permuted_and_sign_flipped_units_are_not_claimed(base_fp: Fingerprint, model_factory) -> None:
+    """The documented blind spot: both unit symmetries applied leave no exact test any power, and the
+    engine must not invent evidence."""
+    both = flip_unit_signs(permute_units(BASE, np.random.default_rng(5)), np.random.default_rng(6))
+    result = compare_fingerprints(_fp(model_factory(both)), base_fp)
+    assert result["verdict"] == "unrelated"
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -99,16 +117,18 @@ def test_disjoint_vocabularies_are_inconclusive(base_fp: Fingerprint, model_fact
 
 
 def test_false_positive_rate_on_independent_same_data_pairs(tmp_path: Path) -> None:
-    """Independent models trained on the same data (shared token structure and universal features)
-    must give p-values that are not too small: FPR at alpha=0.05 within a binomial tolerance, and
-    the exact path's p-values uniform (Kolmogorov-Smirnov)."""
+    """Independent models trained on the same data (shared token structure, and universal features read
+    by the same unit's gate and up rows: what made matched gates of independent models alike) must give
+    valid p-values: FPR at alpha=0.05 within a binomial tolerance, and both exact tests' p-values
+    uniform (Kolmogorov-Smirnov)."""
     pairs = 30
     fps = [_fp(write_model(tmp_path / f"m{i}", make_params(100 + i, inner=48, layers=3, universal=0.3)))
            for i in range(2 * pairs)]  # fmt: skip
-    results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1], surrogates=99) for i in range(pairs)]
+    results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1]) for i in range(pairs)]
     p_values = np.array([r["p_value"] for r in results])
-    exact_p = np.array([10 ** r["exact"]["log10_p"] for r in results])
     false_positives = int(np.sum(p_values < 0.05))
     assert false_positives <= stats.binom.ppf(0.999, pairs, 0.05)
-    assert stats.kstest(exact_p, "uniform").pvalue > 0.001
+    for test in ("exact", "unit_signs"):
+        test_p = np.array([10 ** r[test]["log10_p"] for r in results])
+        assert stats.kstest(test_p, "uniform").pvalue > 0.001, test
     assert all(r["verdict"] == "unrelated" for r in results if r["p_value"] >= 0.01)

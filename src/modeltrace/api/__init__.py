@@ -34,7 +34,6 @@ from modeltrace.api._licenses import (
 )
 from modeltrace.api._lineage import (
     DEFAULT_ALPHA,
-    DEFAULT_SURROGATES,
     Fingerprint,
     Progress,
     compare,
@@ -55,10 +54,13 @@ from modeltrace.api._probe import (
     remove_tokenizer,
     tokenizer_library,
 )
+from modeltrace.api._zoo import (
+    build_zoo,
+    load_zoo_manifest,
+)
 
 __all__ = [
     "DEFAULT_ALPHA",
-    "DEFAULT_SURROGATES",
     "EXPORT_FORMATS",
     "LABEL_EXPORT_FORMATS",
     "LABEL_RELATIONS",
@@ -71,6 +73,7 @@ __all__ = [
     "VerifyReport",
     "add_tokenizer",
     "build_demo_zoo",
+    "build_zoo",
     "check_license",
     "compare",
     "demo_zoo_members",
@@ -89,6 +92,7 @@ __all__ = [
     "label_write",
     "list_licenses",
     "load_or_fingerprint",
+    "load_zoo_manifest",
     "probe",
     "probe_set",
     "remove_tokenizer",

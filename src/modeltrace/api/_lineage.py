@@ -17,7 +17,7 @@ from modeltrace.errors import UsageError
 from modeltrace.fingerprint.build import Budget, build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_fingerprint
 from modeltrace.formats.detect import open_model
-from modeltrace.lineage.compare import DEFAULT_ALPHA, DEFAULT_SURROGATES, compare_fingerprints
+from modeltrace.lineage.compare import DEFAULT_ALPHA, compare_fingerprints
 from modeltrace.lineage.identify import identify as identify_candidates
 from modeltrace.lineage.report import render_html
 
@@ -81,7 +81,6 @@ def compare(
     base: str | Path,
     *,
     alpha: float = DEFAULT_ALPHA,
-    surrogates: int = DEFAULT_SURROGATES,
     full: bool = False,
     report: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -93,7 +92,6 @@ def compare(
         load_or_fingerprint(suspect, full=full),
         load_or_fingerprint(base, full=full),
         alpha=alpha,
-        surrogates=surrogates,
     )
     result["suspect_path"], result["base_path"] = str(suspect), str(base)
     if report is not None:
@@ -126,7 +124,6 @@ def identify(
     against: str | Path | list[str | Path],
     *,
     alpha: float = DEFAULT_ALPHA,
-    surrogates: int = DEFAULT_SURROGATES,
 ) -> dict[str, Any]:
     """Rank candidate bases for ``suspect`` (a folder of models/fingerprints, or a list of paths)."""
     paths = [Path(p) for p in against] if isinstance(against, list) else _candidate_paths(against)
@@ -137,4 +134,4 @@ def identify(
         raise UsageError("No candidates left to compare against (the only one given is the suspect itself).")
     suspect_fp = load_or_fingerprint(suspect)
     candidates = [(str(path), load_or_fingerprint(path)) for path in paths]
-    return identify_candidates(suspect_fp, candidates, alpha=alpha, surrogates=surrogates)
+    return identify_candidates(suspect_fp, candidates, alpha=alpha)

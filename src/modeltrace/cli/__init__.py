@@ -19,6 +19,7 @@ from modeltrace.cli import cmd_license  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_probe  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_tokenizers  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_zoo  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

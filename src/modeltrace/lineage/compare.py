@@ -1,13 +1,15 @@
 """Compare two fingerprints: verdict, calibrated p-value, kind of derivation, layer map, evidence.
 
 Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block similarity matrix
-(mean best-match cosine, invariant to unit order) -> layer map -> exact test on same-shape mapped
-pairs and robust test on all mapped pairs -> Bonferroni combination of the two p-values -> verdict
-and relation. Pure: takes fingerprints in memory, returns a JSON-ready dict.
+(mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign flips) -> layer
+map -> fixed-point test on same-shape mapped pairs and unit-sign test on mapped gated pairs (both exact)
+-> Bonferroni combination of the two p-values -> verdict and relation. Pure: takes fingerprints in
+memory, returns a JSON-ready dict.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from typing import Any
@@ -17,16 +19,22 @@ from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage.exact import pair_uniform
-from modeltrace.lineage.features import best_match_similarity, shared_anchors, unit_features, whitener
-from modeltrace.lineage.paths import exact_test, robust_test
+from modeltrace.lineage.features import (
+    best_match_similarity,
+    shared_anchors,
+    sign_blind_similarity,
+    unit_features,
+    whitener,
+)
+from modeltrace.lineage.paths import exact_test, sign_test
 from modeltrace.lineage.relation import describe_relation
 
 DEFAULT_ALPHA = 0.01
-DEFAULT_SURROGATES = 499
 #: Fewer shared anchor tokens than this leaves too little shared structure to test.
 MIN_SHARED_ANCHORS = 16
-#: The robust path's cost grows with blocks x surrogates; beyond this, evenly spaced blocks are used.
-MAX_ROBUST_BLOCKS = 16
+#: The unit-sign test reads which projection is ``up`` (sign-symmetric) and which is ``gate`` (not):
+#: roles guessed from graph or storage order could swap them, which would void its null.
+SIGN_TEST_ROLE_METHODS = ("names",)
 LN10 = math.log(10)
 
 
@@ -54,25 +62,56 @@ def _layer_pairs(similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint
     return [(a, int(np.argmax(similarity[a]))) for a in range(len(suspect.blocks))]
 
 
-def _exact_pairs(
-    pairs: list[tuple[int, int]], similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint
+def _one_per_base_block(
+    pairs: list[tuple[int, int]],
+    similarity: np.ndarray,
+    suspect: Fingerprint,
+    base: Fingerprint,
+    same_units: bool,
 ) -> list[tuple[int, int]]:
-    """Mapped pairs holding the same units, at most one per base block (Fisher needs independence),
-    chosen by the unit-order-invariant similarity so the choice cannot bias the exact test."""
+    """Mapped pairs with at most one per base block (each test's per-unit evidence must be independent),
+    chosen by the similarity, which is blind to what the tests look at (unit order, unit signs), so the
+    choice cannot bias them. ``same_units``: keep only pairs holding the same units (fixed-point test)."""
     best: dict[int, tuple[float, int]] = {}
     for a, b in pairs:
         s_block, b_block = suspect.blocks[a], base.blocks[b]
-        same_units = s_block.units == b_block.units and np.array_equal(s_block.unit_rows, b_block.unit_rows)
-        if same_units and len(s_block.unit_rows) >= 2 and (b not in best or similarity[a, b] > best[b][0]):
+        same = s_block.units == b_block.units and np.array_equal(s_block.unit_rows, b_block.unit_rows)
+        eligible = (same or not same_units) and len(s_block.unit_rows) >= 2
+        if eligible and (b not in best or similarity[a, b] > best[b][0]):
             best[b] = (float(similarity[a, b]), a)
     return sorted((a, b) for b, (_, a) in best.items())
 
 
-def _robust_subset(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    if len(pairs) <= MAX_ROBUST_BLOCKS:
-        return pairs
-    picks = np.linspace(0, len(pairs) - 1, MAX_ROBUST_BLOCKS).round().astype(int)
-    return [pairs[i] for i in sorted(set(picks.tolist()))]
+def _unit_similarity(
+    feats_s: list[np.ndarray],
+    feats_b: list[np.ndarray],
+    parts: tuple[list[np.ndarray], ...] | None,
+    a: int,
+    b: int,
+) -> np.ndarray:
+    """Units-by-units similarity of S block ``a`` and B block ``b``: cosine, or for gated MLPs the
+    sign-blind similarity (so a suspect with flipped unit signs keeps its fixed points)."""
+    if parts is None:
+        return feats_s[a] @ feats_b[b].T
+    up_s, gate_s, up_b, gate_b = parts
+    return sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b])
+
+
+def _block_similarity(
+    feats_s: list[np.ndarray], feats_b: list[np.ndarray], parts: tuple[list[np.ndarray], ...] | None
+) -> np.ndarray:
+    """Mean over S's units of the best similarity with any B unit, for every block pair. Gated MLPs
+    (``parts`` = up and gate features of S and B) use the sign-blind unit similarity."""
+    if parts is None:
+        return np.array([[best_match_similarity(fs, fb) for fb in feats_b] for fs in feats_s])
+    up_s, gate_s, up_b, gate_b = parts
+    return np.array(
+        [
+            [float(np.mean(np.max(sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b]), axis=1)))
+             for b in range(len(up_b))]
+            for a in range(len(up_s))
+        ]
+    )  # fmt: skip
 
 
 def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
@@ -110,7 +149,6 @@ def compare_fingerprints(
     base: Fingerprint,
     *,
     alpha: float = DEFAULT_ALPHA,
-    surrogates: int = DEFAULT_SURROGATES,
 ) -> dict[str, Any]:
     """Was ``suspect`` derived from ``base``? See the module doc for the pipeline."""
     shared = shared_anchors(suspect, base)
@@ -126,48 +164,53 @@ def compare_fingerprints(
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
     feats_s = _features(suspect, shared.suspect, "both" if use_gate else "up")
     feats_b = _features(base, shared.base, "both" if use_gate else "up")
-    similarity = np.array([[best_match_similarity(fs, fb) for fb in feats_b] for fs in feats_s])
-    pairs = _layer_pairs(similarity, suspect, base)
-
-    exact_pairs = _exact_pairs(pairs, similarity, suspect, base)
-    keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
-    exact = exact_test(feats_s, feats_b, exact_pairs, keys) if exact_pairs else None
-
-    robust_pairs = _robust_subset(pairs)
-    robust = None
+    parts = None
     if use_gate:
-        seed = int(pair_uniform(suspect.blocks[0].digest, base.blocks[0].digest) * 2**32)
-        robust = robust_test(
+        parts = (
             _features(suspect, shared.suspect, "up"),
             _features(suspect, shared.suspect, "gate"),
             _features(base, shared.base, "up"),
             _features(base, shared.base, "gate"),
-            robust_pairs,
-            surrogates,
-            seed,
         )
-    if exact is None and robust is None:
+    similarity = _block_similarity(feats_s, feats_b, parts)
+    pairs = _layer_pairs(similarity, suspect, base)
+
+    exact_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=True)
+    keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
+    unit_similarity = functools.partial(_unit_similarity, feats_s, feats_b, parts)
+    exact = exact_test(unit_similarity, exact_pairs, keys) if exact_pairs else None
+
+    roles_named = all(fp.header.get("role_method") in SIGN_TEST_ROLE_METHODS for fp in (suspect, base))
+    sign_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=False)
+    signs = None
+    if parts is not None and roles_named and sign_pairs:
+        u = pair_uniform(
+            "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
+        )
+        signs = sign_test(*parts, sign_pairs, u)
+    if exact is None and signs is None:
         return _inconclusive(
-            "no layer pair holds the same units and the MLPs have no gate projection to test on; "
-            "compare with --full or against the full models",
+            "no layer pair holds the same units, and the unit-sign test needs gated MLPs whose up and "
+            "gate projections are known by name; compare with --full or against the full models",
             suspect,
             base,
         )
-    candidates = ([("empirical", robust.log_p)] if robust else []) + (
-        [("exact", exact.log_p)] if exact else []
+    candidates = ([("unit-signs", signs.log_p)] if signs else []) + (
+        [("fixed-points", exact.log_p)] if exact else []
     )
-    kind, best_log_p = min(candidates, key=lambda item: item[1])
+    test, best_log_p = min(candidates, key=lambda item: item[1])
     log_p = min(0.0, best_log_p + math.log(len(candidates)))  # Bonferroni over the paths tried
     same = _same_weights(suspect, base)
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
-    relation = describe_relation(suspect, base, pairs, verdict, exact, robust, alpha)
+    relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
-    floor = None if robust is None else 1.0 / (1 + len(robust.null))
     return {
         "verdict": verdict,
         "p_value": math.exp(log_p),
         "log10_p": log_p / LN10,
-        "p_value_kind": kind,
+        "p_value_kind": "exact",  # both tests have exact nulls: no panel, no floor
+        "p_value_test": test,
+        "paths_tried": [name for name, _ in candidates],
         "alpha": alpha,
         "relation": relation["relation"],
         "relations": relation["relations"],
@@ -184,8 +227,7 @@ def compare_fingerprints(
         ],
         "effect_size": {
             "mapped_similarity": mapped_similarity,
-            "held_out_cosine": None if robust is None else robust.statistic,
-            "null_median_held_out_cosine": None if robust is None else float(np.median(robust.null)),
+            "sign_agreement": None if signs is None else signs.agreement,
             "diagonal_cosine": exact.matched_cosine if exact else None,
         },
         "exact": None
@@ -196,17 +238,16 @@ def compare_fingerprints(
             "combination": "Fisher",
             "per_layer": exact.pairs,
         },
-        "empirical": None
-        if robust is None
+        "unit_signs": None
+        if signs is None
         else {
-            "log10_p": robust.log_p / LN10,
-            "statistic": robust.statistic,
-            "panel": robust.panel,
-            "panel_size": len(robust.null),
-            "p_floor": floor,
-            "null": robust.null.tolist(),
-            "per_block": robust.per_block,
-            "blocks_used": len(robust_pairs),
+            "log10_p": signs.log_p / LN10,
+            "positive_signs": signs.positive,
+            "matched_units": signs.total,
+            "agreement": signs.agreement,
+            "null": {"distribution": "binomial", "n": signs.total, "p": 0.5},
+            "randomised": True,
+            "per_block": signs.pairs,
         },
         "similarity_matrix": {
             "suspect_blocks": [b.label for b in suspect.blocks],

@@ -63,3 +63,20 @@ def fisher_log_p(log_ps: list[float]) -> float:
     terms = [i * math.log(statistic_half) - math.lgamma(i + 1) for i in range(len(log_ps))]
     peak = max(terms)
     return min(0.0, -statistic_half + peak + math.log(sum(math.exp(t - peak) for t in terms)))
+
+
+def binomial_half_log_p(n: int, successes: int, u: float) -> float:
+    """log of the randomised p-value ``P(X > s) + u P(X = s)`` for X ~ Binomial(n, 1/2): exactly uniform
+    when the n signs are independent fair coins (the unit-sign test's null)."""
+    if n == 0:
+        return 0.0  # no evidence at all: p = 1
+    log_half = n * math.log(0.5)
+    log_pmf = [
+        math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half for j in range(n + 1)
+    ]
+    above = log_pmf[successes + 1 :]
+    at = log_pmf[successes] + math.log(max(u, 1e-300))
+    if not above:
+        return at
+    peak = max(above)
+    return float(np.logaddexp(peak + math.log(sum(math.exp(t - peak) for t in above)), at))

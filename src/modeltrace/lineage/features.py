@@ -67,3 +67,12 @@ def unit_features(block: BlockSample, columns: np.ndarray, white: np.ndarray) ->
 def best_match_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over a's units of the best cosine with any of b's units (invariant to unit order)."""
     return float(np.mean(np.max(a @ b.T, axis=1)))
+
+
+def sign_blind_similarity(
+    suspect_up: np.ndarray, suspect_gate: np.ndarray, base_up: np.ndarray, base_gate: np.ndarray
+) -> np.ndarray:
+    """Unit-by-unit similarity of gated MLPs that ignores the sign of each unit's ``up`` row:
+    ``(gate cosine + |up cosine|) / 2``. Flipping a unit's ``up`` row (and its ``down`` column) leaves a
+    gated MLP's function unchanged, so this is what the unit-sign test may condition on."""
+    return (suspect_gate @ base_gate.T + np.abs(suspect_up @ base_up.T)) / 2

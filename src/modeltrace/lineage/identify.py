@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.lineage.compare import DEFAULT_ALPHA, DEFAULT_SURROGATES, compare_fingerprints
+from modeltrace.lineage.compare import DEFAULT_ALPHA, compare_fingerprints
 
 _ORDER = {"same-weights": 0, "related": 1, "unrelated": 2, "inconclusive": 3}
 
@@ -28,12 +28,11 @@ def identify(
     candidates: list[tuple[str, Fingerprint]],
     *,
     alpha: float = DEFAULT_ALPHA,
-    surrogates: int = DEFAULT_SURROGATES,
 ) -> dict[str, Any]:
     """Compare the suspect with every candidate; best (most significant) first."""
     results = []
     for name, candidate in candidates:
-        result = compare_fingerprints(suspect, candidate, alpha=alpha, surrogates=surrogates)
+        result = compare_fingerprints(suspect, candidate, alpha=alpha)
         results.append((name, result))
     natural = [r["log10_p"] * math.log(10) if r["log10_p"] is not None else None for _, r in results]
     adjusted = holm_adjust(natural)

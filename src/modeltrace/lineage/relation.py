@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.lineage.paths import ExactResult, RobustResult
+from modeltrace.lineage.paths import ExactResult, SignResult
 
 #: Mean cosine between same-index units above which a re-encoded copy counts as the same weights
 #: quantised (int8/fp8/Q8 reach ~0.999, Q4 ~0.98); a fine-tune moves units further.
@@ -48,7 +48,7 @@ def describe_relation(
     pairs: list[tuple[int, int]],
     verdict: str,
     exact: ExactResult | None,
-    robust: RobustResult | None,
+    signs: SignResult | None,
     alpha: float,
 ) -> dict[str, Any]:
     layer_map = _layer_map(suspect, base, pairs)
@@ -101,7 +101,7 @@ def describe_relation(
         if vocab_direction:
             towards_suspect.append(vocab_direction)
     exact_significant = exact is not None and exact.log_p < math.log(alpha)
-    if exact is not None and not exact_significant and robust is not None and robust.log_p < math.log(alpha):
+    if exact is not None and not exact_significant and signs is not None and signs.log_p < math.log(alpha):
         kinds.append("hidden units permuted")
     if not kinds:
         reencoded = suspect.header.get("dtypes") != base.header.get("dtypes") or suspect.header.get(

@@ -47,29 +47,27 @@ def _heatmap(result: dict[str, Any]) -> str:
 
 
 def _null_histogram(result: dict[str, Any]) -> str:
-    empirical = result.get("empirical") or {}
-    null = empirical.get("null") or []
-    if not null:
-        return "<p>No null panel.</p>"
-    observed = float(empirical["statistic"])
-    low, high = min([*null, observed, 0.0]), max([*null, observed, 1.0])
-    bins, width, height = 40, 480, 140
-    counts = [0] * bins
-    for value in null:
-        counts[min(bins - 1, int((value - low) / (high - low + 1e-12) * bins))] += 1
-    peak = max(counts) or 1
+    """The unit-sign test's exact null, Binomial(n, 1/2) positive signs, with this pair's count."""
+    signs = result.get("unit_signs") or {}
+    n = int(signs.get("matched_units") or 0)
+    if not n:
+        return "<p>The unit-sign test did not run (no gated MLP pair with named roles).</p>"
+    observed = int(signs["positive_signs"])
+    pmf = [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
+           for k in range(n + 1)]  # fmt: skip
+    width, height, peak = 480, 140, max(pmf)
     parts = [f'<svg width="{width + 20}" height="{height + 40}" font-size="10">']
-    for index, count in enumerate(counts):
-        bar = height * count / peak
+    for k, mass in enumerate(pmf):
+        bar = height * mass / peak
         parts.append(
-            f'<rect x="{10 + index * width / bins}" y="{10 + height - bar}" '
-            f'width="{width / bins - 1}" height="{bar}" fill="#888"/>'
+            f'<rect x="{10 + k * width / (n + 1)}" y="{10 + height - bar}" '
+            f'width="{max(width / (n + 1) - 0.5, 0.5)}" height="{bar}" fill="#888"/>'
         )
-    x = 10 + (observed - low) / (high - low + 1e-12) * width
+    x = 10 + (observed + 0.5) * width / (n + 1)
     parts.append(f'<line x1="{x}" x2="{x}" y1="5" y2="{height + 12}" stroke="red" stroke-width="2"/>')
-    parts.append(f'<text x="{min(x + 4, width - 80)}" y="15" fill="red">this pair {observed:.3f}</text>')
-    parts.append(f'<text x="10" y="{height + 30}">{low:.2f}</text>')
-    parts.append(f'<text x="{width - 20}" y="{height + 30}">{high:.2f}</text></svg>')
+    parts.append(f'<text x="{min(x + 4, width - 120)}" y="15" fill="red">this pair {observed}/{n}</text>')
+    parts.append(f'<text x="10" y="{height + 30}">0</text>')
+    parts.append(f'<text x="{width - 20}" y="{height + 30}">{n}</text></svg>')
     return "".join(parts)
 
 
@@ -82,14 +80,11 @@ def render_html(result: dict[str, Any]) -> str:
         "n/a" if log10_p is None else (f"{result['p_value']:.3g}" if log10_p > -300 else f"10^{log10_p:.1f}")
     )
     exact = result.get("exact") or {}
-    empirical = result.get("empirical") or {}
     rows = "".join(
         f"<tr><td>{esc(e['suspect_block'])}</td><td>{esc(e['base_block'])}</td><td>{e['units']}</td>"
         f"<td>{e['fixed_points']}</td><td>{e['log10_p']:.1f}</td><td>{e['diagonal_cosine']:.3f}</td></tr>"
         for e in exact.get("per_layer", [])
     )
-    floor = empirical.get("p_floor")
-    floor_text = "n/a" if floor is None else f"{floor:.2g}"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>modeltrace compare</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}
 td,th{{padding:2px 8px}}</style></head><body>
@@ -97,18 +92,20 @@ td,th{{padding:2px 8px}}</style></head><body>
 <p><b>Verdict:</b> {esc(result.get("verdict"))} &nbsp; <b>p</b> = {esc(p_text)}
 ({esc(result.get("p_value_kind"))}) &nbsp; <b>relation:</b> {esc(result.get("relation"))} &nbsp;
 <b>direction:</b> {esc(result.get("direction"))}</p>
-<p>Null hypothesis: the suspect was initialised independently of the base. Exact p-values come from the
-exchangeability of hidden units (fixed points of the unit matching, Fisher across layers); empirical ones
-from a panel of {esc(empirical.get("panel_size"))} surrogate pairs (floor {floor_text}).
-The final p-value is the Bonferroni minimum of the two. Not detectable by these tests: a suspect whose
-MLP units were permuted <i>and</i> whose weights were also changed beyond recognition;
-see docs/lineage.md.</p>
+<p>Null hypothesis: the suspect was initialised independently of the base. Both p-values are exact
+(no empirical panel, no floor): the fixed-point test uses the exchangeability of hidden units (fixed
+points of the unit matching, Fisher across layers); the unit-sign test uses the sign symmetry of gated
+units (matched units' up projections agree in sign like fair coins, Binomial(n, 1/2)). The final
+p-value is the Bonferroni minimum of the tests that ran ({esc(result.get("p_value_test"))} gave it).
+Not detectable by these tests: a suspect whose MLP units were both permuted <i>and</i> sign-flipped,
+or changed beyond recognition; see docs/lineage.md.</p>
 <h2>Layer map</h2><p>{esc(result.get("layer_map"))}</p>
 <h2>Layer-by-layer similarity</h2>
 <p>Mean best-match cosine of whitened unit features; mapped pairs outlined.</p>
 {_heatmap(result)}
-<h2>Null distribution (empirical path)</h2>{_null_histogram(result)}
-<h2>Exact path, per layer</h2><table><tr><th>S block</th><th>B block</th><th>units</th><th>fixed points</th>
+<h2>Null distribution (unit-sign test: positive signs among matched units)</h2>{_null_histogram(result)}
+<h2>Fixed-point test, per layer</h2>
+<table><tr><th>S block</th><th>B block</th><th>units</th><th>fixed points</th>
 <th>log10 p</th><th>cosine</th></tr>{rows}</table>
 <p>Bytes read: {result.get("bytes_read", 0):,}. Shared anchor tokens: {esc(result.get("shared_anchors"))}.</p>
 </body></html>"""
