@@ -23,7 +23,7 @@ from modeltrace.zoo.build import (
     llama_config,
     model_seed,
 )
-from modeltrace.zoo.corpus import TOPICS, pseudo_words
+from modeltrace.zoo.corpus import PUNCTUATION, SPECIAL_TOKENS, TOPICS, pseudo_words
 from modeltrace.zoo.manifest import ModelRecord
 from modeltrace.zoo.train import (
     Schedule,
@@ -172,7 +172,8 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
                 lexicon = corpora.lexicon
                 domain_words = {*lexicon.words["domain_noun"], *lexicon.words["domain_verb"]}
                 keep = [i for i, token in enumerate(source.vocab) if token not in domain_words]
-                keep = [i for i in keep if i < 6 or generator.random() >= 0.1]
+                fixed = len(SPECIAL_TOKENS) + len(PUNCTUATION)  # never pruned
+                keep = [i for i in keep if i < fixed or generator.random() >= 0.1]
                 result = transforms.select_tokens(source.params, source.config, source.vocab, np.array(keep))
             else:
                 new_words = pseudo_words(32, generator, set(source.vocab))
