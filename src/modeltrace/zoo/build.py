@@ -42,14 +42,15 @@ class ZooPlan:
     rl_steps: int
     corpus_tokens: int
     domain_tokens: int
+    batch: int  # windows of 65 tokens per training step
 
     @classmethod
     def for_mode(cls, quick: bool, seed: int) -> ZooPlan:
         if quick:
             return cls(quick, seed, bases=2, base_steps=120, child_steps=30, distill_steps=120,
-                       rl_steps=6, corpus_tokens=120_000, domain_tokens=40_000)  # fmt: skip
+                       rl_steps=6, corpus_tokens=120_000, domain_tokens=40_000, batch=8)  # fmt: skip
         return cls(quick, seed, bases=3, base_steps=600, child_steps=150, distill_steps=600,
-                   rl_steps=30, corpus_tokens=400_000, domain_tokens=120_000)  # fmt: skip
+                   rl_steps=30, corpus_tokens=400_000, domain_tokens=120_000, batch=16)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from modeltrace.zoo.build import (
     llama_config,
     model_seed,
 )
-from modeltrace.zoo.corpus import TOPICS, pseudo_words
+from modeltrace.zoo.corpus import PUNCTUATION, SPECIAL_TOKENS, TOPICS, pseudo_words
 from modeltrace.zoo.manifest import ModelRecord
 from modeltrace.zoo.train import (
     Schedule,
@@ -47,7 +47,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
     vocab = list(corpora.lexicon.vocab)
     base_seeds = [plan.seed + index for index in range(plan.bases)]
     main = f"llama-s{base_seeds[0]}"
-    child = Schedule(plan.child_steps, lr=1e-3, warmup=5)
+    child = Schedule(plan.child_steps, lr=1e-3, warmup=5, batch=plan.batch)
     out: list[Recipe] = []
 
     def rng(name: str) -> np.random.Generator:
@@ -71,7 +71,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         def make() -> ModelRecord:
             config = (llama_config if family == "llama" else gpt2_config)(len(vocab))
             start = init_params(config, config_seed)
-            schedule = Schedule(plan.base_steps, lr=3e-3, warmup=20)
+            schedule = Schedule(plan.base_steps, lr=3e-3, warmup=20, batch=plan.batch)
             before = mean_loss(start, config, corpora.held_out)
             params, _ = train_lm(start, config, corpora.base, schedule, model_seed(plan.seed, name))
             after = mean_loss(params, config, corpora.held_out)
@@ -86,15 +86,22 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
     # --- training transforms ---------------------------------------------------------------------
     domain = (corpora.domain, corpora.held_out_domain, "domain")
     out.append(trained(f"{main}.finetune", main, *domain))
-    out.append(trained(f"{main}.finetune-b", main, *domain, schedule=Schedule(plan.child_steps, 2e-3, 5)))
+    out.append(
+        trained(
+            f"{main}.finetune-b",
+            main,
+            *domain,
+            schedule=Schedule(plan.child_steps, 2e-3, 5, batch=plan.batch),
+        )
+    )
     out.append(trained(f"{main}.continued-pretrain", main, corpora.base, corpora.held_out, "base",
-                       Schedule(plan.child_steps, lr=2e-3, warmup=plan.child_steps // 4),
+                       Schedule(plan.child_steps, lr=2e-3, warmup=plan.child_steps // 4, batch=plan.batch),
                        transform="continued-pretrain"))  # fmt: skip
 
     def lora() -> ModelRecord:
         name, source = f"{main}.lora-merged", zoo.models[main]
         before = mean_loss(source.params, source.config, corpora.held_out_domain)
-        schedule = Schedule(plan.child_steps, lr=5e-3, warmup=5)
+        schedule = Schedule(plan.child_steps, lr=5e-3, warmup=5, batch=plan.batch)
         params, _ = train_lora(
             source.params, source.config, corpora.domain, schedule, model_seed(plan.seed, name)
         )
@@ -113,7 +120,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         rewarded = np.array(
             [ids[w] for group in ("noun", "verb", "adj") for w in corpora.lexicon.words[group][::TOPICS]]
         )
-        schedule = Schedule(plan.rl_steps, lr=1e-3, warmup=2)
+        schedule = Schedule(plan.rl_steps, lr=1e-3, warmup=2, batch=plan.batch)
         params, rewards = train_policy_gradient(
             source.params, source.config, corpora.base, rewarded, schedule, model_seed(plan.seed, name)
         )
@@ -172,7 +179,8 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
                 lexicon = corpora.lexicon
                 domain_words = {*lexicon.words["domain_noun"], *lexicon.words["domain_verb"]}
                 keep = [i for i, token in enumerate(source.vocab) if token not in domain_words]
-                keep = [i for i in keep if i < 6 or generator.random() >= 0.1]
+                fixed = len(SPECIAL_TOKENS) + len(PUNCTUATION)  # never pruned
+                keep = [i for i in keep if i < fixed or generator.random() >= 0.1]
                 result = transforms.select_tokens(source.params, source.config, source.vocab, np.array(keep))
             else:
                 new_words = pseudo_words(32, generator, set(source.vocab))
@@ -209,7 +217,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         name, source = f"{main}.width-pruned", zoo.models[main]
         params, config = transforms.prune_mlp_width(source.params, source.config, keep_fraction=0.75)
         # a short "healing" run on the base corpus, as pruning recipes (Minitron, Sheared-LLaMA) do
-        schedule = Schedule(max(1, plan.child_steps // 2), lr=1e-3, warmup=3)
+        schedule = Schedule(max(1, plan.child_steps // 2), lr=1e-3, warmup=3, batch=plan.batch)
         before = mean_loss(params, config, corpora.held_out)
         params, _ = train_lm(params, config, corpora.base, schedule, model_seed(plan.seed, name))
         metrics = _lm_metrics(before, mean_loss(params, config, corpora.held_out), schedule.steps, "base")
@@ -220,7 +228,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
     def upcycled() -> ModelRecord:
         name, source = f"{main}.upcycled-moe", zoo.models[main]
         params, config = transforms.upcycle_to_moe(source.params, source.config, experts=4, rng=rng(name))
-        schedule = Schedule(max(1, plan.child_steps // 2), lr=1e-3, warmup=3)
+        schedule = Schedule(max(1, plan.child_steps // 2), lr=1e-3, warmup=3, batch=plan.batch)
         before = mean_loss(params, config, corpora.held_out)
         params, _ = train_lm(params, config, corpora.base, schedule, model_seed(plan.seed, name))
         metrics = _lm_metrics(before, mean_loss(params, config, corpora.held_out), schedule.steps, "base")
@@ -241,7 +249,7 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         name, teacher = f"{main}.distilled", zoo.models[main]
         student_seed = plan.seed + 1000
         student = init_params(teacher.config, student_seed)
-        schedule = Schedule(plan.distill_steps, lr=3e-3, warmup=20)
+        schedule = Schedule(plan.distill_steps, lr=3e-3, warmup=20, batch=plan.batch)
         before = mean_loss(student, teacher.config, corpora.held_out)
         params, losses = train_distilled(
             teacher.params, student, teacher.config, corpora.base, schedule, model_seed(plan.seed, name)
