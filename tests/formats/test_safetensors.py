@@ -164,3 +164,16 @@ def test_symlink_loop_is_a_format_error(tmp_path: Path) -> None:
     (tmp_path / "b").symlink_to(tmp_path / "a")
     with pytest.raises(FormatError):
         open_model(tmp_path / "a")
+
+
+def test_int8_with_per_row_scale_is_dequantised(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    quantised = rng.integers(-127, 128, (6, 5)).astype(np.int8)
+    scale = (rng.random((6, 1)) + 0.1).astype(np.float32)
+    path = tmp_path / "m.safetensors"
+    save_file({"proj.weight": quantised, "proj.weight_scale": scale}, str(path))
+    reader = SafetensorsReader(path)
+    assert list(reader.tensors()) == ["proj.weight"]
+    expected = quantised.astype(np.float32) * scale
+    assert np.array_equal(reader.read("proj.weight"), expected)
+    assert np.array_equal(reader.read_rows("proj.weight", [5, 1]), expected[[5, 1]])

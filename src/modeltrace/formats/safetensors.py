@@ -33,6 +33,7 @@ from modeltrace.types import TensorInfo
 
 INDEX_SUFFIX = ".safetensors.index.json"
 _SCALE_SUFFIX = "_scale_inv"
+_ROW_SCALE_SUFFIX = "_scale"
 #: Quantisation block side of FP8 checkpoints that ship ``weight_scale_inv``.
 FP8_BLOCK = 128
 
@@ -139,15 +140,30 @@ class SafetensorsReader(TensorReader):
         self._logical = self._fold_scales()
 
     def _fold_scales(self) -> dict[str, TensorInfo]:
-        """Hide ``X_scale_inv`` tensors that scale an FP8 ``X``; they are read with ``X``."""
+        """Hide the scale tensors that are read together with their quantised weight.
+
+        ``X_scale_inv`` scales an FP8 ``X`` in blocks (DeepSeek-V3, Kimi K2); ``X_scale`` with one
+        value per row scales an int8 ``X`` (the compressed-tensors int8 layout).
+        """
         logical: dict[str, TensorInfo] = {}
         for name, info in self._stored.items():
             if name.endswith(_SCALE_SUFFIX):
                 weight = self._stored.get(name[: -len(_SCALE_SUFFIX)])
                 if weight is not None and weight.dtype.startswith("F8"):
                     continue
+            if name.endswith(_ROW_SCALE_SUFFIX) and self._row_scale_for(name[: -len(_ROW_SCALE_SUFFIX)]):
+                continue
             logical[name] = info
         return logical
+
+    def _row_scale_for(self, weight_name: str) -> TensorInfo | None:
+        """The per-row scale of an int8 matrix ``weight_name``, if the file has one that fits."""
+        weight = self._stored.get(weight_name)
+        scale = self._stored.get(weight_name + _ROW_SCALE_SUFFIX)
+        if weight is None or scale is None or weight.dtype != "I8" or len(weight.shape) != 2:
+            return None
+        fits = scale.shape in ((weight.shape[0],), (weight.shape[0], 1))
+        return scale if fits and scale.dtype in ("F32", "F16", "BF16") else None
 
     def tensors(self) -> Mapping[str, TensorInfo]:
         return self._logical
@@ -171,6 +187,11 @@ class SafetensorsReader(TensorReader):
         return self._apply_block_scale(info, values, [int(row) for row in rows])
 
     def _apply_block_scale(self, info: TensorInfo, values: np.ndarray, rows: list[int] | None) -> np.ndarray:
+        row_scale = self._row_scale_for(info.name)
+        if row_scale is not None:
+            wanted = list(range(info.shape[0])) if rows is None else rows
+            scales = read_dense_rows(self, row_scale, wanted).reshape(len(wanted), 1)
+            return values.astype(np.float32) * scales.astype(np.float32)
         scale_info = self._stored.get(info.name + _SCALE_SUFFIX)
         if scale_info is None or not info.dtype.startswith("F8"):
             return values

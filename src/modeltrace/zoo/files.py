@@ -86,8 +86,8 @@ def write_hf_folder(
 def read_hf_folder(folder: Path) -> tuple[dict[str, np.ndarray], ArchConfig, list[str]]:
     """Read a zoo model folder back: (float32 parameters by HF name, config, vocabulary by id).
 
-    Goes through modeltrace's own reader (FP8 block scales folded there); int8 weights with a
-    ``weight_scale`` (the compressed-tensors layout the zoo writes) are dequantised here.
+    Goes through modeltrace's own reader, which dequantises FP8 weights with block scales and int8
+    weights with a per-row ``weight_scale`` (the compressed-tensors layout the zoo writes).
     """
     from modeltrace.formats import open_model
 
@@ -98,10 +98,6 @@ def read_hf_folder(folder: Path) -> tuple[dict[str, np.ndarray], ArchConfig, lis
             )
         tensors = {name: source.weights.read(name) for name in source.weights.tensors()}
         config = config_from_hf(source.config)
-    for name in [name for name in tensors if name.endswith("_scale") and name[: -len("_scale")] in tensors]:
-        scale = tensors.pop(name)
-        weight = name[: -len("_scale")]
-        tensors[weight] = tensors[weight].astype(np.float32) * scale
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     vocab_map: dict[str, int] = tokenizer["model"]["vocab"]
     vocab = sorted(vocab_map, key=vocab_map.__getitem__)
