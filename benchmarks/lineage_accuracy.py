@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,84 +25,9 @@ import numpy as np
 
 from modeltrace import api
 
-POSITIVE = ("related", "same-weights")
-
-
-def _pairs(manifest_path: Path) -> list[dict[str, Any]]:
-    data = json.loads(manifest_path.read_text())
-    pairs = data["pairs"] if isinstance(data, dict) else data
-    return [dict(pair) for pair in pairs]
-
-
-def _normalise_map(layer_map: Any) -> dict[str, int] | None:
-    if layer_map is None:
-        return None
-    if isinstance(layer_map, list):
-        return {str(i): int(v) for i, v in enumerate(layer_map)}
-    return {str(k): int(v) for k, v in dict(layer_map).items()}
-
-
-def run_pairs(manifest_path: str | Path, alpha: float = 0.01, full: bool = False) -> list[dict[str, Any]]:
-    """Compare every pair of the manifest; one row per pair with what the table aggregates."""
-    manifest_path = Path(manifest_path)
-    root = manifest_path.parent
-    rows = []
-    for pair in _pairs(manifest_path):
-        start = time.perf_counter()
-        suspect = root / pair.get("suspect_path", pair["suspect"])
-        base = root / pair.get("base_path", pair["base"])
-        result = api.compare(suspect, base, alpha=alpha, full=full)
-        elapsed = time.perf_counter() - start
-        expected_map = _normalise_map(pair.get("layer_map"))
-        rows.append(
-            {
-                "relation": pair.get("relation") or pair["expected"],
-                "expected": pair["expected"],
-                "verdict": result["verdict"],
-                "log10_p": result["log10_p"],
-                "bytes_read": result["bytes_read"],
-                "seconds": elapsed,
-                "detected": result["verdict"] in POSITIVE,
-                "map_ok": None if expected_map is None else result["layer_map"] == expected_map,
-                "suspect": pair["suspect"],
-                "base": pair["base"],
-            }
-        )
-    return rows
-
-
-def lineage_accuracy(manifest_path: str | Path, alpha: float = 0.01, full: bool = False) -> dict[str, Any]:
-    """Per-transform summary of a manifest (what the benchmark prints), plus the overall pass/fail."""
-    rows = run_pairs(manifest_path, alpha, full)
-    table = {}
-    for relation in sorted({row["relation"] for row in rows}):
-        group = [row for row in rows if row["relation"] == relation]
-        positives = [row for row in group if row["expected"] in POSITIVE]
-        negatives = [row for row in group if row["expected"] not in POSITIVE]
-        finite = [row["log10_p"] for row in group if row["log10_p"] is not None]
-        maps = [row["map_ok"] for row in group if row["map_ok"] is not None]
-        table[relation] = {
-            "pairs": len(group),
-            "detected": sum(row["detected"] for row in positives),
-            "positives": len(positives),
-            "false_positives": sum(row["detected"] for row in negatives),
-            "negatives": len(negatives),
-            "median_log10_p": statistics.median(finite) if finite else None,
-            "layer_map_ok": f"{sum(maps)}/{len(maps)}" if maps else "-",
-            "median_bytes_read": statistics.median(row["bytes_read"] for row in group),
-            "median_seconds": statistics.median(row["seconds"] for row in group),
-        }
-    missed = [r for r in rows if r["expected"] in POSITIVE and not r["detected"]]
-    false_pos = [r for r in rows if r["expected"] not in POSITIVE and r["detected"]]
-    wrong_maps = [r for r in rows if r["map_ok"] is False]
-    return {
-        "table": table,
-        "rows": rows,
-        "missed": missed,
-        "false_positives": false_pos,
-        "wrong_maps": wrong_maps,
-        "ok": not (missed or false_pos or wrong_maps),
-    }
+# The runner lives in the package so that `modeltrace zoo accuracy`, `make demo` and the tests share it.
+run_pairs = api.run_zoo_pairs
+lineage_accuracy = api.zoo_accuracy
 
 
 def print_table(summary: dict[str, Any], alpha: float) -> None:

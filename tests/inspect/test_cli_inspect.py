@@ -119,12 +119,25 @@ def test_inspect_missing_path_is_an_input_error(tmp_path: Path, capsys: pytest.C
     assert "no such" in " ".join(err.split())
 
 
-def test_demo_command_prints_every_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_command_prints_every_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quick_zoo: Path
+) -> None:
+    # The demo reuses a lineage zoo already under the home folder instead of training one again.
+    (tmp_path / "lineage-zoo").symlink_to(quick_zoo, target_is_directory=True)
     code, out, _ = run_cli(["demo", "--home", str(tmp_path)], capsys)
     assert code == 0
     for name in ("tiny-llama", "tiny-llama-chat", "tiny-moe", "deepseek-v3.config.json"):
         assert name in out
     assert "671.0B" in out
+    assert "Lineage accuracy" in out and "PASS" in out  # part 2: the zoo's per-transform table
+    assert 'display "Kimi K2.5"' in " ".join(out.split())  # part 3: the licence obligation
+
+
+def test_demo_without_lineage_skips_the_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["demo", "--home", str(tmp_path), "--no-lineage"], capsys)
+    assert code == 0
+    assert "Lineage accuracy" not in out
+    assert not (tmp_path / "lineage-zoo").exists()
 
 
 def test_demo_uses_modeltrace_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

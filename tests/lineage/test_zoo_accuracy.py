@@ -8,20 +8,18 @@ distilled student), and ``distilled`` reported unrelated.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from lineage_accuracy import run_pairs  # type: ignore[import-not-found]
+from modeltrace.api import run_zoo_pairs
 
 ALPHA = 0.01
 
 
 @pytest.fixture(scope="module")
 def rows(quick_zoo: Path) -> list[dict]:
-    return run_pairs(quick_zoo / "zoo.json", alpha=ALPHA)
+    return run_zoo_pairs(quick_zoo / "zoo.json", alpha=ALPHA)
 
 
 def _label(row: dict) -> str:
@@ -47,3 +45,16 @@ def test_distilled_student_is_unrelated(rows: list[dict], quick_zoo: Path) -> No
     distilled = [row for row in rows if row["relation"] == "distilled"]
     assert distilled and all(row["verdict"] == "unrelated" for row in distilled)
     assert json.loads((quick_zoo / "zoo.json").read_text())["pairs"]
+
+
+def test_zoo_accuracy_command_passes_on_the_quick_zoo(
+    quick_zoo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modeltrace.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["zoo", "accuracy", str(quick_zoo), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert exit_info.value.code == 0
+    assert summary["ok"] is True
+    assert summary["table"]["independent"]["false_positives"] == 0

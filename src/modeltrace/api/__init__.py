@@ -57,6 +57,8 @@ from modeltrace.api._probe import (
 from modeltrace.api._zoo import (
     build_zoo,
     load_zoo_manifest,
+    run_zoo_pairs,
+    zoo_accuracy,
 )
 
 __all__ = [
@@ -96,7 +98,9 @@ __all__ = [
     "probe",
     "probe_set",
     "remove_tokenizer",
+    "run_zoo_pairs",
     "show_license",
     "tokenizer_library",
     "version",
+    "zoo_accuracy",
 ]

@@ -10,6 +10,15 @@ import typer
 from modeltrace import api
 from modeltrace.cli._app import app, console
 from modeltrace.cli.cmd_inspect import print_card
+from modeltrace.cli.cmd_zoo import print_accuracy, run_accuracy
+from modeltrace.errors import ModeltraceError
+
+#: A license-check scenario from the docs: a proprietary fine-tune of Kimi K2.5 earning US$80 M a month.
+_COMPOSER_LINEAGE = """name: composer-2
+license: proprietary
+parents:
+  - {name: kimi-k2.5, license: kimi-k2.5, relation: finetune}
+"""
 
 
 @app.command()
@@ -17,10 +26,56 @@ def demo(
     home: Annotated[
         Path | None, typer.Option(help="State folder (default: $MODELTRACE_HOME or ~/.modeltrace).")
     ] = None,
+    lineage: Annotated[
+        bool, typer.Option(help="Also train the lineage zoo (needs torch) and print the accuracy table.")
+    ] = True,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the lineage zoo even if one is there.")] = False,
 ) -> None:
-    """Generate a small zoo of models locally (no download) and show what modeltrace finds."""
+    """Generate models locally (no download) and show what modeltrace finds in them.
+
+    1. inspect: architecture cards of a few small models and of DeepSeek-V3's real config;
+    2. compare: lineage verdicts over a trained zoo of models with known ancestry (every transform);
+    3. license check: what a Kimi K2.5 fine-tune must do at US$80 M monthly revenue.
+    """
     zoo = api.build_demo_zoo(home)
-    console.print(f"[bold]Demo zoo[/] in {zoo}")
+    console.rule("[bold]1. inspect[/]: the L1 architecture card")
+    console.print(f"Demo models in {zoo}")
     for model_path in api.demo_zoo_members(zoo):
-        console.rule(model_path.name)
+        console.rule(model_path.name, style="dim")
         print_card(api.inspect(model_path))
+    if lineage:
+        _lineage_demo(zoo.parent / "lineage-zoo", rebuild)
+    _license_demo(zoo)
+
+
+def _lineage_demo(directory: Path, rebuild: bool) -> None:
+    console.rule("[bold]2. compare[/]: lineage from the weights, on a zoo with known ancestry")
+    manifest_path = directory / "zoo.json"
+    try:
+        if rebuild or not manifest_path.is_file():
+            console.print(f"Training the quick lineage zoo in {directory} (a few minutes on 2 cores) ...")
+            manifest_path = api.build_zoo(directory, quick=True)
+        else:
+            api.load_zoo_manifest(directory)
+            console.print(f"Reusing the lineage zoo in {directory} (--rebuild to train it again)")
+    except ModeltraceError as error:  # e.g. torch missing: the rest of the demo still runs
+        console.print(f"[yellow]skipped:[/] {error}")
+        return
+    summary = run_accuracy(manifest_path, alpha=0.01)
+    print_accuracy(summary, alpha=0.01)
+    suspect, base = directory / "models" / "llama-s0.permuted-units", directory / "models" / "llama-s0"
+    console.print(f"Try: modeltrace compare {suspect} {base} --report report.html")
+
+
+def _license_demo(zoo: Path) -> None:
+    console.rule("[bold]3. license check[/]: a Kimi K2.5 fine-tune at US$80 M monthly revenue")
+    lineage_file = zoo.parent / "composer-2.lineage.yaml"
+    lineage_file.write_text(_COMPOSER_LINEAGE, encoding="utf-8")
+    report = api.check_license(
+        lineage=lineage_file, use="commercial", distribution="hosted", monthly_revenue=80_000_000
+    ).as_dict()
+    console.print(f"lineage file: {lineage_file}")
+    for finding in report["obligations"] + report["violations"]:
+        console.print(f"- [bold]{finding['kind']}[/] ({finding['license']}): {finding['text']}")
+        console.print(f"  [dim]clause: \u201c{finding['clause']}\u201d[/]")
+    console.print(f"tier: {report['tier']}")

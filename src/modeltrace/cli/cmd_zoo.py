@@ -72,3 +72,79 @@ def _summary(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
         "models": [model["name"] for model in manifest["models"]],
         "pairs": dict(Counter(pair["expected"] for pair in manifest["pairs"])),
     }
+
+
+def run_accuracy(manifest_path: Path, alpha: float, show_progress: bool = True) -> dict[str, Any]:
+    """Compare every pair of a zoo with a progress bar on stderr; returns ``api.zoo_accuracy``'s summary."""
+    with Progress(
+        TextColumn("[bold]compare[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show_progress,
+    ) as bar:
+        task = bar.add_task("pairs", total=None)
+
+        def on_pair(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return api.zoo_accuracy(manifest_path, alpha=alpha, progress=on_pair)
+
+
+def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
+    """The per-transform table: detection at alpha, false positives, median log10 p, layer maps."""
+    table = Table(title=f"Lineage accuracy at alpha = {alpha}")
+    for column in (
+        "transform",
+        "pairs",
+        "detected",
+        "false pos.",
+        "median log10 p",
+        "layer map",
+        "bytes read",
+    ):
+        table.add_column(column, justify="left" if column == "transform" else "right")
+    for relation, row in summary["table"].items():
+        detected = f"{row['detected']}/{row['positives']}" if row["positives"] else "-"
+        false_positives = f"{row['false_positives']}/{row['negatives']}" if row["negatives"] else "-"
+        median = "n/a" if row["median_log10_p"] is None else f"{row['median_log10_p']:.1f}"
+        table.add_row(
+            relation,
+            str(row["pairs"]),
+            detected,
+            false_positives,
+            median,
+            row["layer_map_ok"],
+            f"{row['median_bytes_read']:,.0f}",
+        )
+    console.print(table)
+    for row in summary["missed"] + summary["false_positives"] + summary["wrong_maps"]:
+        console.print(
+            f"[red]![/] {row['relation']}: {row['suspect']} vs {row['base']} -> {row['verdict']} "
+            f"(log10 p {row['log10_p']})"
+        )
+    verdict = "[green]PASS[/]" if summary["ok"] else "[red]FAIL[/]"
+    console.print(f"{verdict}: every related pair detected, no false positive, right layer maps")
+
+
+@zoo_app.command("accuracy")
+def accuracy(
+    directory: Annotated[Path, typer.Argument(help="A built zoo (the folder holding zoo.json).")],
+    alpha: Annotated[float, typer.Option(help="Significance level of each verdict.")] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Compare every pair of a zoo and print detection and false-positive rates per transform.
+
+    Exits 1 when a related pair is missed, an independent pair is called related, or a layer map
+    is wrong.
+    """
+    manifest_path = directory / "zoo.json" if directory.is_dir() else directory
+    summary = run_accuracy(manifest_path, alpha, show_progress=not as_json)
+    if as_json:
+        emit_json({key: value for key, value in summary.items() if key != "rows"} | {"rows": summary["rows"]})
+    else:
+        print_accuracy(summary, alpha)
+    if not summary["ok"]:
+        raise typer.Exit(1)
