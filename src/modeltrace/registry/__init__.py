@@ -1,1 +1,0 @@
-"""Local storage of fingerprints, labels and the lineage graph under MODELTRACE_HOME."""
