@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) -m modeltrace demo
+	$(MODELTRACE) demo
 
 test: venv
 	$(VENV)/bin/ruff check src tests benchmarks
