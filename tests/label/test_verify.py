@@ -183,3 +183,24 @@ def test_verify_lineage_checks_the_declared_base_against_the_weights(
     assert report.ok is holds
     if not holds:
         assert any(declared_base in problem for problem in report.problems)
+
+
+@pytest.mark.parametrize(("model_name", "holds"), [("tiny-llama-chat", False), ("tiny-moe", True)])
+def test_verify_lineage_tests_a_from_scratch_claim_against_known_bases(
+    tmp_path: Path, model_name: str, holds: bool
+) -> None:
+    # tiny-llama-chat is a fine-tune of tiny-llama, so "from scratch" is false for it; tiny-moe is
+    # independently generated, so the same claim holds against the same known models.
+    zoo = api.build_demo_zoo(tmp_path / "home")
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "tiny-llama").symlink_to(zoo / "tiny-llama", target_is_directory=True)
+    model = zoo / model_name
+    label = api.label_create(model, from_scratch=True, license="apache-2.0", prefill=False)
+    private_key, public_key = api.label_keygen(tmp_path / "keys")
+    signed = tmp_path / "signed.json"
+    signed.write_text(json.dumps(api.label_sign(label, private_key)), encoding="utf-8")
+    report = api.label_verify(model, signed, public_key, lineage=True, known_bases=known)
+    assert report.ok is holds
+    if not holds:
+        assert any("tiny-llama" in problem and "from scratch" in problem for problem in report.problems)

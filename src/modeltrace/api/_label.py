@@ -131,6 +131,7 @@ def label_verify(
     public_key_path: str | Path,
     *,
     lineage: bool = False,
+    known_bases: str | Path | None = None,
     workers: int | None = None,
     progress: Callable[[str, str, int], None] | None = None,
 ) -> VerifyReport:
@@ -140,12 +141,43 @@ def label_verify(
     the model by the lineage engine (``compare``); a verdict that contradicts the declaration
     (no relation found to a declared base) fails the report. A base is found at its id taken as a
     path, or beside the model (``<model>/../<id>``); bases found nowhere are listed as not checked.
+
+    ``known_bases`` (a folder of models or fingerprints) tests what the label leaves out: every
+    known model the weights derive from must be declared as a base, and a label that claims
+    "from scratch" fails when the weights derive from any of them.
     """
     public_key = _label_signing.load_public_key(public_key_path)
     report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
     if lineage:
         _check_lineage(report, label, Path(model))
+        if known_bases is not None:
+            _check_undeclared_bases(report, label, Path(model), Path(known_bases))
+        elif label.get("from_scratch"):
+            report.lineage.append(
+                {"checked": False, "reason": "a from-scratch claim needs --known-bases DIR to test against"}
+            )
     return report
+
+
+def _check_undeclared_bases(report: VerifyReport, label: Label, model: Path, known_bases: Path) -> None:
+    from modeltrace.api._lineage import identify
+
+    declared = {str(base["id"]) for base in label["base_models"]}
+    declared |= {Path(name).name for name in declared}
+    ranking = identify(model, known_bases)
+    for candidate in ranking["candidates"]:
+        name = str(candidate["candidate"])
+        related = _related(candidate)
+        report.lineage.append(
+            {"base": name, "checked": True, "related": related, "declared": Path(name).name in declared,
+             "result": {"verdict": candidate["verdict"], "p_value": candidate["p_value"]}}
+        )  # fmt: skip
+        if related and Path(name).name not in declared and name not in declared:
+            claim = "the label claims training from scratch" if label.get("from_scratch") else "not declared"
+            report.problems.append(
+                f"lineage: the weights derive from known model '{name}' "
+                f"({candidate['verdict']}, p = {candidate['p_value']:.3g}), but {claim}"
+            )
 
 
 def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
@@ -166,10 +198,6 @@ def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
                 f"lineage: the weights show no derivation from declared base '{base['id']}' "
                 f"({base['relation']})"
             )
-    if label.get("from_scratch"):
-        report.lineage.append(
-            {"checked": False, "reason": "from-scratch claims need a registry of known bases to test against"}
-        )
 
 
 def _related(verdict: Any) -> bool | None:

@@ -163,6 +163,12 @@ def verify(
     lineage: Annotated[
         bool, typer.Option(help="Also test the declared base models with the lineage engine.")
     ] = False,
+    known_bases: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --lineage: a folder of known models; any the weights derive from must be declared."
+        ),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Hashing threads (default: CPU count).")] = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -177,6 +183,7 @@ def verify(
             signed,
             pubkey,
             lineage=lineage,
+            known_bases=known_bases,
             workers=workers,
             progress=lambda _phase, _name, size: progress.advance(task, size),
         )
@@ -189,7 +196,7 @@ def verify(
         for problem in report.problems:
             err_console.print(f"[red]problem:[/] {problem}")
         for entry in report.lineage:
-            console.print(f"lineage: {entry}")
+            console.print(_lineage_line(entry))
         if report.ok:
             console.print(
                 f"[green]OK[/] every file and tensor matches (oms_root {report.actual['oms_root']})"
@@ -217,3 +224,14 @@ def export(
     else:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
+
+
+def _lineage_line(entry: dict[str, Any]) -> str:
+    """One line per lineage check: which base, whether it was tested, and the engine's verdict."""
+    if not entry.get("checked"):
+        return f"lineage: {entry.get('base', 'claim')} not checked ({entry.get('reason', '')})"
+    result = entry.get("result") or {}
+    p_value = result.get("p_value")
+    p_text = f", p = {p_value:.3g}" if isinstance(p_value, float) else ""
+    declared = "" if entry.get("declared", True) else " [undeclared]"
+    return f"lineage: {entry['base']}{declared}: {result.get('verdict', 'inconclusive')}{p_text}"
