@@ -170,13 +170,14 @@ def _check_undeclared_bases(report: VerifyReport, label: Label, model: Path, kno
         related = _related(candidate)
         report.lineage.append(
             {"base": name, "checked": True, "related": related, "declared": Path(name).name in declared,
-             "result": {"verdict": candidate["verdict"], "p_value": candidate["p_value"]}}
+             "result": {"verdict": candidate["verdict"], "p_value": candidate["p_value"],
+                        "log10_p": candidate["log10_p"]}}
         )  # fmt: skip
         if related and Path(name).name not in declared and name not in declared:
             claim = "the label claims training from scratch" if label.get("from_scratch") else "not declared"
             report.problems.append(
                 f"lineage: the weights derive from known model '{name}' "
-                f"({candidate['verdict']}, p = {candidate['p_value']:.3g}), but {claim}"
+                f"({candidate['verdict']}, log10 p = {candidate['log10_p'] or 0:.1f}), but {claim}"
             )
 
 

@@ -231,7 +231,7 @@ def _lineage_line(entry: dict[str, Any]) -> str:
     if not entry.get("checked"):
         return f"lineage: {entry.get('base', 'claim')} not checked ({entry.get('reason', '')})"
     result = entry.get("result") or {}
-    p_value = result.get("p_value")
-    p_text = f", p = {p_value:.3g}" if isinstance(p_value, float) else ""
-    declared = "" if entry.get("declared", True) else " [undeclared]"
+    log10_p = result.get("log10_p")
+    p_text = f", log10 p = {log10_p:.1f}" if isinstance(log10_p, float) else ""
+    declared = "" if entry.get("declared", True) else " (undeclared)"
     return f"lineage: {entry['base']}{declared}: {result.get('verdict', 'inconclusive')}{p_text}"
