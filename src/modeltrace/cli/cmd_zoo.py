@@ -96,16 +96,10 @@ def run_accuracy(manifest_path: Path, alpha: float, show_progress: bool = True) 
 def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
     """The per-transform table: detection at alpha, false positives, median log10 p, layer maps."""
     table = Table(title=f"Lineage accuracy at alpha = {alpha}")
-    for column in (
-        "transform",
-        "pairs",
-        "detected",
-        "false pos.",
-        "median log10 p",
-        "layer map",
-        "bytes read",
-    ):
-        table.add_column(column, justify="left" if column == "transform" else "right")
+    # The transform names are the point of the table: they fold rather than being cut short.
+    table.add_column("transform", overflow="fold", min_width=16)
+    for column in ("pairs", "found", "false +", "med. log10 p", "map", "KB read"):
+        table.add_column(column, justify="right", no_wrap=True)
     for relation, row in summary["table"].items():
         detected = f"{row['detected']}/{row['positives']}" if row["positives"] else "-"
         false_positives = f"{row['false_positives']}/{row['negatives']}" if row["negatives"] else "-"
@@ -117,7 +111,7 @@ def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
             false_positives,
             median,
             row["layer_map_ok"],
-            f"{row['median_bytes_read']:,.0f}",
+            f"{row['median_bytes_read'] / 1000:,.0f}",
         )
     console.print(table)
     for row in summary["missed"] + summary["false_positives"] + summary["wrong_maps"]:
