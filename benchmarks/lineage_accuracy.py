@@ -124,14 +124,15 @@ def build_synthetic_zoo(folder: Path) -> Path:
 
 
 def big_model_check(folder: Path) -> bool:
-    """Write a >= 2 GB Llama-shaped safetensors model and a fine-tuned child; compare via fingerprints
-    and via the full-weight path; print bytes read and verdicts of both."""
+    """Write a >= 2 GB Llama-shaped safetensors model, a fine-tuned child and an independent model;
+    compare child and independent model with the base via fingerprints and via the full-weight path;
+    print bytes read and verdicts of both paths."""
     from safetensors.numpy import save_file
 
-    syn = _synthetic_module()
     hidden, inner, layers, vocab = 2048, 5632, 20, 32000
     rng = np.random.default_rng(0)
-    for name, noise in (("big_base", 0.0), ("big_child", 0.2)):
+    # (name, seed of the layer weights, noise added on top): the child keeps the base's weights.
+    for name, layer_seed, noise in (("big_base", 100, 0.0), ("big_child", 100, 0.2), ("big_other", 500, 0.0)):
         target = folder / name
         if (target / "model.safetensors").is_file():
             continue
@@ -143,7 +144,7 @@ def big_model_check(folder: Path) -> bool:
         }
         for layer in range(layers):
             p = f"model.layers.{layer}."
-            layer_rng = np.random.default_rng(100 + layer)
+            layer_rng = np.random.default_rng(layer_seed + layer)
             for role, shape in (
                 ("self_attn.q_proj", (hidden, hidden)),
                 ("self_attn.k_proj", (hidden, hidden)),
@@ -161,7 +162,7 @@ def big_model_check(folder: Path) -> bool:
         tensors["model.embed_tokens.weight"] = tensors["model.embed_tokens.weight"].astype(np.float16)
         save_file(tensors, str(target / "model.safetensors"))
         del tensors
-        syn.write_model.__globals__["json"].dump(
+        json.dump(
             {
                 "model_type": "llama",
                 "hidden_size": hidden,
@@ -177,21 +178,31 @@ def big_model_check(folder: Path) -> bool:
         )
     size = (folder / "big_base" / "model.safetensors").stat().st_size
     print(f"model size: {size / 1e9:.2f} GB each")
-    verdicts = {}
-    for label, full in (("fingerprint", False), ("full weights", True)):
-        start = time.perf_counter()
-        result = api.compare(folder / "big_child", folder / "big_base", full=full)
-        per_model = result["bytes_read_detail"]["suspect"]
-        print(
-            f"{label:13s}: verdict {result['verdict']}, log10 p {result['log10_p']:.1f} "
-            f"({result['p_value_kind']}), "
-            f"read {per_model:,} bytes of {size:,} per model ({per_model / size:.2%}), "
-            f"{time.perf_counter() - start:.1f} s"
-        )
-        verdicts[label] = result["verdict"]
+    verdicts: dict[tuple[str, str], str] = {}
+    for suspect in ("big_child", "big_other"):
+        for label, full in (("fingerprint", False), ("full weights", True)):
+            start = time.perf_counter()
+            result = api.compare(folder / suspect, folder / "big_base", full=full)
+            per_model = result["bytes_read_detail"]["suspect"]
+            log10_p = "n/a" if result["log10_p"] is None else f"{result['log10_p']:.1f}"
+            print(
+                f"{suspect} vs big_base, {label:12s}: verdict {result['verdict']}, log10 p {log10_p} "
+                f"({result['p_value_kind']}), "
+                f"read {per_model:,} bytes of {size:,} per model ({per_model / size:.2%}), "
+                f"{time.perf_counter() - start:.1f} s"
+            )
+            verdicts[suspect, label] = result["verdict"]
     fingerprint_fraction = api.fingerprint(folder / "big_base", folder / "big_base.mtfp")["fraction_read"]
     print(f"modeltrace fingerprint: read {fingerprint_fraction:.2%} of the bytes")
-    ok = verdicts["fingerprint"] == verdicts["full weights"] and fingerprint_fraction <= 0.05
+    same_verdicts = all(
+        verdicts[suspect, "fingerprint"] == verdicts[suspect, "full weights"]
+        for suspect in ("big_child", "big_other")
+    )
+    expected = (
+        verdicts["big_child", "fingerprint"] == "related"
+        and verdicts["big_other", "fingerprint"] == "unrelated"
+    )
+    ok = same_verdicts and expected and fingerprint_fraction <= 0.05
     print("PASS" if ok else "FAIL")
     return ok
 
