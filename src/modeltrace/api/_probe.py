@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from modeltrace.probe.probeset import ProbeSet
 
 
-# Black-box probing of OpenAI-compatible endpoints and the reference-tokenizer library.
-
 
 def tokenizer_library() -> list[dict[str, object]]:
     """Every reference tokenizer (built-in and user-added) with its format, origin and digest."""
