@@ -107,11 +107,27 @@ def _unit_rows(
     reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int, whole: bool = False
 ) -> np.ndarray:
     """Rows ``rows`` (+ ``offset`` for the up half of a fused tensor) in ``[units, hidden]`` layout."""
+    if block.stacked:
+        return _expert_slice_rows(reader, name, block, rows, whole)
     if whole and not block.transposed:
         return np.asarray(reader.read(name), dtype=np.float32)[rows + offset]
     if block.transposed:
         return np.asarray(reader.read(name), dtype=np.float32)[:, rows + offset].T
     return np.asarray(reader.read_rows(name, rows + offset), dtype=np.float32)
+
+
+def _expert_slice_rows(
+    reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, whole: bool
+) -> np.ndarray:
+    """Rows of expert ``block.expert`` of a stacked ``[n_expert, units, hidden]`` tensor.
+
+    Row ``r`` of expert ``e`` is row ``e * units + r`` of the tensor viewed as a matrix; a reader
+    with ``read_flat_rows`` (GGUF) fetches just those, any other reads the tensor whole.
+    """
+    expert = int(block.expert or 0)
+    if whole or not hasattr(reader, "read_flat_rows"):
+        return np.asarray(reader.read(name), dtype=np.float32)[expert][rows]
+    return np.asarray(reader.read_flat_rows(name, rows + expert * block.units), dtype=np.float32)
 
 
 def _block_sample(
