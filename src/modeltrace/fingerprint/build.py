@@ -122,12 +122,17 @@ def _expert_slice_rows(
     """Rows of expert ``block.expert`` of a stacked ``[n_expert, units, hidden]`` tensor.
 
     Row ``r`` of expert ``e`` is row ``e * units + r`` of the tensor viewed as a matrix; a reader
-    with ``read_flat_rows`` (GGUF) fetches just those, any other reads the tensor whole.
+    with ``read_flat_rows`` (GGUF) fetches just those (``whole``: all of this expert's rows, never
+    the other experts'), any other reader reads the stacked tensor whole.
     """
     expert = int(block.expert or 0)
-    if whole or not hasattr(reader, "read_flat_rows"):
+    if not hasattr(reader, "read_flat_rows"):
         return np.asarray(reader.read(name), dtype=np.float32)[expert][rows]
-    return np.asarray(reader.read_flat_rows(name, rows + expert * block.units), dtype=np.float32)
+    first = expert * block.units
+    if whole:
+        wanted = np.arange(first, first + block.units)
+        return np.asarray(reader.read_flat_rows(name, wanted), dtype=np.float32)[rows]
+    return np.asarray(reader.read_flat_rows(name, rows + first), dtype=np.float32)
 
 
 def _block_sample(
