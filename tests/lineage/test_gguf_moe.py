@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modeltrace import api
 from modeltrace.fingerprint.build import Budget, build_fingerprint
+from modeltrace.fingerprint.roles import SHARED_EXPERT, assign_roles
 from modeltrace.formats import open_model
+from modeltrace.types import TensorInfo
 from modeltrace.zoo.export_gguf import write_gguf
 from modeltrace.zoo.files import read_hf_folder
 
@@ -56,3 +59,31 @@ def test_gguf_moe_is_related_to_its_base_and_not_to_an_independent_model(
     assert base["relation"] == "upcycled to mixture-of-experts"
     independent = api.compare(str(gguf_moe), str(models / "llama-s1"))
     assert independent["verdict"] == "unrelated"
+
+
+def _info(name: str, *shape: int) -> TensorInfo:
+    return TensorInfo(name, shape, "F32", 4 * int(np.prod(shape)), "m.gguf", 0)
+
+
+def test_roles_split_stacked_experts_and_keep_the_shared_expert() -> None:
+    tensors = {
+        name: _info(name, *shape)
+        for name, shape in {
+            "token_embd.weight": (50, 8),
+            "blk.0.ffn_norm.weight": (8,),
+            "blk.0.ffn_gate_inp.weight": (3, 8),
+            "blk.0.ffn_up_exps.weight": (3, 6, 8),
+            "blk.0.ffn_gate_exps.weight": (3, 6, 8),
+            "blk.0.ffn_down_exps.weight": (3, 8, 6),
+            "blk.0.ffn_up_shexp.weight": (10, 8),
+            "blk.0.ffn_gate_shexp.weight": (10, 8),
+            "blk.1.ffn_up_exps.weight": (3, 8, 6),  # not [n_expert, units, hidden]: not read as experts
+        }.items()
+    }
+    roles = assign_roles(tensors, vocab_size=50, hidden_size=None, format="gguf")
+    found = sorted((b.layer, b.expert, b.up, b.gate, b.units, b.stacked, b.norm) for b in roles.blocks)
+    norm = "blk.0.ffn_norm.weight"
+    assert found == [
+        (0, SHARED_EXPERT, "blk.0.ffn_up_shexp.weight", "blk.0.ffn_gate_shexp.weight", 10, False, norm),
+        *[(0, e, "blk.0.ffn_up_exps.weight", "blk.0.ffn_gate_exps.weight", 6, True, norm) for e in range(3)],
+    ]
