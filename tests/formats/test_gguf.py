@@ -12,7 +12,13 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf.quants import dequantize, quantize
 
-from modeltrace.errors import CorruptFileError, FormatError, ResourceLimitError, UnsupportedFormatError
+from modeltrace.errors import (
+    CorruptFileError,
+    FormatError,
+    ResourceLimitError,
+    TensorNotFoundError,
+    UnsupportedFormatError,
+)
 from modeltrace.formats import open_model
 from modeltrace.formats.gguf_file import GGUFReader
 
@@ -210,6 +216,22 @@ def test_three_dimensional_quantised_tensor_keeps_numpy_order(tmp_path: Path) ->
     whole = reader.read("experts")
     assert np.array_equal(reader.read_rows("experts", [3, 0]), whole[[3, 0]])
     assert reader.read_rows("experts", []).shape == (0, 3, 64)
+
+
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0, None])
+def test_flat_rows_of_stacked_experts_read_only_those_rows(tmp_path: Path, qtype: Q | None) -> None:
+    experts = np.random.default_rng(4).standard_normal((4, 5, 64)).astype(np.float32)
+    stored = experts if qtype is None else quantize(experts, qtype)
+    reader = GGUFReader(_write(tmp_path / "moe.gguf", {"experts": (stored, qtype)}))
+    whole = reader.read("experts")
+    row_bytes = reader.info("experts").nbytes // 20
+    before = reader.bytes_read
+    # Expert 2's rows 4 and 0, then expert 3's row 0 (flat row 15, right after flat row 14).
+    got = reader.read_flat_rows("experts", [2 * 5 + 4, 2 * 5 + 0, 3 * 5 + 0])
+    assert np.array_equal(got, np.stack([whole[2, 4], whole[2, 0], whole[3, 0]]))
+    assert reader.bytes_read - before == 3 * row_bytes
+    with pytest.raises(TensorNotFoundError):  # past the last expert's last row
+        reader.read_flat_rows("experts", [20])
 
 
 def _metadata(writer: gguf.GGUFWriter) -> None:

@@ -107,11 +107,32 @@ def _unit_rows(
     reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int, whole: bool = False
 ) -> np.ndarray:
     """Rows ``rows`` (+ ``offset`` for the up half of a fused tensor) in ``[units, hidden]`` layout."""
+    if block.stacked:
+        return _expert_slice_rows(reader, name, block, rows, whole)
     if whole and not block.transposed:
         return np.asarray(reader.read(name), dtype=np.float32)[rows + offset]
     if block.transposed:
         return np.asarray(reader.read(name), dtype=np.float32)[:, rows + offset].T
     return np.asarray(reader.read_rows(name, rows + offset), dtype=np.float32)
+
+
+def _expert_slice_rows(
+    reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, whole: bool
+) -> np.ndarray:
+    """Rows of expert ``block.expert`` of a stacked ``[n_expert, units, hidden]`` tensor.
+
+    Row ``r`` of expert ``e`` is row ``e * units + r`` of the tensor viewed as a matrix; a reader
+    with ``read_flat_rows`` (GGUF) fetches just those (``whole``: all of this expert's rows, never
+    the other experts'), any other reader reads the stacked tensor whole.
+    """
+    expert = int(block.expert or 0)
+    if not hasattr(reader, "read_flat_rows"):
+        return np.asarray(reader.read(name), dtype=np.float32)[expert][rows]
+    first = expert * block.units
+    if whole:
+        wanted = np.arange(first, first + block.units)
+        return np.asarray(reader.read_flat_rows(name, wanted), dtype=np.float32)[rows]
+    return np.asarray(reader.read_flat_rows(name, rows + first), dtype=np.float32)
 
 
 def _block_sample(

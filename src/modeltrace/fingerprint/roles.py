@@ -2,11 +2,15 @@
 projections whose rows are hidden units (``up``, and ``gate`` for gated MLPs).
 
 Names are used when they say it (Hugging Face Llama/Mistral/Qwen/Mixtral, GPT-2 ``c_fc``, BERT
-``intermediate.dense``, GGUF ``blk.N.ffn_up``). Exported ONNX graphs often name weights
-``onnx::MatMul_470`` or ``val_49``; then roles come from the order of the matrix products (the
-reader's graph when it offers one, else storage order) and their shapes: in each layer the MLP
-input projections have shape ``[H, I]`` (``[I, H]`` in ``nn.Linear`` layout) and the block closes
-with the down projection ``[I, H]``. Names are a convenience here, never evidence.
+``intermediate.dense``, GGUF ``blk.N.ffn_up``). A GGUF MoE layer stacks its routed experts in one 3-D
+tensor ``blk.N.ffn_up_exps`` ``[n_expert, units, hidden]``; each slice becomes one expert block, the
+same as a Hugging Face ``experts.E.up_proj``, so a GGUF conversion compares expert by expert.
+
+Exported ONNX graphs often name weights ``onnx::MatMul_470`` or ``val_49``; then roles come from
+the order of the matrix products (the reader's graph when it offers one, else storage order) and
+their shapes: in each layer the MLP input projections have shape ``[H, I]`` (``[I, H]`` in
+``nn.Linear`` layout) and the block closes with the down projection ``[I, H]``. Names are a
+convenience here, never evidence.
 
 Canonical layout is ``nn.Linear``'s ``[out, in]``: rows of ``up``/``gate`` are hidden units.
 ``transposed`` marks tensors stored ``[in, out]`` (GPT-2 Conv1D, ONNX MatMul initialisers).
@@ -41,8 +45,12 @@ _UP_SUFFIXES = (
     "intermediate.dense.weight",
     "fc1.weight",
     "dense_h_to_4h.weight",
+    "ffn_up_shexp.weight",
 )
-_GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight")
+_GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight", "ffn_gate_shexp.weight")
+#: GGUF routed experts stacked in one ``[n_expert, units, hidden]`` tensor per layer.
+_STACKED_UP_SUFFIXES = ("ffn_up_exps.weight",)
+_STACKED_GATE_SUFFIXES = ("ffn_gate_exps.weight",)
 _FUSED_SUFFIXES = ("gate_up_proj.weight",)
 _NORM_SUFFIXES = (
     "post_attention_layernorm.weight",
@@ -68,6 +76,7 @@ class MlpBlock:
     transposed: bool  # stored [in, out]: units are columns
     fused: bool  # one tensor holds [gate; up] stacked along the unit axis
     norm: str | None  # the gain vector applied to the MLP input, if found
+    stacked: bool = False  # up/gate are 3-D [n_expert, units, hidden]; this block is slice ``expert``
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ def _norms_by_layer(tensors: Mapping[str, TensorInfo]) -> dict[int, str]:
 
 def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
     found: dict[tuple[int, int | None], dict[str, str]] = {}
+    stacked: dict[int, dict[str, str]] = {}
     for name in tensors:
         match = _LAYER.search(name.lower())
         if not match:
@@ -122,10 +132,14 @@ def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
         rest = match.group(2)
         expert_match = _EXPERT.search(rest)
         expert = int(expert_match.group(1)) if expert_match else None
-        if expert is None and "shared_expert" in rest:
+        if expert is None and ("shared_expert" in rest or "shexp" in rest):
             expert = SHARED_EXPERT
         key = (int(match.group(1)), expert)
-        if rest.endswith(_FUSED_SUFFIXES):
+        if rest.endswith(_STACKED_UP_SUFFIXES):
+            stacked.setdefault(key[0], {})["up"] = name
+        elif rest.endswith(_STACKED_GATE_SUFFIXES):
+            stacked.setdefault(key[0], {})["gate"] = name
+        elif rest.endswith(_FUSED_SUFFIXES):
             found.setdefault(key, {})["fused"] = name
         elif rest.endswith(_GATE_SUFFIXES):
             found.setdefault(key, {})["gate"] = name
@@ -148,6 +162,28 @@ def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
         if gate is not None and tensors[gate].shape != tensors[up].shape:
             gate = None
         blocks.append(MlpBlock(layer, expert, up, gate, units, transposed, fused, norms.get(layer)))
+    blocks.extend(_stacked_experts(tensors, stacked, hidden, norms))
+    blocks.sort(key=lambda block: (block.layer, block.expert or -2))  # the order names gave before
+    return blocks
+
+
+def _stacked_experts(
+    tensors: Mapping[str, TensorInfo], stacked: dict[int, dict[str, str]], hidden: int, norms: dict[int, str]
+) -> list[MlpBlock]:
+    """One block per slice of each layer's stacked ``[n_expert, units, hidden]`` expert tensors."""
+    blocks: list[MlpBlock] = []
+    for layer, roles in stacked.items():
+        up = roles.get("up")
+        if up is None:
+            continue
+        shape = tensors[up].shape
+        if len(shape) != 3 or shape[2] != hidden:
+            continue  # not the [n_expert, units, hidden] layout this reads
+        gate = roles.get("gate")
+        if gate is not None and tensors[gate].shape != shape:
+            gate = None
+        for expert in range(shape[0]):
+            blocks.append(MlpBlock(layer, expert, up, gate, shape[1], False, False, norms.get(layer), True))
     return blocks
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,23 @@ class GGUFReader(TensorReader):
         return self._decode(self.raw(name), info, info.shape)
 
     def read_rows(self, name: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._read_rows(self.info(name), rows)
+
+    def read_flat_rows(self, name: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows of ``name`` viewed as a matrix ``[prod(shape[:-1]), shape[-1]]``.
+
+        A MoE file stacks its routed experts in one 3-D tensor ``[n_expert, rows, cols]``
+        (``blk.N.ffn_up_exps``); row ``r`` of expert ``e`` is flat row ``e * rows + r``. GGUF stores
+        every ``ne0`` run back to back, so this reads only the blocks of the rows asked for.
+        """
         info = self.info(name)
+        if len(info.shape) <= 2:
+            return self._read_rows(info, rows)
+        leading = int(np.prod(info.shape[:-1], dtype=np.int64))
+        return self._read_rows(replace(info, shape=(leading, info.shape[-1])), rows)
+
+    def _read_rows(self, info: TensorInfo, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        name = info.name
         if info.dtype in DENSE_ITEMSIZE:
             return read_dense_rows(self, info, rows)
         wanted = [int(row) for row in rows]

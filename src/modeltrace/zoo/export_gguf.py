@@ -4,6 +4,10 @@ Tensor names follow llama.cpp (``token_embd``, ``blk.N.attn_q``, ``ffn_gate``, `
 and, as ``convert_hf_to_gguf.py`` does, the rows of ``attn_q``/``attn_k`` are permuted within each
 head from Hugging Face's half-split rotary layout to GGML's interleaved one: a real converter's
 row permutation that a lineage test meets in every Llama GGUF.
+
+A Mixtral-style MoE model is written as llama.cpp writes one: each layer's routed experts stacked
+into 3-D tensors ``blk.N.ffn_{gate,up,down}_exps`` (numpy shape ``[n_expert, rows, cols]``), the
+router as ``blk.N.ffn_gate_inp``, and ``llama.expert_count``/``llama.expert_used_count`` set.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ _NAMES = {
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
+    "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
 }  # fmt: skip
+#: Mixtral expert weight -> llama.cpp stacked tensor (w1 = gate, w3 = up, w2 = down).
+_EXPERT_NAMES = {"w1.weight": "ffn_gate_exps.weight", "w3.weight": "ffn_up_exps.weight",
+                 "w2.weight": "ffn_down_exps.weight"}  # fmt: skip
 _GLOBAL_NAMES = {
     "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
     "lm_head.weight": "output.weight",
@@ -33,6 +41,26 @@ def gguf_name(hf_name: str) -> str:
         return _GLOBAL_NAMES[hf_name]
     _, _, layer, rest = hf_name.split(".", 3)
     return f"blk.{layer}.{_NAMES[rest]}"
+
+
+def stack_experts(params: Params, num_experts: int) -> dict[str, np.ndarray]:
+    """GGUF-named tensors with each layer's ``experts.E.w*`` stacked along a new leading axis."""
+    named: dict[str, np.ndarray] = {}
+    pending: dict[str, list[np.ndarray | None]] = {}
+    for hf_name, value in params.items():
+        if ".experts." not in hf_name:
+            named[gguf_name(hf_name)] = value
+            continue
+        # model.layers.N.block_sparse_moe.experts.E.wK.weight
+        parts = hf_name.split(".")
+        layer, expert, weight = parts[2], int(parts[5]), ".".join(parts[6:])
+        slots = pending.setdefault(f"blk.{layer}.{_EXPERT_NAMES[weight]}", [None] * num_experts)
+        slots[expert] = value
+    for name, slots in pending.items():
+        if any(slot is None for slot in slots):
+            raise ZooError(f"'{name}': some of the {num_experts} experts are missing from the parameters")
+        named[name] = np.stack([slot for slot in slots if slot is not None])
+    return named
 
 
 def rotary_permute(weight: np.ndarray, heads: int) -> np.ndarray:
@@ -49,8 +77,8 @@ def write_gguf(
     """Write ``params`` as a GGUF file with 2-D tensors in ``qtype`` ("Q8_0" or "Q4_0")."""
     import gguf  # a core dependency, imported here because only this export needs it
 
-    if config.family != "llama" or config.num_experts:
-        raise ZooError(f"GGUF export is written for dense llama models, not {config.family}")
+    if config.family != "llama":
+        raise ZooError(f"GGUF export is written for llama models (dense or MoE), not {config.family}")
     quant_type = {"Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q4_0": gguf.GGMLQuantizationType.Q4_0}[qtype]
     file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[qtype]
     writer = gguf.GGUFWriter(path, "llama")
@@ -65,6 +93,9 @@ def write_gguf(
     writer.add_rope_freq_base(config.rope_theta)
     writer.add_layer_norm_rms_eps(config.norm_eps)
     writer.add_vocab_size(config.vocab_size)
+    if config.num_experts:
+        writer.add_expert_count(config.num_experts)
+        writer.add_expert_used_count(config.experts_per_token)
     writer.add_file_type(file_type)
     writer.add_tokenizer_model("none")  # word-level: no BPE merges or sentencepiece scores
     writer.add_token_list(vocab)
@@ -72,18 +103,16 @@ def write_gguf(
         [gguf.TokenType.CONTROL if t.startswith("<") else gguf.TokenType.NORMAL for t in vocab]
     )
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    for hf_name, value in params.items():
+    for name, value in stack_experts(params, config.num_experts).items():
         tensor = value.astype(np.float32)
-        if hf_name.endswith("q_proj.weight"):
+        if name.endswith("attn_q.weight"):
             tensor = rotary_permute(tensor, config.num_heads)
-        elif hf_name.endswith("k_proj.weight"):
+        elif name.endswith("attn_k.weight"):
             tensor = rotary_permute(tensor, config.num_kv_heads)
-        if tensor.ndim == 2:
-            writer.add_tensor(
-                gguf_name(hf_name), gguf.quants.quantize(tensor, quant_type), raw_dtype=quant_type
-            )
+        if tensor.ndim >= 2 and not name.endswith("ffn_gate_inp.weight"):  # llama.cpp keeps the router F32
+            writer.add_tensor(name, gguf.quants.quantize(tensor, quant_type), raw_dtype=quant_type)
         else:
-            writer.add_tensor(gguf_name(hf_name), tensor)
+            writer.add_tensor(name, tensor)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
