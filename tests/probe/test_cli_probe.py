@@ -57,3 +57,20 @@ def test_tokenizers_add_rejects_duplicates_and_unknown_rank_files(
     with pytest.raises(SystemExit):
         main(["tokenizers", "add", "qwen3", str(ranks), "--pattern", "gpt2"])
     assert "already in the library" in capsys.readouterr().err
+
+
+def test_unreachable_endpoint_is_an_error_not_an_unknown_tokenizer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    # A port that was just free: nothing listens there, so every connection is refused.
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", f"http://127.0.0.1:{port}/v1", "--budget", "3", "--timeout", "1", "--json"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 4
+    assert "No response" in " ".join(captured.err.split())
+    assert captured.out == ""

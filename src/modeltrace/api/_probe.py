@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from modeltrace.probe.probeset import ProbeSet
 
 
-
 def tokenizer_library() -> list[dict[str, object]]:
     """Every reference tokenizer (built-in and user-added) with its format, origin and digest."""
     from modeltrace.probe import library
@@ -110,6 +109,12 @@ def probe(
         url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep
     ) as client:
         report = probe_endpoint(client, chosen_set, model)
+        if client.sent and not client.answered:
+            # Not one HTTP response: a verdict of "unknown" would blame the tokenizer for a dead URL.
+            raise ProbeError(
+                f"No response from {client.base_url} in {client.sent} attempt(s) "
+                f"(last error: {client.last_error}); check the URL and that the server is up."
+            )
     if references:
         prompts = list(BEHAVIOUR_PROMPTS[:behaviour_prompts])
         behaviour_budget = behaviour_prompts + max(4, behaviour_prompts // 4)

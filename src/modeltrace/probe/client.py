@@ -101,6 +101,10 @@ class ProbeClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._sent = 0
+        #: Attempts that got any HTTP response (any status), and the last transport error seen;
+        #: together they tell "unreachable" from "answers but reveals nothing".
+        self.answered = 0
+        self.last_error: str | None = None
         headers = {"user-agent": "modeltrace-probe"}
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
@@ -173,12 +177,16 @@ class ProbeClient:
             response = self._http.request(method, url, json=body)
             headers = {k.lower(): self.redact(v) for k, v in response.headers.items()}
             exchange = Exchange(method, url, response.status_code, headers, self.redact(response.text))
+            with self._lock:
+                self.answered += 1
         except httpx.TimeoutException as error:
             exchange = Exchange(
                 method, url, None, error=f"timeout after {self.settings.timeout_s}s ({type(error).__name__})"
             )
         except httpx.HTTPError as error:
             exchange = Exchange(method, url, None, error=self.redact(f"{type(error).__name__}: {error}"))
+        if exchange.error is not None:
+            self.last_error = exchange.error
         self._log(exchange, body, attempt, phase, time.monotonic() - started)
         return exchange
 
