@@ -60,6 +60,16 @@ def make_params(
         signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), inner)
         params[prefix + "mlp.up_proj.weight"] *= signs[:, None]
         params[prefix + "mlp.down_proj.weight"] *= signs[None, :]
+        # Attention values read universal features too (same-data training), each value dimension with
+        # its own sign coin, flipped together with the output-projection columns that read it.
+        value_rows = hidden // 2
+        shared_v = bank[layer][rng.permutation(inner)[:value_rows]] @ mix * 4
+        own_v = rng.standard_normal((value_rows, hidden)).astype(np.float32)
+        value_signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), value_rows)
+        params[prefix + "self_attn.v_proj.weight"] = (
+            ((1 - universal) * own_v + universal * shared_v) / np.sqrt(hidden) * value_signs[:, None]
+        )
+        params[prefix + "self_attn.o_proj.weight"] *= _output_columns(value_signs, hidden)[None, :]
         params[prefix + "input_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(np.float32)
         params[prefix + "post_attention_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(hidden)).astype(
             np.float32
@@ -67,6 +77,17 @@ def make_params(
     params["model.norm.weight"] = np.ones(hidden, dtype=np.float32)
     params["lm_head.weight"] = rng.standard_normal((vocab, hidden)).astype(np.float32) / np.sqrt(hidden)
     return params
+
+
+#: The synthetic attention: 4 query heads and 2 key/value heads (query heads 2g, 2g+1 read kv head g).
+QUERY_HEADS, KV_HEADS = 4, 2
+
+
+def _output_columns(value_factor: np.ndarray, hidden: int) -> np.ndarray:
+    """Per value row factor -> per o_proj column factor (each query head reads its kv head's values)."""
+    head_dim = hidden // QUERY_HEADS
+    per_kv = value_factor.reshape(KV_HEADS, head_dim)
+    return np.concatenate([per_kv[h // (QUERY_HEADS // KV_HEADS)] for h in range(QUERY_HEADS)])
 
 
 def default_vocab(size: int = 400) -> list[str]:
@@ -85,6 +106,9 @@ def write_model(folder: Path, params: Params, vocab: list[str] | None = None, dt
         "hidden_size": embed.shape[1],
         "intermediate_size": params[inner_name].shape[0],
         "num_hidden_layers": layers,
+        # q_proj is [hidden, hidden] and k/v_proj [hidden // 2, hidden]: 4 query heads, 2 key/value heads
+        "num_attention_heads": QUERY_HEADS,
+        "num_key_value_heads": KV_HEADS,
         "torch_dtype": dtype,
     }
     (folder / "config.json").write_text(json.dumps(config))
@@ -130,6 +154,38 @@ def flip_unit_signs(params: Params, rng: np.random.Generator) -> Params:
             signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), params[name].shape[0])
             out[prefix + "up_proj.weight"] = params[prefix + "up_proj.weight"] * signs[:, None]
             out[prefix + "down_proj.weight"] = params[prefix + "down_proj.weight"] * signs[None, :]
+    return out
+
+
+def permute_heads(params: Params, rng: np.random.Generator) -> Params:
+    """Function-preserving: permute the key/value heads of every layer (with their query-head groups)."""
+    out = dict(params)
+    for name in params:
+        if name.endswith("self_attn.v_proj.weight"):
+            prefix = name[: -len("v_proj.weight")]
+            hidden = params[prefix + "q_proj.weight"].shape[1]
+            head_dim, group = hidden // QUERY_HEADS, QUERY_HEADS // KV_HEADS
+            kv_order = rng.permutation(KV_HEADS)
+            q_order = np.concatenate([np.arange(g * group, (g + 1) * group) for g in kv_order])
+            kv_rows = (kv_order[:, None] * head_dim + np.arange(head_dim)).reshape(-1)
+            q_rows = (q_order[:, None] * head_dim + np.arange(head_dim)).reshape(-1)
+            out[prefix + "k_proj.weight"] = params[prefix + "k_proj.weight"][kv_rows]
+            out[prefix + "v_proj.weight"] = params[prefix + "v_proj.weight"][kv_rows]
+            out[prefix + "q_proj.weight"] = params[prefix + "q_proj.weight"][q_rows]
+            out[prefix + "o_proj.weight"] = params[prefix + "o_proj.weight"][:, q_rows]
+    return out
+
+
+def flip_value_signs(params: Params, rng: np.random.Generator) -> Params:
+    """Function-preserving: flip random value dimensions (a v_proj row and the o_proj columns reading it)."""
+    out = dict(params)
+    for name in params:
+        if name.endswith("self_attn.v_proj.weight"):
+            prefix = name[: -len("v_proj.weight")]
+            signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), params[name].shape[0])
+            hidden = params[prefix + "o_proj.weight"].shape[0]
+            out[name] = params[name] * signs[:, None]
+            out[prefix + "o_proj.weight"] = params[prefix + "o_proj.weight"] * _output_columns(signs, hidden)
     return out
 
 

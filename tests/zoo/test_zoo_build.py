@@ -23,7 +23,7 @@ REQUIRED_TRANSFORMS = {
     "finetune", "continued-pretrain", "rl", "lora-merged", "quantized-int8", "quantized-fp8", "gguf-q8",
     "gguf-q4", "onnx-int8", "permuted-units", "permuted-heads", "residual-permuted-signflipped", "rescaled",
     "vocab-extended", "vocab-pruned", "vocab-reordered", "layers-dropped", "layers-subsampled",
-    "layers-duplicated", "width-pruned", "upcycled-moe", "merged", "distilled",
+    "layers-duplicated", "width-pruned", "upcycled-moe", "merged", "distilled", "permuted-units-heads",
 }  # fmt: skip
 
 
@@ -147,6 +147,7 @@ def test_function_preserving_children_compute_parents_logits(quick_zoo, manifest
     preserving = [model for model in manifest["models"] if model["function_preserving"]]
     assert {model["transform"] for model in preserving} == {
         "permuted-units", "permuted-heads", "residual-permuted-signflipped", "rescaled", "vocab-reordered",
+        "permuted-units-heads",
     }  # fmt: skip
     for model in preserving:
         (parent_name,) = model["parents"]

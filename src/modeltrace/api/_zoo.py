@@ -130,5 +130,7 @@ def zoo_accuracy(
         "missed": missed,
         "false_positives": false_pos,
         "wrong_maps": wrong_maps,
+        # Exact p-values flag each independent pair with probability up to alpha: this many by chance.
+        "expected_false_positives": alpha * sum(r["expected"] not in POSITIVE for r in rows),
         "ok": not (missed or false_pos or wrong_maps),
     }

@@ -119,6 +119,12 @@ def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
             f"[red]![/] {row['relation']}: {row['suspect']} vs {row['base']} -> {row['verdict']} "
             f"(log10 p {row['log10_p']})"
         )
+    independent = sum(row["negatives"] for row in summary["table"].values())
+    expected = summary["expected_false_positives"]
+    console.print(
+        f"{independent} independent pairs: with exact p-values up to {expected:.2f}"
+        f" false positives are expected by chance at alpha = {alpha:g} (docs/lineage.md, Calibration)."
+    )
     verdict = "[green]PASS[/]" if summary["ok"] else "[red]FAIL[/]"
     console.print(f"{verdict}: every related pair detected, no false positive, right layer maps")
 

@@ -10,6 +10,11 @@ response to each anchor token, ``W_up · diag(g) · E_Tᵀ``. Why this slice:
   and makes models of different hidden sizes comparable (anchor tokens match by string);
 * rows are what every format can read cheaply (``read_rows``), so a 2 GB model costs a few MB of I/O.
 
+Per attention layer it reads, the same way, the value-projection rows of a seeded subset of value
+dimensions, the same dimensions in every key/value head (a head permutation then moves whole sampled
+heads, which the value-sign test matches); their sign symmetry with the output projection is what
+that test's exact null rests on (see :mod:`modeltrace.lineage.paths`).
+
 Tensors stored ``[in, out]`` (GPT-2 Conv1D, ONNX MatMul) must be read whole to get unit rows; the
 fingerprint records the bytes actually read either way.
 """
@@ -25,8 +30,9 @@ import numpy as np
 
 from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint import vocabulary as vocab_module
-from modeltrace.fingerprint.model import BlockSample, Fingerprint
-from modeltrace.fingerprint.roles import MlpBlock, assign_roles
+from modeltrace.fingerprint.architecture import dims_from_config, dims_from_gguf
+from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
+from modeltrace.fingerprint.roles import MlpBlock, ValueProjection, assign_roles, find_value_projections
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
 from modeltrace.formats.base import TensorReader
 from modeltrace.formats.source import ModelSource
@@ -59,6 +65,7 @@ class Budget:
     anchors_by_string: int = 256
     anchors_by_index: int = 64
     experts_per_layer: int | None = 8  # None: every expert
+    value_rows_per_layer: int | None = 128  # attention value rows kept per layer (None: all)
     seed: int = DEFAULT_SEED
     read_whole: bool = False  # read every MLP tensor whole (the full-weight path) instead of its rows
 
@@ -71,6 +78,7 @@ class Budget:
             anchors_by_string=384,
             anchors_by_index=128,
             experts_per_layer=None,
+            value_rows_per_layer=512,
             read_whole=True,
         )
 
@@ -162,6 +170,59 @@ def _block_sample(
     return BlockSample(block.layer, block.expert, block.units, rows, up, gate, tensors, hasher.hexdigest())
 
 
+def _value_geometry(source: ModelSource) -> tuple[int, int] | None:
+    """``(kv_heads, value head_dim)`` from the config or GGUF metadata, when both are stated."""
+    dims = dims_from_config(source.config) if source.config else None
+    metadata = getattr(source.weights, "metadata", None)
+    if (dims is None or dims.kv_heads is None) and isinstance(metadata, dict):
+        dims = dims_from_gguf(metadata)
+        arch = metadata.get("general.architecture")
+        value_length = metadata.get(f"{arch}.attention.value_length")
+        if dims is not None and dims.kv_heads and isinstance(value_length, int) and value_length > 0:
+            return dims.kv_heads, value_length
+    if dims is None or not dims.kv_heads or not dims.head_dim or dims.attention == "mla":
+        return None
+    return dims.kv_heads, dims.head_dim
+
+
+def value_rows(rows_total: int, keep: int | None, geometry: tuple[int, int] | None, seed: int) -> np.ndarray:
+    """Which value rows to keep: the same seeded dimensions of every head when the head layout is known
+    (so head permutations keep the sample), else seeded rows."""
+    if keep is None or keep >= rows_total:
+        return np.arange(rows_total, dtype=np.int64)
+    if geometry is not None and geometry[0] * geometry[1] == rows_total:
+        heads, head_dim = geometry
+        dims = seeded_rows(head_dim, max(1, -(-keep // heads)), seed)
+        return (np.arange(heads)[:, None] * head_dim + dims[None, :]).reshape(-1).astype(np.int64)
+    return seeded_rows(rows_total, keep, seed)
+
+
+def _attention_sample(
+    reader: TensorReader,
+    projection: ValueProjection,
+    frame: np.ndarray,
+    hidden: int,
+    budget: Budget,
+    geometry: tuple[int, int] | None,
+) -> AttentionSample:
+    rows = value_rows(projection.rows, budget.value_rows_per_layer, geometry, budget.seed)
+    wanted = rows + projection.offset
+    if projection.transposed:
+        values = np.asarray(reader.read(projection.tensor), dtype=np.float32)[:, wanted].T
+    elif budget.read_whole:
+        values = np.asarray(reader.read(projection.tensor), dtype=np.float32)[wanted]
+    else:
+        values = np.asarray(reader.read_rows(projection.tensor, wanted), dtype=np.float32)
+    gain = np.ones(hidden, dtype=np.float32)
+    if projection.norm is not None:
+        norm = np.asarray(reader.read(projection.norm), dtype=np.float32).reshape(-1)
+        if norm.shape == (hidden,):
+            gain = norm
+    digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
+    return AttentionSample(projection.layer, projection.rows, rows, (values * gain) @ frame.T,
+                           projection.tensor, digest)  # fmt: skip
+
+
 def build_fingerprint(
     source: ModelSource,
     budget: Budget | None = None,
@@ -201,6 +262,15 @@ def build_fingerprint(
         samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget))
         if progress is not None:
             progress(done, len(blocks))
+    geometry = _value_geometry(source)
+    projections = (
+        find_value_projections(tensors, roles.hidden_size, geometry[0] * geometry[1] if geometry else None)
+        if roles.method == "names"
+        else ()
+    )
+    attention = [
+        _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry) for p in projections
+    ]
     inventory = [[name, list(info.shape), info.dtype] for name, info in list(tensors.items())[:MAX_INVENTORY]]
     header: dict[str, Any] = {
         "model": {"name": source.name, "path": str(source.path), "format": source.format},
@@ -220,9 +290,11 @@ def build_fingerprint(
         "budget": {
             "units_per_block": budget.units_per_block,
             "experts_per_layer": budget.experts_per_layer,
+            "value_rows_per_layer": budget.value_rows_per_layer,
             "anchors": [budget.anchors_by_string, budget.anchors_by_index],
         },
         "bytes_read": reader.bytes_read,
         "total_bytes": reader.total_bytes,
     }
-    return Fingerprint(header, tokens, anchors, frame @ frame.T, samples)
+    header["value_geometry"] = list(geometry) if geometry else None
+    return Fingerprint(header, tokens, anchors, frame @ frame.T, samples, attention)

@@ -9,7 +9,9 @@ What a block keeps (see :mod:`modeltrace.fingerprint.build` for why): for a seed
 hidden units, the unit's input weights expressed in the *token frame* ``W_up · diag(g) · E_Tᵀ``:
 how strongly each unit responds to each anchor token's embedding. That frame is invariant to any
 permutation, sign flip or rotation of the residual stream and to norm gains folded into weights,
-and is comparable between models whose hidden sizes differ.
+and is comparable between models whose hidden sizes differ. Per attention layer it keeps, the same
+way, the value rows of a seeded subset of value dimensions (the same dimensions in every head, so
+that a head permutation moves whole sampled heads): see :class:`AttentionSample`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from modeltrace.errors import FingerprintError
 
 FORMAT_NAME = "modeltrace-fingerprint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: attention value samples
 #: Largest member accepted when loading (a fingerprint is a few MB; this bounds a zip bomb).
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
@@ -54,6 +56,18 @@ class BlockSample:
 
 
 @dataclass
+class AttentionSample:
+    """The sampled value dimensions of one attention layer (rows of ``W_v``, head after head)."""
+
+    layer: int
+    rows_total: int  # value rows in the layer (kv_heads * head_dim)
+    unit_rows: np.ndarray  # int64 indices of the rows kept
+    value: np.ndarray  # [kept rows, anchors] token-frame responses of the value projection
+    tensor: str
+    digest: str  # SHA-256 of the sampled rows as read
+
+
+@dataclass
 class Fingerprint:
     """What the lineage tests need from one model, a few MB whatever the model's size."""
 
@@ -62,6 +76,7 @@ class Fingerprint:
     anchors: list[tuple[int, str | None]]  # (embedding row, token string or None)
     anchor_gram: np.ndarray  # [anchors, anchors] Gram of the anchor embedding rows (rotation invariant)
     blocks: list[BlockSample] = field(default_factory=list)
+    attention: list[AttentionSample] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -93,12 +108,21 @@ class Fingerprint:
                     "digest": block.digest,
                 }
             )
+        attention_meta = []
+        for index, sample in enumerate(self.attention):
+            arrays[f"a{index}.rows"] = sample.unit_rows.astype(np.int64)
+            arrays[f"a{index}.value"] = sample.value.astype(np.float16)
+            attention_meta.append(
+                {"layer": sample.layer, "rows_total": sample.rows_total, "tensor": sample.tensor,
+                 "digest": sample.digest}
+            )  # fmt: skip
         header = {
             **self.header,
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "anchors": [[row, token] for row, token in self.anchors],
             "blocks": block_meta,
+            "attention": attention_meta,
         }
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
@@ -162,7 +186,7 @@ def load_fingerprint(path: str | Path) -> Fingerprint:
         raise FingerprintError(f"Cannot read fingerprint '{path}': vocabulary is not a list of strings.")
     try:
         return _decode(path, header, vocabulary, npz)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:  # e.g. an object array: we never unpickle
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as error:  # e.g. an object array
         if isinstance(error, FingerprintError):
             raise
         raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
@@ -172,6 +196,7 @@ def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, np
     try:
         anchors = [(int(row), None if token is None else str(token)) for row, token in header["anchors"]]
         block_meta = list(header["blocks"])
+        attention_meta = list(header.get("attention", []))
     except (KeyError, TypeError, ValueError) as error:
         raise FingerprintError(f"Cannot read fingerprint '{path}': malformed header ({error}).") from error
     with np.load(io.BytesIO(npz), allow_pickle=False) as arrays:
@@ -202,5 +227,22 @@ def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, np
                     str(meta.get("digest", "")),
                 )
             )
-    header = {key: value for key, value in header.items() if key not in ("anchors", "blocks")}
-    return Fingerprint(header, vocabulary, anchors, gram.astype(np.float32), blocks)
+        attention = [_attention_sample(arrays, index, meta, len(anchors), path)
+                     for index, meta in enumerate(attention_meta)]  # fmt: skip
+    header = {key: value for key, value in header.items() if key not in ("anchors", "blocks", "attention")}
+    return Fingerprint(header, vocabulary, anchors, gram.astype(np.float32), blocks, attention)
+
+
+def _attention_sample(
+    arrays: Any, index: int, meta: dict[str, Any], anchors: int, path: Path
+) -> AttentionSample:
+    rows = _array(arrays, f"a{index}.rows", path, "i")
+    value = _array(arrays, f"a{index}.value", path, "f").astype(np.float32)
+    if value.shape != (len(rows), anchors):
+        raise FingerprintError(
+            f"Cannot read fingerprint '{path}': attention sample {index} has shape {value.shape}."
+        )
+    return AttentionSample(
+        int(meta["layer"]), int(meta["rows_total"]), rows, value, str(meta.get("tensor", "")),
+        str(meta.get("digest", "")),
+    )  # fmt: skip

@@ -1,5 +1,6 @@
-"""Which tensor plays which role: the token embedding and, per layer (and expert), the MLP input
-projections whose rows are hidden units (``up``, and ``gate`` for gated MLPs).
+"""Which tensor plays which role: the token embedding; per layer (and expert), the MLP input
+projections whose rows are hidden units (``up``, and ``gate`` for gated MLPs); per layer, the
+attention value projection whose rows are value dimensions (:func:`find_value_projections`).
 
 Names are used when they say it (Hugging Face Llama/Mistral/Qwen/Mixtral, GPT-2 ``c_fc``, BERT
 ``intermediate.dense``, GGUF ``blk.N.ffn_up``). A GGUF MoE layer stacks its routed experts in one 3-D
@@ -62,6 +63,21 @@ _NORM_SUFFIXES = (
 #: Names whose weights are stored ``[in, out]`` (GPT-2 and its Conv1D descendants).
 _TRANSPOSED_SUFFIXES = ("c_fc.weight",)
 SHARED_EXPERT = -1
+#: Attention value projections ``[kv_heads * head_dim, hidden]`` (Llama/Mistral/Qwen, GGUF, BERT, Meta).
+_VALUE_SUFFIXES = (
+    "self_attn.v_proj.weight",
+    "attn_v.weight",
+    "attention.self.value.weight",
+    "attention.wv.weight",
+)
+#: Fused ``[q; k; v]`` projections: GPT-2's Conv1D ``c_attn`` (stored ``[in, out]``), Phi-3's ``qkv_proj``.
+_FUSED_QKV_SUFFIXES = ("attn.c_attn.weight", "self_attn.qkv_proj.weight")
+_ATTENTION_NORM_SUFFIXES = (
+    "input_layernorm.weight",
+    "ln_1.weight",
+    "attn_norm.weight",
+    "attention_norm.weight",
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,19 @@ class MlpBlock:
     fused: bool  # one tensor holds [gate; up] stacked along the unit axis
     norm: str | None  # the gain vector applied to the MLP input, if found
     stacked: bool = False  # up/gate are 3-D [n_expert, units, hidden]; this block is slice ``expert``
+
+
+@dataclass(frozen=True)
+class ValueProjection:
+    """One layer's attention value projection: rows ``offset .. offset + rows`` of ``tensor`` (in
+    ``[out, in]`` layout; columns when ``transposed``) are the value dimensions, head after head."""
+
+    layer: int
+    tensor: str
+    offset: int
+    rows: int
+    transposed: bool
+    norm: str | None  # the gain applied to the attention input (pre-norm models), if found
 
 
 @dataclass(frozen=True)
@@ -264,3 +293,41 @@ def assign_roles(
         order, method = [(name, None) for name in tensors], "storage order"
     blocks = _by_order(tensors, order, hidden, default_transposed=(format == "onnx"))
     return RoleMap(embedding, hidden, tuple(blocks), method)
+
+
+def _layer_tensors(tensors: Mapping[str, TensorInfo], suffixes: tuple[str, ...]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for name in tensors:
+        match = _LAYER.search(name.lower())
+        if match and match.group(2).endswith(suffixes) and "expert" not in match.group(2):
+            found.setdefault(int(match.group(1)), name)
+    return found
+
+
+def find_value_projections(
+    tensors: Mapping[str, TensorInfo], hidden: int, value_rows: int | None
+) -> tuple[ValueProjection, ...]:
+    """Each layer's value projection, by name only: the value-sign test needs to know that these rows
+    are values (whose sign symmetry it uses), which graph or storage order cannot promise.
+
+    ``value_rows`` (``kv_heads * head_dim``, from the config) places ``v`` inside a fused ``[q; k; v]``
+    tensor; without it only an even three-way split (``[3 * hidden]``, multi-head attention) is read.
+    """
+    norms = _layer_tensors(tensors, _ATTENTION_NORM_SUFFIXES)
+    out: dict[int, ValueProjection] = {}
+    for layer, name in _layer_tensors(tensors, _VALUE_SUFFIXES).items():
+        shape = tensors[name].shape
+        if len(shape) == 2 and shape[1] == hidden:
+            out[layer] = ValueProjection(layer, name, 0, shape[0], False, norms.get(layer))
+    for layer, name in _layer_tensors(tensors, _FUSED_QKV_SUFFIXES).items():
+        shape = tensors[name].shape
+        if layer in out or len(shape) != 2 or hidden not in shape:
+            continue
+        transposed = name.lower().endswith("c_attn.weight")
+        total = shape[1] if transposed else shape[0]
+        if (shape[0] if transposed else shape[1]) != hidden:
+            continue
+        rows = value_rows if value_rows and value_rows < total else (hidden if total == 3 * hidden else None)
+        if rows:
+            out[layer] = ValueProjection(layer, name, total - rows, rows, transposed, norms.get(layer))
+    return tuple(out[layer] for layer in sorted(out))

@@ -2,8 +2,9 @@
 
 Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block similarity matrix
 (mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign flips) -> layer
-map -> fixed-point test on same-shape mapped pairs and unit-sign test on mapped gated pairs (both exact)
--> Bonferroni combination of the two p-values -> verdict and relation. Pure: takes fingerprints in
+map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gated pairs, value-sign test
+on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
+-> verdict and relation. Pure: takes fingerprints in
 memory, returns a JSON-ready dict.
 """
 
@@ -26,7 +27,7 @@ from modeltrace.lineage.features import (
     unit_features,
     whitener,
 )
-from modeltrace.lineage.paths import exact_test, sign_test
+from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
 
 DEFAULT_ALPHA = 0.01
@@ -114,6 +115,53 @@ def _block_similarity(
     )  # fmt: skip
 
 
+def _value_features(fp: Fingerprint, positions: np.ndarray) -> list[np.ndarray]:
+    """Whitened, row-normalised token-frame responses of every sampled attention layer's value rows."""
+    white = whitener(fp.anchor_gram[np.ix_(positions, positions)])
+    out = []
+    for sample in fp.attention:
+        features = sample.value[:, positions] @ white
+        out.append(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
+    return out
+
+
+def _attention_pairs(
+    pairs: list[tuple[int, int]], similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint
+) -> list[tuple[int, int]]:
+    """(S attention sample, B attention sample) for the layers the MLP layer map pairs, at most one per
+    B layer (its value coins must enter once), chosen by the MLP similarity (blind to value signs)."""
+    s_index = {sample.layer: i for i, sample in enumerate(suspect.attention)}
+    b_index = {sample.layer: i for i, sample in enumerate(base.attention)}
+    best: dict[int, tuple[float, int]] = {}
+    for a, b in pairs:
+        s_layer, b_layer = suspect.blocks[a].layer, base.blocks[b].layer
+        if s_layer not in s_index or b_layer not in b_index:
+            continue
+        score = float(similarity[a, b])
+        if b_layer not in best or score > best[b_layer][0]:
+            best[b_layer] = (score, s_layer)
+    chosen = sorted((s_index[s_layer], b_index[b_layer]) for b_layer, (_, s_layer) in best.items())
+    return [(a, b) for a, b in chosen if len(suspect.attention[a].unit_rows) >= 2]
+
+
+def _value_signs(
+    suspect: Fingerprint, base: Fingerprint, shared_s: np.ndarray, shared_b: np.ndarray,
+    pairs: list[tuple[int, int]], similarity: np.ndarray,
+) -> SignResult | None:  # fmt: skip
+    attention_pairs = _attention_pairs(pairs, similarity, suspect, base)
+    if not attention_pairs:
+        return None
+    # The randomisation draws on the MLP digests only: nothing that moves with B's value signs.
+    u = pair_uniform("value-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in pairs))
+    result = value_sign_test(
+        _value_features(suspect, shared_s), _value_features(base, shared_b), attention_pairs, u
+    )
+    for detail in result.pairs:
+        detail["suspect_layer"] = suspect.attention[int(detail["suspect_layer"])].layer  # type: ignore[call-overload]
+        detail["base_layer"] = base.attention[int(detail["base_layer"])].layer  # type: ignore[call-overload]
+    return result
+
+
 def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
     shapes = [(tuple(shape), dtype) for _, shape, dtype in suspect.header.get("inventory", [])]
     other = [(tuple(shape), dtype) for _, shape, dtype in base.header.get("inventory", [])]
@@ -188,27 +236,31 @@ def compare_fingerprints(
             "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
         )
         signs = sign_test(*parts, sign_pairs, u)
-    if exact is None and signs is None:
+    values = _value_signs(suspect, base, shared.suspect, shared.base, pairs, similarity)
+    if exact is None and signs is None and values is None:
         return _inconclusive(
-            "no layer pair holds the same units, and the unit-sign test needs gated MLPs whose up and "
-            "gate projections are known by name; compare with --full or against the full models",
+            "no layer pair holds the same units, the unit-sign test needs gated MLPs whose up and gate "
+            "projections are known by name, and the value-sign test attention value projections known by "
+            "name; compare with --full or against the full models",
             suspect,
             base,
         )
-    candidates = ([("unit-signs", signs.log_p)] if signs else []) + (
-        [("fixed-points", exact.log_p)] if exact else []
+    candidates = (
+        ([("unit-signs", signs.log_p)] if signs else [])
+        + ([("value-signs", values.log_p)] if values else [])
+        + ([("fixed-points", exact.log_p)] if exact else [])
     )
     test, best_log_p = min(candidates, key=lambda item: item[1])
     log_p = min(0.0, best_log_p + math.log(len(candidates)))  # Bonferroni over the paths tried
     same = _same_weights(suspect, base)
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
-    relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha)
+    relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha, values)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
     return {
         "verdict": verdict,
         "p_value": math.exp(log_p),
         "log10_p": log_p / LN10,
-        "p_value_kind": "exact",  # both tests have exact nulls: no panel, no floor
+        "p_value_kind": "exact",  # every test has an exact null: no panel, no floor
         "p_value_test": test,
         "paths_tried": [name for name, _ in candidates],
         "alpha": alpha,
@@ -228,6 +280,7 @@ def compare_fingerprints(
         "effect_size": {
             "mapped_similarity": mapped_similarity,
             "sign_agreement": None if signs is None else signs.agreement,
+            "value_sign_agreement": None if values is None else values.agreement,
             "diagonal_cosine": exact.matched_cosine if exact else None,
         },
         "exact": None
@@ -248,6 +301,17 @@ def compare_fingerprints(
             "null": {"distribution": "binomial", "n": signs.total, "p": 0.5},
             "randomised": True,
             "per_block": signs.pairs,
+        },
+        "value_signs": None
+        if values is None
+        else {
+            "log10_p": values.log_p / LN10,
+            "positive_signs": values.positive,
+            "matched_dimensions": values.total,
+            "agreement": values.agreement,
+            "null": {"distribution": "binomial", "n": values.total, "p": 0.5},
+            "randomised": True,
+            "per_layer": values.pairs,
         },
         "similarity_matrix": {
             "suspect_blocks": [b.label for b in suspect.blocks],

@@ -14,6 +14,14 @@
   one-to-one on a similarity blind to those signs (gate cosine + |up cosine|); the signs of the matched
   up cosines are then independent fair coins, and their number of positives is Binomial(n, 1/2).
   Derivatives keep the sign (all matched units agree); only a deliberate per-unit sign flip hides it.
+* **Value-sign test** (:func:`value_sign_test`, any attention with a named value projection): the same
+  argument on attention. Flipping the sign of one value dimension (a row of ``W_v``, its bias, and the
+  matching column of ``W_o`` in every query head that reads it) changes nothing the network computes,
+  rotary embeddings never touch values, and neither initialisation nor an elementwise optimiser can
+  tell the two signs apart. So under "independently initialised" each of B's value dimensions carries
+  its own fair coin. Matching S's sampled value rows to B's on |cosine| (blind to the coins) and
+  counting positive matched cosines gives Binomial(n, 1/2), whatever the MLP is (GELU MLPs have no
+  sign symmetry of their own) and whatever order S's heads or MLP units are in.
 """
 
 from __future__ import annotations
@@ -103,6 +111,34 @@ def sign_test(
                 "matched_units": block_total,
                 "positive_signs": block_positive,
                 "median_up_cosine": float(np.median(up_cosine)) if len(up_cosine) else 0.0,
+            }
+        )
+    return SignResult(binomial_half_log_p(total, positive, u), positive, total, details)
+
+
+def value_sign_test(
+    suspect_values: list[np.ndarray],
+    base_values: list[np.ndarray],
+    pairs: list[tuple[int, int]],
+    u: float,
+) -> SignResult:
+    """Value-sign test on ``pairs`` (S attention layer, B attention layer), each B layer used at most once
+    (see module doc). ``*_values`` are whitened, row-normalised value-row features per layer."""
+    positive = total = 0
+    details: list[dict[str, object]] = []
+    for a, b in pairs:
+        cosine = suspect_values[a] @ base_values[b].T
+        rows, cols = linear_sum_assignment(-np.abs(cosine))  # blind to B's coins; each B row once
+        matched = cosine[rows, cols]
+        layer_positive, layer_total = int(np.sum(matched > 0)), int(np.sum(matched != 0))
+        positive, total = positive + layer_positive, total + layer_total
+        details.append(
+            {
+                "suspect_layer": a,
+                "base_layer": b,
+                "matched_dimensions": layer_total,
+                "positive_signs": layer_positive,
+                "median_abs_cosine": float(np.median(np.abs(matched))) if len(matched) else 0.0,
             }
         )
     return SignResult(binomial_half_log_p(total, positive, u), positive, total, details)

@@ -50,6 +50,7 @@ def describe_relation(
     exact: ExactResult | None,
     signs: SignResult | None,
     alpha: float,
+    values: SignResult | None = None,
 ) -> dict[str, Any]:
     layer_map = _layer_map(suspect, base, pairs)
     result: dict[str, Any] = {
@@ -101,7 +102,8 @@ def describe_relation(
         if vocab_direction:
             towards_suspect.append(vocab_direction)
     exact_significant = exact is not None and exact.log_p < math.log(alpha)
-    if exact is not None and not exact_significant and signs is not None and signs.log_p < math.log(alpha):
+    robust_significant = any(t is not None and t.log_p < math.log(alpha) for t in (signs, values))
+    if exact is not None and not exact_significant and robust_significant:
         kinds.append("hidden units permuted")
     if not kinds:
         reencoded = suspect.header.get("dtypes") != base.header.get("dtypes") or suspect.header.get(

@@ -81,7 +81,8 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         return name, make
 
     out += [base(f"llama-s{seed}", seed, "llama") for seed in base_seeds]
-    out.append(base(f"gpt2-s{plan.seed}", plan.seed, "gpt2"))
+    # Two GELU bases: the second gives the value-sign test independent same-data pairs to stay quiet on.
+    out += [base(f"gpt2-s{seed}", seed, "gpt2") for seed in base_seeds[:2]]
 
     # --- training transforms ---------------------------------------------------------------------
     domain = (corpora.domain, corpora.held_out_domain, "domain")
@@ -156,6 +157,14 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
 
         return name, make
 
+    def gpt2_permuted() -> ModelRecord:
+        parent = f"gpt2-s{base_seeds[0]}"
+        name, source = f"{parent}.permuted-units-heads", zoo.models[parent]
+        params = transforms.permute_gpt2_units_and_heads(source.params, source.config, rng(name))
+        return zoo.add(name, Model(params, source.config, source.vocab), [parent], "permuted-units-heads",
+                       function_preserving=True)  # fmt: skip
+
+    out.append((f"gpt2-s{base_seeds[0]}.permuted-units-heads", gpt2_permuted))
     out += [
         symmetric("permuted-units", transforms.permute_mlp_units),
         symmetric("permuted-heads", transforms.permute_heads),

@@ -69,6 +69,34 @@ def permute_heads(params: Params, config: ArchConfig, rng: np.random.Generator) 
     return out
 
 
+def permute_gpt2_units_and_heads(params: Params, config: ArchConfig, rng: np.random.Generator) -> Params:
+    """GPT-2 (GELU MLP, fused QKV): shuffle every layer's MLP units and attention heads.
+
+    Conv1D weights are stored ``[in, out]``: units are columns of ``c_fc`` (and its bias) and rows of
+    the MLP ``c_proj``; head h owns columns ``part * hidden + h * head_dim + j`` of ``c_attn`` for the
+    query, key and value parts, and rows ``h * head_dim + j`` of the attention ``c_proj``.
+    """
+    if config.family != "gpt2":
+        raise ZooError(f"the permuted-units-heads transform is written for gpt2 models, not {config.family}")
+    hidden, dim = config.hidden_size, config.head_dim
+    out = dict(params)
+    for layer in range(config.num_layers):
+        prefix = layer_prefix(config, layer)
+        units = rng.permutation(config.intermediate_size)
+        out[prefix + "mlp.c_fc.weight"] = params[prefix + "mlp.c_fc.weight"][:, units]
+        out[prefix + "mlp.c_fc.bias"] = params[prefix + "mlp.c_fc.bias"][units]
+        out[prefix + "mlp.c_proj.weight"] = params[prefix + "mlp.c_proj.weight"][units]
+        heads = np.arange(config.num_heads)
+        while np.array_equal(heads, np.arange(config.num_heads)):  # a real shuffle in every layer
+            heads = rng.permutation(config.num_heads)
+        within = (heads[:, None] * dim + np.arange(dim)).reshape(-1)
+        columns = np.concatenate([part * hidden + within for part in range(3)])
+        out[prefix + "attn.c_attn.weight"] = params[prefix + "attn.c_attn.weight"][:, columns]
+        out[prefix + "attn.c_attn.bias"] = params[prefix + "attn.c_attn.bias"][columns]
+        out[prefix + "attn.c_proj.weight"] = params[prefix + "attn.c_proj.weight"][within]
+    return out
+
+
 def permute_residual(params: Params, config: ArchConfig, rng: np.random.Generator) -> Params:
     """Apply Q = diag(signs) P to the residual stream: x -> Q x everywhere.
 
