@@ -35,6 +35,7 @@ def test_fingerprint_compare_identify(
         assert key in result
     assert result["verdict"] == "related"
     assert "<svg" in report.read_text() and "Null distribution" in report.read_text()
+    assert report.read_text().count("this pair ") == 2  # both sign tests ran and are drawn with their nulls
     candidates = tmp_path / "candidates"
     candidates.mkdir()
     (candidates / "base.mtfp").write_bytes((tmp_path / "base.mtfp").read_bytes())

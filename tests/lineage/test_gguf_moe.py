@@ -87,3 +87,14 @@ def test_roles_split_stacked_experts_and_keep_the_shared_expert() -> None:
         (0, SHARED_EXPERT, "blk.0.ffn_up_shexp.weight", "blk.0.ffn_gate_shexp.weight", 10, False, norm),
         *[(0, e, "blk.0.ffn_up_exps.weight", "blk.0.ffn_gate_exps.weight", 6, True, norm) for e in range(3)],
     ]
+
+
+def test_inspect_counts_stacked_gguf_experts_like_the_hugging_face_original(
+    gguf_moe: Path, quick_zoo: Path
+) -> None:
+    original = api.inspect(quick_zoo / "models" / "llama-s0.upcycled-moe")
+    converted = api.inspect(gguf_moe)
+    for key in ("total_params", "active_params", "embedding_params", "layers"):
+        assert converted[key] == original[key], key
+    assert converted["experts"] == original["experts"]
+    assert original["experts"]["routed"] == 4 and original["active_params"] < original["total_params"]

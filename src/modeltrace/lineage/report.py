@@ -46,12 +46,14 @@ def _heatmap(result: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _null_histogram(result: dict[str, Any]) -> str:
-    """The unit-sign test's exact null, Binomial(n, 1/2) positive signs, with this pair's count."""
-    signs = result.get("unit_signs") or {}
-    n = int(signs.get("matched_units") or 0)
+def _null_histogram(result: dict[str, Any], test: str = "unit_signs") -> str:
+    """A sign test's exact null, Binomial(n, 1/2) positive signs, with this pair's count marked.
+    ``test`` is ``unit_signs`` (gated MLP units) or ``value_signs`` (attention value dimensions)."""
+    signs = result.get(test) or {}
+    n = int(signs.get("matched_units") or signs.get("matched_dimensions") or 0)
     if not n:
-        return "<p>The unit-sign test did not run (no gated MLP pair with named roles).</p>"
+        why = "no gated MLP pair" if test == "unit_signs" else "no attention value projection"
+        return f"<p>This test did not run ({why} with named roles).</p>"
     observed = int(signs["positive_signs"])
     pmf = [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
            for k in range(n + 1)]  # fmt: skip
@@ -92,18 +94,23 @@ td,th{{padding:2px 8px}}</style></head><body>
 <p><b>Verdict:</b> {esc(result.get("verdict"))} &nbsp; <b>p</b> = {esc(p_text)}
 ({esc(result.get("p_value_kind"))}) &nbsp; <b>relation:</b> {esc(result.get("relation"))} &nbsp;
 <b>direction:</b> {esc(result.get("direction"))}</p>
-<p>Null hypothesis: the suspect was initialised independently of the base. Both p-values are exact
+<p>Null hypothesis: the suspect was initialised independently of the base. Every p-value is exact
 (no empirical panel, no floor): the fixed-point test uses the exchangeability of hidden units (fixed
 points of the unit matching, Fisher across layers); the unit-sign test uses the sign symmetry of gated
-units (matched units' up projections agree in sign like fair coins, Binomial(n, 1/2)). The final
-p-value is the Bonferroni minimum of the tests that ran ({esc(result.get("p_value_test"))} gave it).
-Not detectable by these tests: a suspect whose MLP units were both permuted <i>and</i> sign-flipped,
-or changed beyond recognition; see docs/lineage.md.</p>
+units (matched units' up projections agree in sign like fair coins, Binomial(n, 1/2)); the value-sign
+test uses the sign symmetry of attention value dimensions (any architecture, same null). The final
+p-value is the Bonferroni minimum of the tests that ran ({esc(result.get("paths_tried"))};
+{esc(result.get("p_value_test"))} gave it).
+Not detectable by these tests: a suspect to which every symmetry was applied on purpose (MLP units
+permuted <i>and</i> sign-flipped, value dimensions sign-flipped or rotated within heads), or changed
+beyond recognition; see docs/lineage.md.</p>
 <h2>Layer map</h2><p>{esc(result.get("layer_map"))}</p>
 <h2>Layer-by-layer similarity</h2>
 <p>Mean best-match cosine of whitened unit features; mapped pairs outlined.</p>
 {_heatmap(result)}
 <h2>Null distribution (unit-sign test: positive signs among matched units)</h2>{_null_histogram(result)}
+<h2>Null distribution (value-sign test: positive signs among matched value dimensions)</h2>
+{_null_histogram(result, "value_signs")}
 <h2>Fixed-point test, per layer</h2>
 <table><tr><th>S block</th><th>B block</th><th>units</th><th>fixed points</th>
 <th>log10 p</th><th>cosine</th></tr>{rows}</table>

@@ -244,6 +244,8 @@ def recipes(plan: ZooPlan, corpora: Corpora, zoo: ZooWriter) -> list[Recipe]:
         return zoo.add(name, Model(params, config, source.vocab), [main], "upcycled-moe", metrics=metrics)
 
     out.append((f"{main}.upcycled-moe", upcycled))
+    # The upcycled MoE as llama.cpp writes it: routed experts stacked in one tensor per layer.
+    out.append(quantized("gguf-q8", "gguf-Q8_0", parent=f"{main}.upcycled-moe"))
 
     def merged() -> ModelRecord:
         parents = [f"{main}.finetune", f"{main}.finetune-b"]
