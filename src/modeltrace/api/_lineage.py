@@ -6,40 +6,16 @@ anything ``formats.open_model`` reads.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from threadpoolctl import threadpool_limits
-
+from modeltrace.api._blas import single_threaded_blas
 from modeltrace.errors import UsageError
 from modeltrace.fingerprint.build import Budget, build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_fingerprint
 from modeltrace.formats.detect import open_model
-from modeltrace.lineage.compare import DEFAULT_ALPHA, compare_fingerprints
-from modeltrace.lineage.identify import identify as identify_candidates
-from modeltrace.lineage.report import render_html
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _single_threaded_blas(function: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``function`` with one BLAS thread.
-
-    The lineage statistics multiply many small matrices; on a 2-core machine under load, OpenBLAS's
-    worker threads made a compare up to ~40x slower (28.8 s vs 0.7 s measured during development),
-    so the facade pins BLAS to one thread for the duration of the call.
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with threadpool_limits(limits=1, user_api="blas"):
-            return function(*args, **kwargs)
-
-    return wrapper
-
+from modeltrace.lineage import DEFAULT_ALPHA
 
 Progress = Callable[[int, int], None]
 
@@ -54,7 +30,7 @@ def load_or_fingerprint(
         return build_fingerprint(source, Budget.full() if full else Budget(), progress)
 
 
-@_single_threaded_blas
+@single_threaded_blas
 def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | None = None) -> dict[str, Any]:
     """Fingerprint ``model`` into the file ``output``; returns a summary (size, bytes read, blocks)."""
     with open_model(model) as source:
@@ -75,7 +51,7 @@ def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | N
     }
 
 
-@_single_threaded_blas
+@single_threaded_blas
 def compare(
     suspect: str | Path,
     base: str | Path,
@@ -88,6 +64,10 @@ def compare(
     layer_map, bytes_read, and the evidence (see docs/lineage.md)."""
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must lie in (0, 1), got {alpha}.")
+    # The statistics (scipy) load on first use, so that `modeltrace --help` stays quick.
+    from modeltrace.lineage.compare import compare_fingerprints
+    from modeltrace.lineage.report import render_html
+
     result = compare_fingerprints(
         load_or_fingerprint(suspect, full=full),
         load_or_fingerprint(base, full=full),
@@ -118,7 +98,7 @@ def _candidate_paths(against: str | Path) -> list[Path]:
     return found
 
 
-@_single_threaded_blas
+@single_threaded_blas
 def identify(
     suspect: str | Path,
     against: str | Path | list[str | Path],
@@ -134,4 +114,6 @@ def identify(
         raise UsageError("No candidates left to compare against (the only one given is the suspect itself).")
     suspect_fp = load_or_fingerprint(suspect)
     candidates = [(str(path), load_or_fingerprint(path)) for path in paths]
+    from modeltrace.lineage.identify import identify as identify_candidates
+
     return identify_candidates(suspect_fp, candidates, alpha=alpha)

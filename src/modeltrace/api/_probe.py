@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modeltrace.api._blas import one_blas_thread
 from modeltrace.errors import ProbeError, UsageError
 from modeltrace.paths import modeltrace_home
 
@@ -85,8 +86,6 @@ def probe(
     URL or a local model folder (Llama/Mistral/Qwen2/Qwen3/Mixtral layout, at most
     ``local_model.MAX_WEIGHT_BYTES`` of float32 weights) whose greedy answers are computed on the CPU.
     """
-    from threadpoolctl import threadpool_limits
-
     from modeltrace.probe import behaviour, local_model
     from modeltrace.probe.client import ClientSettings, ProbeClient
     from modeltrace.probe.prober import probe_endpoint
@@ -134,10 +133,7 @@ def probe(
             report.requests_by_endpoint[target_client.base_url] += target_client.sent
         formats: dict[str, str] = {}
         for loaded in local_references:
-            # Small matrices (one prompt, tens of tokens): BLAS worker threads cost more than they
-            # save. Measured on 2 cores, Qwen2.5-0.5B shape, 24 tokens: 0.9 s vs 3.5 s per token
-            # (benchmarks/probe_local_forward.py).
-            with threadpool_limits(limits=1, user_api="blas"):
+            with one_blas_thread():  # small matrices: BLAS worker threads cost more than they save
                 answers[str(loaded.path)] = local_model.greedy_answers(loaded, prompts)
             formats[str(loaded.path)] = loaded.prompt_format
         for reference in url_references:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modeltrace.api._lineage import compare
-from modeltrace.lineage.compare import DEFAULT_ALPHA
+from modeltrace.lineage import DEFAULT_ALPHA
 
 
 def build_zoo(

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import (
     best_match_similarity,
@@ -30,7 +31,6 @@ from modeltrace.lineage.features import (
 from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
 
-DEFAULT_ALPHA = 0.01
 #: Fewer shared anchor tokens than this leaves too little shared structure to test.
 MIN_SHARED_ANCHORS = 16
 #: The unit-sign test reads which projection is ``up`` (sign-symmetric) and which is ``gate`` (not):
