@@ -162,6 +162,21 @@ def _value_signs(
     return result
 
 
+def _sign_json(result: SignResult | None, count_key: str, detail_key: str) -> dict[str, Any] | None:
+    """A sign test's JSON section: counts, the exact Binomial(n, 1/2) null, per-pair details."""
+    if result is None:
+        return None
+    return {
+        "log10_p": result.log_p / LN10,
+        "positive_signs": result.positive,
+        count_key: result.total,
+        "agreement": result.agreement,
+        "null": {"distribution": "binomial", "n": result.total, "p": 0.5},
+        "randomised": True,
+        detail_key: result.pairs,
+    }
+
+
 def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
     shapes = [(tuple(shape), dtype) for _, shape, dtype in suspect.header.get("inventory", [])]
     other = [(tuple(shape), dtype) for _, shape, dtype in base.header.get("inventory", [])]
@@ -291,28 +306,8 @@ def compare_fingerprints(
             "combination": "Fisher",
             "per_layer": exact.pairs,
         },
-        "unit_signs": None
-        if signs is None
-        else {
-            "log10_p": signs.log_p / LN10,
-            "positive_signs": signs.positive,
-            "matched_units": signs.total,
-            "agreement": signs.agreement,
-            "null": {"distribution": "binomial", "n": signs.total, "p": 0.5},
-            "randomised": True,
-            "per_block": signs.pairs,
-        },
-        "value_signs": None
-        if values is None
-        else {
-            "log10_p": values.log_p / LN10,
-            "positive_signs": values.positive,
-            "matched_dimensions": values.total,
-            "agreement": values.agreement,
-            "null": {"distribution": "binomial", "n": values.total, "p": 0.5},
-            "randomised": True,
-            "per_layer": values.pairs,
-        },
+        "unit_signs": _sign_json(signs, "matched_units", "per_block"),
+        "value_signs": _sign_json(values, "matched_dimensions", "per_layer"),
         "similarity_matrix": {
             "suspect_blocks": [b.label for b in suspect.blocks],
             "base_blocks": [b.label for b in base.blocks],

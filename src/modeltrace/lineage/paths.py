@@ -87,6 +87,33 @@ def exact_test(
     return ExactResult(fisher_log_p(log_ps), details, float(np.mean(diagonal)) if diagonal else 0.0)
 
 
+def _count_matched_signs(
+    pairs: list[tuple[int, int]],
+    matched_cosines: Callable[[int, int], np.ndarray],
+    u: float,
+    names: tuple[str, str, str],
+) -> SignResult:
+    """Pool the signs of matched cosines over ``pairs`` into one Binomial(n, 1/2) test.
+    ``matched_cosines(a, b)`` matches S's and B's rows blind to B's sign coins and returns the signed
+    cosines of the matched rows; ``names`` are the detail keys (S side, B side, count)."""
+    positive = total = 0
+    details: list[dict[str, object]] = []
+    for a, b in pairs:
+        matched = matched_cosines(a, b)
+        pair_positive, pair_total = int(np.sum(matched > 0)), int(np.sum(matched != 0))
+        positive, total = positive + pair_positive, total + pair_total
+        details.append(
+            {
+                names[0]: a,
+                names[1]: b,
+                names[2]: pair_total,
+                "positive_signs": pair_positive,
+                "median_cosine": float(np.median(matched)) if len(matched) else 0.0,
+            }
+        )
+    return SignResult(binomial_half_log_p(total, positive, u), positive, total, details)
+
+
 def sign_test(
     suspect_up: list[np.ndarray],
     suspect_gate: list[np.ndarray],
@@ -96,24 +123,15 @@ def sign_test(
     u: float,
 ) -> SignResult:
     """Unit-sign test on ``pairs`` (S block, B block), each B block used at most once (see module doc)."""
-    positive = total = 0
-    details: list[dict[str, object]] = []
-    for a, b in pairs:
+
+    def matched_up_cosines(a: int, b: int) -> np.ndarray:
         score = sign_blind_similarity(suspect_up[a], suspect_gate[a], base_up[b], base_gate[b])
         rows, cols = linear_sum_assignment(-score)  # one-to-one: each B unit's sign enters once
-        up_cosine = np.sum(suspect_up[a][rows] * base_up[b][cols], axis=1)
-        block_positive, block_total = int(np.sum(up_cosine > 0)), int(np.sum(up_cosine != 0))
-        positive, total = positive + block_positive, total + block_total
-        details.append(
-            {
-                "suspect_block": a,
-                "base_block": b,
-                "matched_units": block_total,
-                "positive_signs": block_positive,
-                "median_up_cosine": float(np.median(up_cosine)) if len(up_cosine) else 0.0,
-            }
-        )
-    return SignResult(binomial_half_log_p(total, positive, u), positive, total, details)
+        return np.sum(suspect_up[a][rows] * base_up[b][cols], axis=1)
+
+    return _count_matched_signs(
+        pairs, matched_up_cosines, u, ("suspect_block", "base_block", "matched_units")
+    )
 
 
 def value_sign_test(
@@ -124,21 +142,11 @@ def value_sign_test(
 ) -> SignResult:
     """Value-sign test on ``pairs`` (S attention layer, B attention layer), each B layer used at most once
     (see module doc). ``*_values`` are whitened, row-normalised value-row features per layer."""
-    positive = total = 0
-    details: list[dict[str, object]] = []
-    for a, b in pairs:
+
+    def matched_value_cosines(a: int, b: int) -> np.ndarray:
         cosine = suspect_values[a] @ base_values[b].T
         rows, cols = linear_sum_assignment(-np.abs(cosine))  # blind to B's coins; each B row once
-        matched = cosine[rows, cols]
-        layer_positive, layer_total = int(np.sum(matched > 0)), int(np.sum(matched != 0))
-        positive, total = positive + layer_positive, total + layer_total
-        details.append(
-            {
-                "suspect_layer": a,
-                "base_layer": b,
-                "matched_dimensions": layer_total,
-                "positive_signs": layer_positive,
-                "median_abs_cosine": float(np.median(np.abs(matched))) if len(matched) else 0.0,
-            }
-        )
-    return SignResult(binomial_half_log_p(total, positive, u), positive, total, details)
+        return cosine[rows, cols]
+
+    names = ("suspect_layer", "base_layer", "matched_dimensions")
+    return _count_matched_signs(pairs, matched_value_cosines, u, names)
