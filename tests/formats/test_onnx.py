@@ -282,6 +282,43 @@ def test_graph_helpers_find_weights_layout_and_bias(tmp_path: Path) -> None:
     assert graph.producer("w1") is None
 
 
+def _attention_graph(tmp_path: Path, fused: bool) -> ONNXReader:
+    """One attention: q, k, v projections (or one fused qkv and a Split), softmax(q kᵀ) @ v."""
+    rng = np.random.default_rng(3)
+    if fused:
+        projections = [
+            helper.make_node("MatMul", ["x", "w_qkv"], ["qkv"], name="mm_qkv"),
+            helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=-1, num_outputs=3),
+        ]
+        inits = [numpy_helper.from_array(rng.standard_normal((8, 24)).astype(np.float32), "w_qkv")]
+    else:
+        projections = [helper.make_node("MatMul", ["x", f"w_{n}"], [n], name=f"mm_{n}") for n in "qkv"]
+        inits = [
+            numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), f"w_{n}") for n in "qkv"
+        ]
+        inits.append(numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b_v"))
+        projections[2] = helper.make_node("MatMul", ["x", "w_v"], ["v_raw"], name="mm_v")
+        projections.append(helper.make_node("Add", ["v_raw", "b_v"], ["v"]))
+    nodes = [
+        *projections,
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[1, 0]),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+        helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+        helper.make_node("Cast", ["probs"], ["probs_f"], to=TensorProto.FLOAT),
+        helper.make_node("MatMul", ["probs_f", "v"], ["mixed"], name="mixed"),
+    ]
+    return ONNXReader(_save(tmp_path / "attention.onnx", nodes, inits, opset=18))
+
+
+def test_attention_values_are_found_from_the_graph_not_names(tmp_path: Path) -> None:
+    values = _attention_graph(tmp_path, fused=False).graph().attention_value_weights()
+    assert [(v.node, v.weight, v.transposed) for v in values] == [("mm_v", "w_v", True)]
+
+
+def test_a_fused_qkv_projection_is_not_taken_for_values(tmp_path: Path) -> None:
+    assert _attention_graph(tmp_path, fused=True).graph().attention_value_weights() == []
+
+
 # -- hostile files -----------------------------------------------------------------------------
 
 
@@ -335,6 +372,7 @@ def test_random_corruptions_raise_only_format_errors(tmp_path: Path) -> None:
                 if info.shape and info.shape[0]:
                     reader.read_rows(name, [0])
             reader.matmul_weights()
+            reader.graph().attention_value_weights()
             outcomes["opened"] += 1
         except FormatError:
             outcomes["refused"] += 1

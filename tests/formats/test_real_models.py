@@ -100,3 +100,13 @@ def test_embeddings_are_quantised_per_row(minilm: SafetensorsReader, minilm_int8
     # The float (LayerNorm, token type) tensors are the checkpoint's, bit for bit.
     for name in ("embeddings.LayerNorm.weight", "embeddings.token_type_embeddings.weight"):
         assert np.array_equal(minilm_int8.read(f"inner.{name}"), minilm.read(name))
+
+
+def test_graph_finds_the_value_projection_of_every_layer(minilm_int8: ONNXReader) -> None:
+    """Found from the graph alone (the weights are named val_N); the bias names, which the graph search
+    never reads, confirm each one is a layer's attention value."""
+    values = minilm_int8.graph().attention_value_weights()
+    assert [value.bias for value in values] == [
+        f"inner.encoder.layer.{layer}.attention.self.value.bias" for layer in range(6)
+    ]
+    assert all(value.weight.startswith("val_") and value.transposed for value in values)

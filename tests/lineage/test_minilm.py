@@ -48,6 +48,9 @@ def test_int8_onnx_copy_is_related_and_quantized(minilm: Fingerprint) -> None:
     assert result["verdict"] == "related" and result["relation"] == "re-encoded/quantized"
     assert result["log10_p"] < -100 and result["p_value_kind"] == "exact"
     assert result["layer_map"] == {str(i): i for i in range(6)}
+    # The value rows come from the graph (softmax(q kᵀ) @ v): every matched value keeps its sign.
+    assert [sample.layer for sample in onnx_fp.attention] == list(range(6))
+    assert result["value_signs"]["agreement"] == 1.0 and result["value_signs"]["log10_p"] < -100
 
 
 def test_independent_model_of_the_same_shape_is_unrelated(minilm: Fingerprint, tmp_path: Path) -> None:

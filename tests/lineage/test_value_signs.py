@@ -64,7 +64,8 @@ def test_value_rows_keep_the_same_dimensions_in_every_head() -> None:
     per_head = rows.reshape(8, -1) - (np.arange(8) * 64)[:, None]
     assert len(rows) == 64 and all(np.array_equal(per_head[0], head) for head in per_head)
     assert value_rows(16, 64, (2, 8), seed=3).tolist() == list(range(16))  # small layers: every row
-    assert len(value_rows(500, 64, None, seed=3)) == 64  # unknown heads: seeded rows
+    assert len(value_rows(500, 64, None, seed=3)) == 256  # unknown heads: four times the seeded rows
+    assert value_rows(200, 64, None, seed=3).tolist() == list(range(200))
 
 
 def test_attention_samples_survive_save_and_load(model_factory, tmp_path: Path) -> None:

@@ -32,7 +32,13 @@ from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint import vocabulary as vocab_module
 from modeltrace.fingerprint.architecture import dims_from_config, dims_from_gguf
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
-from modeltrace.fingerprint.roles import MlpBlock, ValueProjection, assign_roles, find_value_projections
+from modeltrace.fingerprint.roles import (
+    MlpBlock,
+    ValueProjection,
+    assign_roles,
+    find_value_projections,
+    value_projections_from_graph,
+)
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
 from modeltrace.formats.base import TensorReader
 from modeltrace.formats.source import ModelSource
@@ -185,16 +191,21 @@ def _value_geometry(source: ModelSource) -> tuple[int, int] | None:
     return dims.kv_heads, dims.head_dim
 
 
+#: Without the head layout a fingerprint keeps this many times more value rows: the other model's
+#: fingerprint may know its heads and sample by head, and its rows must find their twins here.
+UNKNOWN_HEADS_FACTOR = 4
+
+
 def value_rows(rows_total: int, keep: int | None, geometry: tuple[int, int] | None, seed: int) -> np.ndarray:
     """Which value rows to keep: the same seeded dimensions of every head when the head layout is known
-    (so head permutations keep the sample), else seeded rows."""
+    (so head permutations keep the sample), else more seeded rows (all of a small layer's)."""
     if keep is None or keep >= rows_total:
         return np.arange(rows_total, dtype=np.int64)
     if geometry is not None and geometry[0] * geometry[1] == rows_total:
         heads, head_dim = geometry
         dims = seeded_rows(head_dim, max(1, -(-keep // heads)), seed)
         return (np.arange(heads)[:, None] * head_dim + dims[None, :]).reshape(-1).astype(np.int64)
-    return seeded_rows(rows_total, keep, seed)
+    return seeded_rows(rows_total, UNKNOWN_HEADS_FACTOR * keep, seed)
 
 
 def _attention_sample(
@@ -263,11 +274,12 @@ def build_fingerprint(
         if progress is not None:
             progress(done, len(blocks))
     geometry = _value_geometry(source)
-    projections = (
-        find_value_projections(tensors, roles.hidden_size, geometry[0] * geometry[1] if geometry else None)
-        if roles.method == "names"
-        else ()
-    )
+    # Value rows by name, or from the graph; never from storage order (the test's null needs values).
+    if roles.method == "names":
+        value_rows_total = geometry[0] * geometry[1] if geometry else None
+        projections = find_value_projections(tensors, roles.hidden_size, value_rows_total)
+    else:
+        projections = value_projections_from_graph(graph, tensors, roles.hidden_size)
     attention = [
         _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry) for p in projections
     ]

@@ -331,3 +331,22 @@ def find_value_projections(
         if rows:
             out[layer] = ValueProjection(layer, name, total - rows, rows, transposed, norms.get(layer))
     return tuple(out[layer] for layer in sorted(out))
+
+
+def value_projections_from_graph(
+    graph: Any, tensors: Mapping[str, TensorInfo], hidden: int
+) -> tuple[ValueProjection, ...]:
+    """Each attention's value projection from the computation graph (the weight product that the
+    softmaxed scores multiply), layer = position in graph order. For exports whose weights have no
+    telling names; as sure as a name, because it is what the graph computes."""
+    if graph is None or not hasattr(graph, "attention_value_weights"):
+        return ()
+    found: list[ValueProjection] = []
+    for layer, weight in enumerate(graph.attention_value_weights()):
+        info = tensors.get(weight.weight)
+        if info is None or len(info.shape) != 2:
+            continue
+        inputs, rows = (info.shape[0], info.shape[1]) if weight.transposed else (info.shape[1], info.shape[0])
+        if inputs == hidden:
+            found.append(ValueProjection(layer, weight.weight, 0, rows, weight.transposed, None))
+    return tuple(found)

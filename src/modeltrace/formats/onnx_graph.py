@@ -4,7 +4,8 @@ Exporters name weights ``onnx::MatMul_470`` or ``val_49``, so a tensor's role (q
 projection ...) often has to come from the graph instead of the name. :class:`Graph` lists the
 nodes and answers two questions: which nodes consume a tensor (:meth:`Graph.consumers`), and, for
 every matrix multiplication, which weight tensor it multiplies by and in which layout
-(:meth:`Graph.matmul_weights`).
+(:meth:`Graph.matmul_weights`), and which of those products are attention values, the operand that
+the softmaxed scores multiply (:meth:`Graph.attention_value_weights`).
 
 Layout convention: ``transposed`` is True when the weight is stored ``[in, out]`` (ONNX ``x @ W``),
 i.e. transposed relative to a PyTorch ``nn.Linear`` weight ``[out, in]``; ``weight.T`` then gives
@@ -27,6 +28,15 @@ _MATMUL_OPERANDS: dict[str, tuple[int, int]] = {
 }
 #: Ops a weight may pass through between its initializer and the MatMul without changing values.
 _PASS_THROUGH = frozenset({"Identity", "Cast"})
+#: Ops between the softmax and the scores @ values product (dtype casts, NaN guards, dropout).
+_AFTER_SOFTMAX = frozenset({"Cast", "Identity", "Dropout", "Where"})
+#: Ops between a value projection and the scores @ values product: bias and dequantisation scale
+#: (Add, Mul: one activation input), head split and layout, and the key/value head repeat of
+#: grouped-query attention (Gather, Expand on the head axis); all take the activation as input 0.
+_VALUE_PATH = frozenset(
+    {"Reshape", "Transpose", "Cast", "Identity", "Squeeze", "Unsqueeze", "Gather", "Expand"}
+)
+_VALUE_SCALES = frozenset({"Add", "Mul"})
 
 
 @dataclass(frozen=True)
@@ -161,3 +171,57 @@ class Graph:
                 )
                 break
         return found
+
+    def _scores_times_values(self) -> list[Node]:
+        """The MatMuls whose first operand comes from a Softmax (through casts, NaN guards, dropout)."""
+        found: dict[str, Node] = {}
+        for softmax in (node for node in self.nodes if node.op_type == "Softmax"):
+            frontier, seen = [softmax.outputs[0]], set()
+            for _ in range(4):
+                following = []
+                for tensor in frontier:
+                    for node in self.consumers(tensor):
+                        if node.op_type == "MatMul" and node.inputs and node.inputs[0] == tensor:
+                            found.setdefault(node.outputs[0], node)
+                        elif node.op_type in _AFTER_SOFTMAX and node.outputs[0] not in seen:
+                            seen.add(node.outputs[0])
+                            following.append(node.outputs[0])
+                frontier = following
+        return list(found.values())
+
+    def _projection_behind(self, tensor: str) -> Node | None:
+        """The weight product that ``tensor`` comes from, through bias adds, head reshapes and casts."""
+        for _ in range(10):
+            node = self.producer(tensor)
+            if node is None:
+                return None
+            if node.op_type in _MATMUL_OPERANDS:
+                return node
+            if node.op_type in _VALUE_SCALES:
+                activations = [name for name in node.inputs[:2] if name and name not in self.tensors]
+                if len(activations) != 1:
+                    return None  # two activations meeting (or none): not a bias or a scale on one product
+                tensor = activations[0]
+            elif node.op_type in _VALUE_PATH and node.inputs:
+                tensor = node.inputs[0]
+            else:
+                return None
+        return None
+
+    def attention_value_weights(self) -> list[MatMulWeight]:
+        """The value projection of every attention, in graph order: the weight product that the
+        softmaxed scores multiply (``softmax(q kᵀ) @ (x W_v + b)``). Found from the graph alone, so it
+        holds for exports that name weights ``val_65``; fused QKV projections (a Split on the way) are
+        not followed."""
+        by_node = {weight.node: weight for weight in self.matmul_weights()}
+        names = {id(node): node.name or f"{node.op_type}#{index}" for index, node in enumerate(self.nodes)}
+        values: dict[str, MatMulWeight] = {}
+        for product in self._scores_times_values():
+            if len(product.inputs) < 2:
+                continue
+            projection = self._projection_behind(product.inputs[1])
+            weight = by_node.get(names[id(projection)]) if projection is not None else None
+            if weight is not None:
+                values.setdefault(weight.node, weight)
+        order = {name: index for index, name in enumerate(names.values())}
+        return sorted(values.values(), key=lambda weight: order.get(weight.node, 0))
