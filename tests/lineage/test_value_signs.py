@@ -44,6 +44,10 @@ def _infos(shapes: dict[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
             None, ValueProjection(0, "transformer.h.0.attn.c_attn.weight", 64, 32, True,
                                   "transformer.h.0.ln_1.weight"),
         ),
+        (  # Qwen-1 names it c_attn too, but stores it nn.Linear style [3 * hidden, hidden]
+            {"transformer.h.2.attn.c_attn.weight": (96, 32)},
+            None, ValueProjection(2, "transformer.h.2.attn.c_attn.weight", 64, 32, False, None),
+        ),
         (  # Phi-3 style fused [q; k; v] rows with GQA: v is the last kv_heads * head_dim rows
             {"model.layers.1.self_attn.qkv_proj.weight": (48, 32)},
             8, ValueProjection(1, "model.layers.1.self_attn.qkv_proj.weight", 40, 8, False, None),

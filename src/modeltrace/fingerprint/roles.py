@@ -323,7 +323,8 @@ def find_value_projections(
         shape = tensors[name].shape
         if layer in out or len(shape) != 2 or hidden not in shape:
             continue
-        transposed = name.lower().endswith("c_attn.weight")
+        # GPT-2's Conv1D stores [hidden, 3 * hidden]; Qwen-1's c_attn and Phi-3's qkv_proj are nn.Linear.
+        transposed = shape[0] == hidden and shape[1] != hidden
         total = shape[1] if transposed else shape[0]
         if (shape[0] if transposed else shape[1]) != hidden:
             continue
