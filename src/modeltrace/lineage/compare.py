@@ -153,13 +153,10 @@ def _value_signs(
         return None
     # The randomisation draws on the MLP digests only: nothing that moves with B's value signs.
     u = pair_uniform("value-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in pairs))
-    result = value_sign_test(
-        _value_features(suspect, shared_s), _value_features(base, shared_b), attention_pairs, u
+    layers = [(suspect.attention[a].layer, base.attention[b].layer) for a, b in attention_pairs]
+    return value_sign_test(
+        _value_features(suspect, shared_s), _value_features(base, shared_b), attention_pairs, u, layers
     )
-    for detail in result.pairs:
-        detail["suspect_layer"] = suspect.attention[int(detail["suspect_layer"])].layer  # type: ignore[call-overload]
-        detail["base_layer"] = base.attention[int(detail["base_layer"])].layer  # type: ignore[call-overload]
-    return result
 
 
 def _sign_json(result: SignResult | None, count_key: str, detail_key: str) -> dict[str, Any] | None:

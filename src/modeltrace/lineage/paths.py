@@ -92,20 +92,22 @@ def _count_matched_signs(
     matched_cosines: Callable[[int, int], np.ndarray],
     u: float,
     names: tuple[str, str, str],
+    labels: list[tuple[int, int]] | None = None,
 ) -> SignResult:
     """Pool the signs of matched cosines over ``pairs`` into one Binomial(n, 1/2) test.
     ``matched_cosines(a, b)`` matches S's and B's rows blind to B's sign coins and returns the signed
-    cosines of the matched rows; ``names`` are the detail keys (S side, B side, count)."""
+    cosines of the matched rows; ``names`` are the detail keys (S side, B side, count), ``labels`` what
+    the details call each pair (default: the pair itself)."""
     positive = total = 0
     details: list[dict[str, object]] = []
-    for a, b in pairs:
+    for (a, b), (label_a, label_b) in zip(pairs, labels or pairs, strict=True):
         matched = matched_cosines(a, b)
         pair_positive, pair_total = int(np.sum(matched > 0)), int(np.sum(matched != 0))
         positive, total = positive + pair_positive, total + pair_total
         details.append(
             {
-                names[0]: a,
-                names[1]: b,
+                names[0]: label_a,
+                names[1]: label_b,
                 names[2]: pair_total,
                 "positive_signs": pair_positive,
                 "median_cosine": float(np.median(matched)) if len(matched) else 0.0,
@@ -139,9 +141,11 @@ def value_sign_test(
     base_values: list[np.ndarray],
     pairs: list[tuple[int, int]],
     u: float,
+    layers: list[tuple[int, int]] | None = None,
 ) -> SignResult:
-    """Value-sign test on ``pairs`` (S attention layer, B attention layer), each B layer used at most once
-    (see module doc). ``*_values`` are whitened, row-normalised value-row features per layer."""
+    """Value-sign test on ``pairs`` (S attention sample, B attention sample), each B sample used at most
+    once (see module doc). ``*_values`` are whitened, row-normalised value-row features per sample;
+    ``layers`` names each pair's (S layer, B layer) in the details."""
 
     def matched_value_cosines(a: int, b: int) -> np.ndarray:
         cosine = suspect_values[a] @ base_values[b].T
@@ -149,4 +153,4 @@ def value_sign_test(
         return cosine[rows, cols]
 
     names = ("suspect_layer", "base_layer", "matched_dimensions")
-    return _count_matched_signs(pairs, matched_value_cosines, u, names)
+    return _count_matched_signs(pairs, matched_value_cosines, u, names, layers)
