@@ -46,3 +46,7 @@ def test_fingerprint_compare_identify(
     assert {"candidate", "verdict", "p_value"} <= set(first)
     assert ranking["candidates"][1]["verdict"] == "unrelated"
     assert ranking["closest_ancestor"].endswith("base.mtfp")
+    with pytest.raises(SystemExit):
+        main(["identify", str(child), "--against", str(candidates)])
+    table = capsys.readouterr().out
+    assert "closest ancestor: base.mtfp" in table and str(candidates) not in table.split("Candidate")[1]

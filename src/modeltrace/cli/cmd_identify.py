@@ -13,6 +13,15 @@ from modeltrace.cli._app import app, console, emit_json
 from modeltrace.cli.cmd_compare import _p_text
 
 
+def _short(candidate: str, against: list[Path]) -> str:
+    """A candidate as the user would name it: relative to the --against folder it was found in."""
+    path = Path(candidate)
+    for folder in against:
+        if folder.is_dir() and path.is_relative_to(folder):
+            return str(path.relative_to(folder))
+    return candidate
+
+
 @app.command()
 def identify(
     suspect: Annotated[Path, typer.Argument(help="Suspect model or fingerprint file.")],
@@ -28,10 +37,11 @@ def identify(
     if json_output:
         emit_json(result)
         return
-    table = Table("candidate", "verdict", "p (Holm)", "relation")
+    table = Table("candidate", "verdict", "p (Holm)", "relation", title=f"Candidate bases for {suspect}")
     for row in result["candidates"]:
         adjusted = row["log10_p_adjusted"]
-        table.add_row(row["candidate"], row["verdict"], "n/a" if adjusted is None else _p_text(adjusted),
-                      row["relation"] or "")  # fmt: skip
+        p_text = "n/a" if adjusted is None else _p_text(adjusted)
+        table.add_row(_short(row["candidate"], against), row["verdict"], p_text, row["relation"] or "")
     console.print(table)
-    console.print(f"closest ancestor: {result['closest_ancestor'] or 'none'}")
+    closest = result["closest_ancestor"]
+    console.print(f"closest ancestor: {_short(closest, against) if closest else 'none'}")
