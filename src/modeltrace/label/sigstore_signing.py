@@ -162,7 +162,9 @@ def sign_label_sigstore(
     except ExpiredIdentity as error:
         raise UsageError("The OIDC identity token has expired; get a fresh one") from error
     except (SigstoreError, FulcioClientError, RekorClientError, requests.RequestException) as error:
-        raise LabelError(f"Sigstore signing failed: {type(error).__name__}: {error}") from error
+        # sigstore's Fulcio client can drop the HTTP status from its message; the cause keeps it.
+        detail = str(error) or str(error.__cause__ or "") or "no detail"
+        raise LabelError(f"Sigstore signing failed: {type(error).__name__}: {detail}") from error
     data: dict[str, Any] = json.loads(bundle.to_json())
     return data
 
