@@ -154,7 +154,7 @@ def sign(
         Path | None, typer.Option(help="PEM private key (from `modeltrace label keygen`).")
     ] = None,
     sigstore: Annotated[
-        bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore (needs modeltrace[sigstore]).")
+        bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore (needs the sigstore extra).")
     ] = False,
     identity_token: Annotated[
         str | None,

@@ -53,7 +53,11 @@ def require_sigstore() -> None:
 
 
 def load_trust_config(
-    trust_config: str | Path | None = None, *, staging: bool = False, offline: bool = False
+    trust_config: str | Path | None = None,
+    *,
+    staging: bool = False,
+    offline: bool = False,
+    for_signing: bool = False,
 ) -> ClientTrustConfig:
     """Sigstore production (default), staging, or the ``ClientTrustConfig`` JSON in ``trust_config``.
 
@@ -71,9 +75,11 @@ def load_trust_config(
             return ClientTrustConfig.staging(offline) if staging else ClientTrustConfig.production(offline)
         except SigstoreError as error:
             instance = "staging" if staging else "production"
+            # Signing needs Fulcio and Rekor anyway; verifying can use the cached trust root.
+            fix = "signing needs the network" if for_signing else "without network, pass --offline"
             raise LabelError(
-                f"Cannot load the Sigstore {instance} trust root ({error}); without network pass "
-                "--offline to use the cached one, or --trust-config FILE"
+                f"Cannot load the Sigstore {instance} trust root ({error}): {fix}, "
+                "or give a private instance's --trust-config FILE"
             ) from error
     path = Path(trust_config).expanduser()
     try:
@@ -146,7 +152,7 @@ def sign_label_sigstore(
     (transparency log entry). Raises LabelError when a service refuses or cannot be reached.
     """
     payload = statement_payload(label)
-    trust = load_trust_config(trust_config, staging=staging)
+    trust = load_trust_config(trust_config, staging=staging, for_signing=True)
     token = resolve_identity_token(identity_token, trust, interactive=interactive)
     import requests
     from sigstore._internal.fulcio.client import FulcioClientError  # no public name in sigstore 4.x
