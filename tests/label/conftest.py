@@ -63,7 +63,7 @@ def tiny_model(tmp_path: Path) -> Path:
     return write_model(tmp_path / "tiny")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_model():  # type: ignore[no-untyped-def]
     """``make_model(folder, shards=1, card=CARD)``: write a tiny model folder."""
     return write_model

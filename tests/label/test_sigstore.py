@@ -34,14 +34,14 @@ Setup = tuple[Path, Path, dict[str, Any], Path, Path]
 
 @pytest.fixture(scope="module")
 def signed_bundle(
-    fake_sigstore: tuple[FakeSigstore, Path], tmp_path_factory: pytest.TempPathFactory
+    fake_sigstore: tuple[FakeSigstore, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    make_model: Callable[[Path], Path],
 ) -> Setup:
     """(model, bundle path, label, trust config, key-signed envelope) made once per module."""
-    from conftest import write_model
-
     fake, trust = fake_sigstore
     root = tmp_path_factory.mktemp("keyless")
-    model = write_model(root / "model")
+    model = make_model(root / "model")
     label = api.label_create(model, license="MIT")
     bundle = api.label_sign_sigstore(label, identity_token=fake.token(ALICE), trust_config=trust)
     bundle_path = root / "label.sigstore.json"
@@ -50,6 +50,12 @@ def signed_bundle(
     envelope_path = root / "label.signed.json"
     envelope_path.write_text(json.dumps(api.label_sign(label, private_key)))
     return model, bundle_path, label, trust, envelope_path
+
+
+@pytest.fixture(scope="module")
+def label_file(tmp_path_factory: pytest.TempPathFactory, make_model: Callable[[Path], Path]) -> Path:
+    folder = tmp_path_factory.mktemp("unsigned")
+    return api.label_write(api.label_create(make_model(folder / "m"), license="MIT"), folder / "label.json")
 
 
 def _verify(model: Path, bundle: Path, trust: Path, **overrides: str) -> api.VerifyReport:
@@ -84,21 +90,14 @@ def test_the_bundle_signs_the_same_statement_bytes_as_a_local_key(signed_bundle:
     }
 
 
-def test_the_signing_flow_really_used_fulcio_and_rekor(fake_sigstore: tuple[FakeSigstore, Path]) -> None:
+def test_the_signing_flow_really_used_fulcio_and_rekor(
+    fake_sigstore: tuple[FakeSigstore, Path], label_file: Path
+) -> None:
     fake, trust = fake_sigstore
-    label = api.label_read(_label_file(fake_sigstore))
+    label = api.label_read(label_file)
     before = (fake.fulcio.requests, fake.rekor.requests)
     api.label_sign_sigstore(label, identity_token=fake.token("bob@example.com"), trust_config=trust)
     assert (fake.fulcio.requests, fake.rekor.requests) == (before[0] + 1, before[1] + 1)
-
-
-def _label_file(fake_sigstore: tuple[FakeSigstore, Path]) -> Path:
-    from conftest import write_model
-
-    folder = fake_sigstore[1].parent
-    if not (folder / "label.json").exists():
-        api.label_write(api.label_create(write_model(folder / "m"), license="MIT"), folder / "label.json")
-    return folder / "label.json"
 
 
 @pytest.mark.parametrize(
@@ -203,19 +202,21 @@ def test_each_verify_refuses_the_other_kind_of_signed_file(signed_bundle: Setup)
 
 
 def test_a_token_from_another_identity_provider_is_refused_by_fulcio(
-    fake_sigstore: tuple[FakeSigstore, Path],
+    fake_sigstore: tuple[FakeSigstore, Path], label_file: Path
 ) -> None:
     _, trust = fake_sigstore
-    label = api.label_read(_label_file(fake_sigstore))
+    label = api.label_read(label_file)
     with FakeSigstore("stranger") as stranger:  # its identity provider signs the token
         token = stranger.token(ALICE)
     with pytest.raises(LabelError, match="401"):  # Fulcio checks the token's signature
         api.label_sign_sigstore(label, identity_token=token, trust_config=trust)
 
 
-def test_an_expired_token_is_a_usage_error(fake_sigstore: tuple[FakeSigstore, Path]) -> None:
+def test_an_expired_token_is_a_usage_error(
+    fake_sigstore: tuple[FakeSigstore, Path], label_file: Path
+) -> None:
     fake, trust = fake_sigstore
-    label = api.label_read(_label_file(fake_sigstore))
+    label = api.label_read(label_file)
     with pytest.raises(UsageError, match="not usable"):
         api.label_sign_sigstore(label, identity_token=fake.token(ALICE, lifetime=-60), trust_config=trust)
 
