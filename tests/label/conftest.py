@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
+
+sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make fake_sigstore importable
 
 CARD = """---
 license: apache-2.0
@@ -60,7 +63,7 @@ def tiny_model(tmp_path: Path) -> Path:
     return write_model(tmp_path / "tiny")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_model():  # type: ignore[no-untyped-def]
     """``make_model(folder, shards=1, card=CARD)``: write a tiny model folder."""
     return write_model
@@ -70,3 +73,20 @@ def make_model():  # type: ignore[no-untyped-def]
 def reference_tensors() -> dict[str, np.ndarray]:
     """The tensors every tiny model holds."""
     return tiny_tensors()
+
+
+@pytest.fixture(scope="session")
+def fake_sigstore(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A running fake Sigstore (fake_sigstore/servers.py) and its trust config file.
+
+    Yields ``(fake, trust_config_path)``. Skipped when the ``sigstore`` extra is not installed.
+    """
+    pytest.importorskip("sigstore", reason="needs the modeltrace[sigstore] extra")
+    from fake_sigstore import FakeSigstore
+
+    with pytest.MonkeyPatch.context() as patch:
+        # The servers are local; never send their requests to a proxy set in the environment.
+        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        patch.setenv("no_proxy", "127.0.0.1,localhost")
+        with FakeSigstore() as fake:
+            yield fake, fake.write_trust_config(tmp_path_factory.mktemp("sigstore") / "trust.json")

@@ -23,8 +23,10 @@ from modeltrace.api._label import (
     label_keygen,
     label_read,
     label_sign,
+    label_sign_sigstore,
     label_summary,
     label_verify,
+    label_verify_sigstore,
     label_write,
 )
 from modeltrace.api._licenses import (
@@ -89,8 +91,10 @@ __all__ = [
     "label_keygen",
     "label_read",
     "label_sign",
+    "label_sign_sigstore",
     "label_summary",
     "label_verify",
+    "label_verify_sigstore",
     "label_write",
     "list_licenses",
     "load_or_fingerprint",

@@ -8,12 +8,13 @@ from typing import Any
 
 from modeltrace.label import create as _label_create
 from modeltrace.label import signing as _label_signing
+from modeltrace.label import sigstore_signing as _label_sigstore
 from modeltrace.label.digest import ModelDigest, digest_model
 from modeltrace.label.exports import EXPORT_FORMATS, export_label
 from modeltrace.label.levels import LevelReport, compute_shares, traceability
 from modeltrace.label.mof import mof_class
 from modeltrace.label.schema import Label, read_label, validate_label, write_label
-from modeltrace.label.verify import VerifyReport, verify_model
+from modeltrace.label.verify import VerifyReport, verify_model, verify_model_sigstore
 
 LABEL_EXPORT_FORMATS = EXPORT_FORMATS
 LABEL_RELATIONS = _label_create.RELATIONS
@@ -149,14 +150,80 @@ def label_verify(
     public_key = _label_signing.load_public_key(public_key_path)
     report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
     if lineage:
-        _check_lineage(report, label, Path(model))
-        if known_bases is not None:
-            _check_undeclared_bases(report, label, Path(model), Path(known_bases))
-        elif label.get("from_scratch"):
-            report.lineage.append(
-                {"checked": False, "reason": "a from-scratch claim needs --known-bases DIR to test against"}
-            )
+        _check_declared_lineage(report, label, Path(model), known_bases)
     return report
+
+
+def label_sign_sigstore(
+    label: Label,
+    *,
+    identity_token: str | None = None,
+    trust_config: str | Path | None = None,
+    staging: bool = False,
+    interactive: bool = False,
+) -> dict[str, Any]:
+    """The label's statement signed keylessly with Sigstore; returns the bundle JSON data.
+
+    Needs the ``modeltrace[sigstore]`` extra (UsageError otherwise). The OIDC token is
+    ``identity_token``, else $SIGSTORE_ID_TOKEN, else an ambient CI credential, else (only when
+    ``interactive``) sigstore's browser sign-in. ``trust_config`` is a Sigstore
+    ClientTrustConfig JSON (a private deployment); default Sigstore production, or ``staging``.
+    """
+    return _label_sigstore.sign_label_sigstore(
+        label,
+        identity_token=identity_token,
+        trust_config=trust_config,
+        staging=staging,
+        interactive=interactive,
+    )
+
+
+def label_verify_sigstore(
+    model: str | Path,
+    signed_label: str | Path,
+    *,
+    identity: str,
+    issuer: str,
+    trust_config: str | Path | None = None,
+    staging: bool = False,
+    offline: bool = False,
+    lineage: bool = False,
+    known_bases: str | Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[str, str, int], None] | None = None,
+) -> VerifyReport:
+    """As :func:`label_verify` for a Sigstore bundle: the certificate must name ``identity``
+    (email or URI SAN) issued by OIDC ``issuer``, chain to the trust root and be logged in Rekor.
+
+    ``offline`` uses sigstore's cached production/staging trust root instead of a TUF refresh;
+    the bundle check itself never needs the network. ``report.sigstore`` says who signed.
+    """
+    report, label = verify_model_sigstore(
+        model,
+        signed_label,
+        identity=identity,
+        issuer=issuer,
+        trust_config=trust_config,
+        staging=staging,
+        offline=offline,
+        workers=workers,
+        progress=progress,
+    )
+    if lineage:
+        _check_declared_lineage(report, label, Path(model), known_bases)
+    return report
+
+
+def _check_declared_lineage(
+    report: VerifyReport, label: Label, model: Path, known_bases: str | Path | None
+) -> None:
+    _check_lineage(report, label, model)
+    if known_bases is not None:
+        _check_undeclared_bases(report, label, model, Path(known_bases))
+    elif label.get("from_scratch"):
+        report.lineage.append(
+            {"checked": False, "reason": "a from-scratch claim needs --known-bases DIR to test against"}
+        )
 
 
 def _check_undeclared_bases(report: VerifyReport, label: Label, model: Path, known_bases: Path) -> None:

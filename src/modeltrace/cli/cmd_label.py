@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -146,20 +147,74 @@ def keygen(
 @label_app.command("sign")
 def sign(
     label_path: Annotated[Path, typer.Argument(metavar="LABEL", help="Label JSON.")],
-    key: Annotated[Path, typer.Option(help="PEM private key (from `modeltrace label keygen`).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Signed label (DSSE envelope).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Signed label (DSSE envelope, or Sigstore bundle).")
+    ],
+    key: Annotated[
+        Path | None, typer.Option(help="PEM private key (from `modeltrace label keygen`).")
+    ] = None,
+    sigstore: Annotated[
+        bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore (needs the sigstore extra).")
+    ] = False,
+    identity_token: Annotated[
+        str | None,
+        typer.Option(help="With --sigstore: OIDC identity token (default: $SIGSTORE_ID_TOKEN, CI, browser)."),
+    ] = None,
+    staging: Annotated[bool, typer.Option(help="With --sigstore: use Sigstore staging.")] = False,
+    trust_config: Annotated[
+        Path | None, typer.Option(help="With --sigstore: Sigstore ClientTrustConfig JSON (private instance).")
+    ] = None,
 ) -> None:
-    """Sign a label: an in-toto Statement about the model digest, in a DSSE envelope."""
-    envelope = api.label_sign(api.label_read(label_path), key)
-    output.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
-    console.print(f"wrote {output} (keyid {envelope['signatures'][0]['keyid'][:16]}...)")
+    """Sign a label: an in-toto Statement about the model digest, in a DSSE envelope.
+
+    With --key the envelope is signed by your key; with --sigstore by a short-lived key whose
+    Fulcio certificate names your OIDC identity, logged in Rekor (written as a Sigstore bundle).
+    """
+    if key is not None and sigstore:
+        raise UsageError("--key and --sigstore exclude each other: sign with a local key or keylessly")
+    if key is None and not sigstore:
+        raise UsageError("Give --key KEY (a local key from `label keygen`) or --sigstore (keyless)")
+    if key is not None:
+        if identity_token is not None or staging or trust_config is not None:
+            raise UsageError("--identity-token, --staging and --trust-config go with --sigstore, not --key")
+        envelope = api.label_sign(api.label_read(label_path), key)
+        output.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {output} (keyid {envelope['signatures'][0]['keyid'][:16]}...)")
+        return
+    bundle = api.label_sign_sigstore(
+        api.label_read(label_path),
+        identity_token=identity_token,
+        trust_config=trust_config,
+        staging=staging,
+        interactive=sys.stdin.isatty(),
+    )
+    output.write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    console.print(f"wrote {output} (Sigstore bundle, Rekor log index {entry['logIndex']})")
 
 
 @label_app.command("verify")
 def verify(
     model: Annotated[Path, typer.Argument(help="Model folder or weight file.")],
     signed: Annotated[Path, typer.Argument(metavar="SIGNED", help="Signed label.")],
-    pubkey: Annotated[Path, typer.Option(help="PEM public key of the signer.")],
+    pubkey: Annotated[
+        Path | None, typer.Option(help="PEM public key of the signer (label signed with --key).")
+    ] = None,
+    sigstore_identity: Annotated[
+        str | None,
+        typer.Option(help="Sigstore bundle: the signer's email or URI in the certificate."),
+    ] = None,
+    sigstore_issuer: Annotated[
+        str | None,
+        typer.Option(help="Sigstore bundle: the OIDC issuer, e.g. https://github.com/login/oauth."),
+    ] = None,
+    staging: Annotated[bool, typer.Option(help="Sigstore bundle: trust Sigstore staging.")] = False,
+    trust_config: Annotated[
+        Path | None, typer.Option(help="Sigstore bundle: trust this ClientTrustConfig JSON instead.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option(help="Sigstore bundle: use the cached trust root, no TUF refresh.")
+    ] = False,
     lineage: Annotated[
         bool, typer.Option(help="Also test the declared base models with the lineage engine.")
     ] = False,
@@ -176,21 +231,41 @@ def verify(
 
     Exit status 0 only when everything holds; 2 when anything differs or the signature is bad.
     """
+    keyless = sigstore_identity is not None or sigstore_issuer is not None
+    _check_verify_flags(pubkey, keyless, staging or trust_config is not None or offline)
+    if keyless and (sigstore_identity is None or sigstore_issuer is None):
+        raise UsageError("A Sigstore bundle needs both --sigstore-identity and --sigstore-issuer")
     with byte_progress(folder_bytes(model.expanduser()) * 2, "verifying") as progress:
         task = progress.task_ids[0]
-        report = api.label_verify(
-            model,
-            signed,
-            pubkey,
-            lineage=lineage,
-            known_bases=known_bases,
-            workers=workers,
-            progress=lambda _phase, _name, size: progress.advance(task, size),
-        )
+        options: dict[str, Any] = {
+            "lineage": lineage,
+            "known_bases": known_bases,
+            "workers": workers,
+            "progress": lambda _phase, _name, size: progress.advance(task, size),
+        }
+        if pubkey is not None:
+            report = api.label_verify(model, signed, pubkey, **options)
+        else:
+            report = api.label_verify_sigstore(
+                model,
+                signed,
+                identity=str(sigstore_identity),
+                issuer=str(sigstore_issuer),
+                trust_config=trust_config,
+                staging=staging,
+                offline=offline,
+                **options,
+            )
     if json_output:
         emit_json(report.as_dict())
     else:
-        console.print(f"signature valid (keyid {report.key_id[:16]}...), label for '{report.label_name}'")
+        if report.sigstore is not None:
+            console.print(
+                f"signature valid (Sigstore: {report.sigstore['identity']} via {report.sigstore['issuer']}, "
+                f"Rekor log index {report.sigstore['rekor_log_index']}), label for '{report.label_name}'"
+            )
+        else:
+            console.print(f"signature valid (keyid {report.key_id[:16]}...), label for '{report.label_name}'")
         for change in report.changes:
             err_console.print(f"[red]{change.kind} {change.change}:[/] {change.name}")
         for problem in report.problems:
@@ -207,6 +282,19 @@ def verify(
             )
     if not report.ok:
         raise typer.Exit(2)
+
+
+def _check_verify_flags(pubkey: Path | None, keyless: bool, trust_flags: bool) -> None:
+    """Exactly one way to check the signature: a public key, or a Sigstore identity."""
+    if pubkey is not None and keyless:
+        raise UsageError("--pubkey and --sigstore-identity/--sigstore-issuer exclude each other")
+    if pubkey is None and not keyless:
+        raise UsageError(
+            "Give --pubkey KEY (a label signed with --key) or --sigstore-identity and "
+            "--sigstore-issuer (a Sigstore bundle from `label sign --sigstore`)"
+        )
+    if pubkey is not None and trust_flags:
+        raise UsageError("--staging, --trust-config and --offline go with a Sigstore bundle, not --pubkey")
 
 
 @label_app.command("export")

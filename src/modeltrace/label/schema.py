@@ -21,6 +21,8 @@ from modeltrace.errors import LabelError
 from modeltrace.label.spdx_ids import HF_ALIASES, SPDX_IDS, UNKNOWN
 
 SCHEMA_ID = "modeltrace-label/v1"
+#: Every Sigstore bundle media type starts with this (``...bundle+json;version=0.1``, ``.v0.3+json``).
+SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
 LABEL_FILE_NAME = "modeltrace-label.json"
 #: Largest label file read (a label lists one digest per file and per tensor).
 MAX_LABEL_BYTES = 256 * 1024 * 1024
@@ -63,10 +65,29 @@ def _load_json(path: Path) -> Any:
         raise LabelError(f"Label '{path}' is not valid JSON ({error})") from error
 
 
+def is_sigstore_bundle(data: Any) -> bool:
+    """Whether a parsed JSON document is a Sigstore bundle (``label sign --sigstore`` output)."""
+    return isinstance(data, dict) and str(data.get("mediaType", "")).startswith(
+        SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX
+    )
+
+
+def is_dsse_envelope(data: Any) -> bool:
+    """Whether a parsed JSON document is a DSSE envelope (``label sign --key`` output)."""
+    return isinstance(data, dict) and "payloadType" in data and "payload" in data
+
+
 def read_label(path: str | Path) -> Label:
-    """Read a label file, or the label inside a signed envelope (signature NOT checked here)."""
+    """Read a label file, or the label inside a signed envelope or Sigstore bundle.
+
+    The signature is NOT checked here (``verify`` does that); this only reads what was signed.
+    """
     data = _load_json(Path(path))
-    if isinstance(data, dict) and "payloadType" in data and "payload" in data:
+    if is_sigstore_bundle(data):
+        data = data.get("dsseEnvelope")
+        if not is_dsse_envelope(data):
+            raise LabelError(f"Sigstore bundle '{path}' holds no DSSE envelope, so no signed label")
+    if is_dsse_envelope(data):
         try:
             statement = json.loads(base64.b64decode(data["payload"], validate=True))
             data = statement["predicate"]

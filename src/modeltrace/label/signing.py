@@ -125,11 +125,20 @@ def statement_for(label: Label) -> dict[str, Any]:
     }
 
 
-def sign_label(label: Label, private_key: PrivateKey) -> dict[str, Any]:
-    """The DSSE envelope of the label's statement, signed with ``private_key``."""
+def statement_payload(label: Label) -> bytes:
+    """The exact bytes every signature covers: the statement as compact, key-sorted UTF-8 JSON.
+
+    Local-key (DSSE) and Sigstore signing both sign these bytes, so both kinds of signed label
+    carry the same statement.
+    """
     validate_label(label)
     payload = json.dumps(statement_for(label), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    payload_bytes = payload.encode("utf-8")
+    return payload.encode("utf-8")
+
+
+def sign_label(label: Label, private_key: PrivateKey) -> dict[str, Any]:
+    """The DSSE envelope of the label's statement, signed with ``private_key``."""
+    payload_bytes = statement_payload(label)
     message = pae(PAYLOAD_TYPE, payload_bytes)
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         signature = private_key.sign(message)
@@ -188,6 +197,15 @@ def open_envelope(envelope: Any, public_key: PublicKey) -> tuple[dict[str, Any],
             f"no signature in the envelope verifies with the public key (keyid {wanted_id[:16]}...): "
             "the label was changed after signing, or it was signed with another key"
         )
+    return parse_statement(payload)
+
+
+def parse_statement(payload: bytes) -> tuple[dict[str, Any], Label]:
+    """The statement and label inside a signed payload whose signature was already checked.
+
+    Raises LabelError when the payload is not our in-toto Statement, the label fails the schema,
+    or the statement's subject does not name the label's digests.
+    """
     try:
         statement = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

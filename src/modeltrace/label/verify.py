@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modeltrace.errors import LabelError
+from modeltrace.errors import LabelError, UsageError
 from modeltrace.label import file_digest, tensor_digest
 from modeltrace.label.digest import Progress, digest_model
-from modeltrace.label.schema import MAX_LABEL_BYTES, Label
+from modeltrace.label.schema import MAX_LABEL_BYTES, Label, is_sigstore_bundle
 from modeltrace.label.signing import PublicKey, key_id, open_envelope
+from modeltrace.label.sigstore_signing import open_bundle
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class VerifyReport:
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    #: Who signed, for a Sigstore bundle (SigstoreSigner.as_dict()); None for a local key.
+    sigstore: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -46,13 +49,16 @@ class VerifyReport:
             "ok": self.ok,
             "model": self.model,
             "label": self.label_name,
-            "signature": {"valid": True, "keyid": self.key_id},
+            "signature": {"valid": True, "keyid": self.key_id, **self._sigstore_part()},
             "expected": self.expected,
             "actual": self.actual,
             "changes": [{"kind": c.kind, "change": c.change, "name": c.name} for c in self.changes],
             "problems": list(self.problems),
             **({"lineage": self.lineage} if self.lineage else {}),
         }
+
+    def _sigstore_part(self) -> dict[str, Any]:
+        return {"sigstore": self.sigstore} if self.sigstore is not None else {}
 
 
 def diff_digests(kind: str, expected: dict[str, str], actual: dict[str, str]) -> list[Change]:
@@ -106,15 +112,70 @@ def verify_model(
     Signature failures raise (SignatureInvalidError); content differences are reported in the
     returned report (``report.ok`` is False) so the caller can show all of them at once.
     """
-    model_path = Path(model).expanduser().resolve()
     envelope_path = Path(signed_label).expanduser().resolve()
-    _statement, label = open_envelope(_read_envelope(envelope_path), public_key)
+    envelope = _read_envelope(envelope_path)
+    if is_sigstore_bundle(envelope):
+        raise UsageError(
+            f"'{signed_label}' is a Sigstore bundle (`label sign --sigstore`), not a key-signed "
+            "envelope: verify it with --sigstore-identity and --sigstore-issuer instead of --pubkey"
+        )
+    _statement, label = open_envelope(envelope, public_key)
+    report = compare_with_model(
+        model, envelope_path, label, signer_key_id=key_id(public_key), workers=workers, progress=progress
+    )
+    return report, label
+
+
+def verify_model_sigstore(
+    model: str | Path,
+    signed_label: str | Path,
+    *,
+    identity: str,
+    issuer: str,
+    trust_config: str | Path | None = None,
+    staging: bool = False,
+    offline: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[VerifyReport, Label]:
+    """As :func:`verify_model` for a Sigstore bundle signed by ``identity`` via OIDC ``issuer``."""
+    bundle_path = Path(signed_label).expanduser().resolve()
+    _statement, label, signer = open_bundle(
+        _read_envelope(bundle_path),
+        identity=identity,
+        issuer=issuer,
+        trust_config=trust_config,
+        staging=staging,
+        offline=offline,
+    )
+    report = compare_with_model(
+        model, bundle_path, label, signer_key_id=signer.key_id, workers=workers, progress=progress
+    )
+    report.sigstore = signer.as_dict()
+    return report, label
+
+
+def compare_with_model(
+    model: str | Path,
+    signed_path: Path,
+    label: Label,
+    *,
+    signer_key_id: str,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Recompute both digests of ``model`` and name every file and tensor that differs from ``label``.
+
+    ``label`` comes from a signature already checked; ``signed_path`` is the signed file, skipped
+    when it lies inside the model folder.
+    """
+    model_path = Path(model).expanduser().resolve()
     _check_label_consistency(label)
     digests = label["model"]["digests"]
     ignored = list(digests.get("ignored_paths") or file_digest.GIT_PATHS)
     # A signed label kept inside the model folder is not part of the model.
-    if envelope_path.is_relative_to(model_path) and envelope_path != model_path:
-        ignored.append(envelope_path.relative_to(model_path).as_posix())
+    if signed_path.is_relative_to(model_path) and signed_path != model_path:
+        ignored.append(signed_path.relative_to(model_path).as_posix())
     want_tensors = bool(digests.get("tensors"))
     actual = digest_model(
         model_path, tensors=want_tensors, ignored=ignored, workers=workers, progress=progress, strict=False
@@ -122,7 +183,7 @@ def verify_model(
     report = VerifyReport(
         model=str(model_path),
         label_name=label["model"]["name"],
-        key_id=key_id(public_key),
+        key_id=signer_key_id,
         expected={"oms_root": digests["oms_root"], "tensor_root": digests.get("tensor_root")},
         actual={"oms_root": actual.oms_root, "tensor_root": actual.tensor_root},
     )
@@ -134,4 +195,4 @@ def verify_model(
             )
         else:
             report.changes += diff_digests("tensor", digests["tensors"], actual.tensors.tensors)
-    return report, label
+    return report

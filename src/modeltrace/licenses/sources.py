@@ -35,6 +35,8 @@ MAX_FILE_BYTES = 1 << 20
 #: How much of a README is read to find its front-matter.
 MAX_CARD_BYTES = 1 << 20
 LABEL_FILE = "modeltrace-label.json"
+#: Media type prefix of a Sigstore bundle (kept here: licences may not import the label layer).
+SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
 CARD_FILE = "README.md"
 #: Relation assumed when a card names a base model without ``base_model_relation``.
 DEFAULT_CARD_RELATION = "finetune"
@@ -150,11 +152,18 @@ def lineage_from_label(path: str | Path) -> LineageNode:
 
 
 def _unwrap_signed_label(data: Mapping[str, Any], label_path: Path) -> Mapping[str, Any]:
-    """The label inside a signed DSSE envelope (``modeltrace label sign`` output), else ``data``.
+    """The label inside a signed DSSE envelope or Sigstore bundle (``modeltrace label sign --key``
+    or ``--sigstore`` output), else ``data``.
 
-    The signature is not checked here (``modeltrace label verify`` does that); the licence check
-    only needs the declared ancestry.
+    The signature is not checked here, for either kind (``modeltrace label verify`` does that);
+    the licence check only needs the declared ancestry. A Sigstore bundle holds the same DSSE
+    envelope under ``dsseEnvelope``.
     """
+    if str(data.get("mediaType", "")).startswith(SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX):
+        envelope = data.get("dsseEnvelope")
+        if not isinstance(envelope, Mapping):
+            raise LicenseError(f"Cannot read label '{label_path}': the Sigstore bundle holds no label.")
+        data = envelope
     if "payload" not in data or "payloadType" not in data:
         return data
     try:
