@@ -26,7 +26,7 @@ def test_fingerprint_compare_identify(
     child = model_factory(fine_tune(make_params(1), np.random.default_rng(0)))
     stranger = model_factory(make_params(7))
     summary = _run(capsys, "fingerprint", str(base), "-o", str(tmp_path / "base.mtfp"), "--json")
-    assert summary["file_bytes"] > 0 and summary["mlp_blocks"] == 4
+    assert summary["file_bytes"] > 0 and summary["mlp_blocks"] == summary["attention_layers"] == 4
     report = tmp_path / "report.html"
     result = _run(
         capsys, "compare", str(child), str(tmp_path / "base.mtfp"), "--json", "--report", str(report)

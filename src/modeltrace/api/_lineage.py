@@ -45,6 +45,7 @@ def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | N
         "total_bytes": total,
         "fraction_read": built.bytes_read / total if total else None,
         "mlp_blocks": len(built.blocks),
+        "attention_layers": len(built.attention),  # layers whose value rows were kept (value-sign test)
         "anchors": len(built.anchors),
         "vocabulary": None if built.vocabulary is None else len(built.vocabulary),
         "role_method": built.header.get("role_method"),

@@ -32,7 +32,7 @@ def fingerprint(
     fraction = summary["fraction_read"]
     console.print(
         f"Wrote {summary['output']} ({human_bytes(summary['file_bytes'])}): "
-        f"{summary['mlp_blocks']} MLP blocks, "
+        f"{summary['mlp_blocks']} MLP blocks, {summary['attention_layers']} attention layers, "
         f"{summary['anchors']} anchor tokens; read {human_bytes(summary['bytes_read'])} of "
         f"{human_bytes(summary['total_bytes'])}" + (f" ({fraction:.1%})" if fraction is not None else "")
     )
