@@ -136,3 +136,20 @@ def test_value_signs_of_a_derivative_all_agree() -> None:
     child = base[order] + 0.3 * _unit_rows(rng, 40, 30)  # rows moved and perturbed, signs kept
     result = value_sign_test([child], [base], [(0, 0)], 0.5)
     assert result.positive == result.total == 40 and result.log_p < np.log(1e-10)
+
+
+def test_a_version_1_fingerprint_loads_without_value_rows(model_factory, tmp_path: Path) -> None:
+    """Fingerprints written before the value rows existed still compare (without the value-sign test)."""
+    with open_model(model_factory(make_params(1))) as source:
+        built = build_fingerprint(source)
+    current, old = tmp_path / "v2.mtfp", tmp_path / "v1.mtfp"
+    built.save(current)
+    with zipfile.ZipFile(current) as src, zipfile.ZipFile(old, "w") as dst:
+        header = json.loads(src.read("header.json"))
+        header["format_version"] = 1
+        del header["attention"]
+        dst.writestr("header.json", json.dumps(header))
+        dst.writestr("vocabulary.json", src.read("vocabulary.json"))
+        dst.writestr("arrays.npz", src.read("arrays.npz"))
+    loaded = load_fingerprint(old)
+    assert loaded.attention == [] and len(loaded.blocks) == len(built.blocks)

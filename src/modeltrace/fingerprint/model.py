@@ -29,6 +29,8 @@ from modeltrace.errors import FingerprintError
 
 FORMAT_NAME = "modeltrace-fingerprint"
 FORMAT_VERSION = 2  # 2: attention value samples
+#: Versions this code reads: a version 1 file is a version 2 file without value rows (no value-sign test).
+READABLE_VERSIONS = (1, 2)
 #: Largest member accepted when loading (a fingerprint is a few MB; this bounds a zip bomb).
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
@@ -175,10 +177,11 @@ def load_fingerprint(path: str | Path) -> Fingerprint:
         raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise FingerprintError(f"'{path}' is not a modeltrace fingerprint (no '{FORMAT_NAME}' header).")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise FingerprintError(
             f"Fingerprint '{path}' has format version {header.get('format_version')!r}; this modeltrace "
-            f"reads version {FORMAT_VERSION}. Rebuild it with `modeltrace fingerprint`."
+            f"reads versions {readable}. Rebuild it with `modeltrace fingerprint`."
         )
     if vocabulary is not None and not (
         isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)
