@@ -158,3 +158,12 @@ def test_verify_flag_mistakes_are_usage_errors(
         assert message in " ".join(err.split()), (extra, err)
     code, out, _ = run([*base, *pubkey], capsys)  # the key path itself still works as before
     assert code == 0 and "OK" in out
+
+
+def test_a_bundle_given_with_a_missing_pubkey_names_the_real_mistake(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "b.sigstore.json"
+    bundle.write_text(json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}))
+    code, _, err = run(["label", "verify", str(tiny_model), str(bundle), "--pubkey", "missing.pub"], capsys)
+    assert code == 2 and "is a Sigstore bundle" in " ".join(err.split())

@@ -14,7 +14,7 @@ from modeltrace.label.exports import EXPORT_FORMATS, export_label
 from modeltrace.label.levels import LevelReport, compute_shares, traceability
 from modeltrace.label.mof import mof_class
 from modeltrace.label.schema import Label, read_label, validate_label, write_label
-from modeltrace.label.verify import VerifyReport, verify_model, verify_model_sigstore
+from modeltrace.label.verify import VerifyReport, require_key_signed, verify_model, verify_model_sigstore
 
 LABEL_EXPORT_FORMATS = EXPORT_FORMATS
 LABEL_RELATIONS = _label_create.RELATIONS
@@ -147,6 +147,7 @@ def label_verify(
     known model the weights derive from must be declared as a base, and a label that claims
     "from scratch" fails when the weights derive from any of them.
     """
+    require_key_signed(signed_label)  # a Sigstore bundle given with --pubkey: say so before the key
     public_key = _label_signing.load_public_key(public_key_path)
     report, label = verify_model(model, signed_label, public_key, workers=workers, progress=progress)
     if lineage:

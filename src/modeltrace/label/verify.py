@@ -99,6 +99,18 @@ def _read_envelope(path: Path) -> Any:
         raise LabelError(f"signed label '{path}' is not JSON ({error})") from error
 
 
+def require_key_signed(signed_label: str | Path) -> Any:
+    """The parsed envelope of ``signed_label``; a UsageError naming the right flags when it is a
+    Sigstore bundle (checked before any key is loaded, so that mistake is the one reported)."""
+    envelope = _read_envelope(Path(signed_label).expanduser().resolve())
+    if is_sigstore_bundle(envelope):
+        raise UsageError(
+            f"'{signed_label}' is a Sigstore bundle (`label sign --sigstore`), not a key-signed "
+            "envelope: verify it with --sigstore-identity and --sigstore-issuer instead of --pubkey"
+        )
+    return envelope
+
+
 def verify_model(
     model: str | Path,
     signed_label: str | Path,
@@ -113,12 +125,7 @@ def verify_model(
     returned report (``report.ok`` is False) so the caller can show all of them at once.
     """
     envelope_path = Path(signed_label).expanduser().resolve()
-    envelope = _read_envelope(envelope_path)
-    if is_sigstore_bundle(envelope):
-        raise UsageError(
-            f"'{signed_label}' is a Sigstore bundle (`label sign --sigstore`), not a key-signed "
-            "envelope: verify it with --sigstore-identity and --sigstore-issuer instead of --pubkey"
-        )
+    envelope = require_key_signed(envelope_path)
     _statement, label = open_envelope(envelope, public_key)
     report = compare_with_model(
         model, envelope_path, label, signer_key_id=key_id(public_key), workers=workers, progress=progress
