@@ -35,9 +35,8 @@ def compare(
     if json_output:
         emit_json(result)
         return
-    console.print(
-        f"[bold]{result['verdict']}[/]  p = {_p_text(result['log10_p'])} ({result['p_value_kind']})"
-    )
+    how = ", ".join(part for part in (result["p_value_kind"], result.get("p_value_test")) if part)
+    console.print(f"[bold]{result['verdict']}[/]  p = {_p_text(result['log10_p'])} ({how})")
     if result.get("reason"):
         console.print(result["reason"])
     if result["relation"]:

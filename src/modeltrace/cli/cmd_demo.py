@@ -63,7 +63,9 @@ def _lineage_demo(directory: Path, rebuild: bool) -> None:
         return
     summary = run_accuracy(manifest_path, alpha=0.01)
     print_accuracy(summary, alpha=0.01)
-    suspect, base = directory / "models" / "llama-s0.permuted-units", directory / "models" / "llama-s0"
+    models = directory / "models"
+    # A GELU model whose MLP units and heads were shuffled: only the value-sign test can see it.
+    suspect, base = models / "gpt2-s0.permuted-units-heads", models / "gpt2-s0"
     console.print(f"Try: modeltrace compare {suspect} {base} --report report.html")
 
 
