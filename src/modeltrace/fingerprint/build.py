@@ -149,16 +149,21 @@ def _expert_slice_rows(
     return np.asarray(reader.read_flat_rows(name, rows + first), dtype=np.float32)
 
 
+def _norm_gain(reader: TensorReader, name: str | None, hidden: int) -> np.ndarray:
+    """The gain vector of the norm feeding a projection; ones when there is none (or not [hidden])."""
+    if name is not None:
+        values = np.asarray(reader.read(name), dtype=np.float32).reshape(-1)
+        if values.shape == (hidden,):
+            return values
+    return np.ones(hidden, dtype=np.float32)
+
+
 def _block_sample(
     reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget
 ) -> BlockSample:
     keep = block.units if budget.units_per_block is None else budget.units_per_block
     rows = seeded_rows(block.units, keep, budget.seed)
-    gain = np.ones(hidden, dtype=np.float32)
-    if block.norm is not None:
-        values = np.asarray(reader.read(block.norm), dtype=np.float32).reshape(-1)
-        if values.shape == (hidden,):
-            gain = values
+    gain = _norm_gain(reader, block.norm, hidden)
     hasher = hashlib.sha256()
     tensors = [block.up] + ([block.gate] if block.gate else [])
     if block.fused:
@@ -224,11 +229,7 @@ def _attention_sample(
         values = np.asarray(reader.read(projection.tensor), dtype=np.float32)[wanted]
     else:
         values = np.asarray(reader.read_rows(projection.tensor, wanted), dtype=np.float32)
-    gain = np.ones(hidden, dtype=np.float32)
-    if projection.norm is not None:
-        norm = np.asarray(reader.read(projection.norm), dtype=np.float32).reshape(-1)
-        if norm.shape == (hidden,):
-            gain = norm
+    gain = _norm_gain(reader, projection.norm, hidden)
     digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
     return AttentionSample(projection.layer, projection.rows, rows, (values * gain) @ frame.T,
                            projection.tensor, digest)  # fmt: skip

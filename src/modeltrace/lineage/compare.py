@@ -23,6 +23,7 @@ from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import (
     best_match_similarity,
+    normalised_rows,
     shared_anchors,
     sign_blind_similarity,
     unit_features,
@@ -39,9 +40,8 @@ SIGN_TEST_ROLE_METHODS = ("names",)
 LN10 = math.log(10)
 
 
-def _features(fp: Fingerprint, positions: np.ndarray, parts: str) -> list[np.ndarray]:
+def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, parts: str) -> list[np.ndarray]:
     """Whitened unit features of every block: ``parts`` is "both" (up and gate), "up" or "gate"."""
-    white = whitener(fp.anchor_gram[np.ix_(positions, positions)])
     out = []
     for block in fp.blocks:
         if parts == "up":
@@ -115,14 +115,9 @@ def _block_similarity(
     )  # fmt: skip
 
 
-def _value_features(fp: Fingerprint, positions: np.ndarray) -> list[np.ndarray]:
+def _value_features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray) -> list[np.ndarray]:
     """Whitened, row-normalised token-frame responses of every sampled attention layer's value rows."""
-    white = whitener(fp.anchor_gram[np.ix_(positions, positions)])
-    out = []
-    for sample in fp.attention:
-        features = sample.value[:, positions] @ white
-        out.append(features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12))
-    return out
+    return [normalised_rows(sample.value[:, positions] @ white) for sample in fp.attention]
 
 
 def _attention_pairs(
@@ -145,9 +140,10 @@ def _attention_pairs(
 
 
 def _value_signs(
-    suspect: Fingerprint, base: Fingerprint, shared_s: np.ndarray, shared_b: np.ndarray,
-    pairs: list[tuple[int, int]], similarity: np.ndarray,
+    suspect: Fingerprint, base: Fingerprint, frame_s: tuple[np.ndarray, np.ndarray],
+    frame_b: tuple[np.ndarray, np.ndarray], pairs: list[tuple[int, int]], similarity: np.ndarray,
 ) -> SignResult | None:  # fmt: skip
+    """The value-sign test on the mapped layers; ``frame_*`` is (shared anchor positions, whitener)."""
     attention_pairs = _attention_pairs(pairs, similarity, suspect, base)
     if not attention_pairs:
         return None
@@ -155,7 +151,7 @@ def _value_signs(
     u = pair_uniform("value-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in pairs))
     layers = [(suspect.attention[a].layer, base.attention[b].layer) for a, b in attention_pairs]
     return value_sign_test(
-        _value_features(suspect, shared_s), _value_features(base, shared_b), attention_pairs, u, layers
+        _value_features(suspect, *frame_s), _value_features(base, *frame_b), attention_pairs, u, layers
     )
 
 
@@ -221,16 +217,19 @@ def compare_fingerprints(
             suspect,
             base,
         )
+    # One whitener per side (the anchor Gram's inverse square root), shared by every feature below.
+    frame_s = (shared.suspect, whitener(suspect.anchor_gram[np.ix_(shared.suspect, shared.suspect)]))
+    frame_b = (shared.base, whitener(base.anchor_gram[np.ix_(shared.base, shared.base)]))
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
-    feats_s = _features(suspect, shared.suspect, "both" if use_gate else "up")
-    feats_b = _features(base, shared.base, "both" if use_gate else "up")
+    feats_s = _features(suspect, *frame_s, "both" if use_gate else "up")
+    feats_b = _features(base, *frame_b, "both" if use_gate else "up")
     parts = None
     if use_gate:
         parts = (
-            _features(suspect, shared.suspect, "up"),
-            _features(suspect, shared.suspect, "gate"),
-            _features(base, shared.base, "up"),
-            _features(base, shared.base, "gate"),
+            _features(suspect, *frame_s, "up"),
+            _features(suspect, *frame_s, "gate"),
+            _features(base, *frame_b, "up"),
+            _features(base, *frame_b, "gate"),
         )
     similarity = _block_similarity(feats_s, feats_b, parts)
     pairs = _layer_pairs(similarity, suspect, base)
@@ -248,7 +247,7 @@ def compare_fingerprints(
             "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
         )
         signs = sign_test(*parts, sign_pairs, u)
-    values = _value_signs(suspect, base, shared.suspect, shared.base, pairs, similarity)
+    values = _value_signs(suspect, base, frame_s, frame_b, pairs, similarity)
     if exact is None and signs is None and values is None:
         return _inconclusive(
             "no layer pair holds the same units, the unit-sign test needs gated MLPs whose up and gate "

@@ -54,14 +54,17 @@ def whitener(gram: np.ndarray, relative_floor: float = 1e-5) -> np.ndarray:
     return (scaled @ vectors[:, keep].T).astype(np.float32)
 
 
+def normalised_rows(features: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (all-zero rows stay zero), so row products are cosines."""
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
 def unit_features(block: BlockSample, columns: np.ndarray, white: np.ndarray) -> np.ndarray:
     """Whitened, row-normalised responses of the block's units to the chosen anchors."""
     parts = [block.up[:, columns] @ white]
     if block.gate is not None:
         parts.append(block.gate[:, columns] @ white)
-    features = np.concatenate(parts, axis=1)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.maximum(norms, 1e-12)
+    return normalised_rows(np.concatenate(parts, axis=1))
 
 
 def best_match_similarity(a: np.ndarray, b: np.ndarray) -> float:
