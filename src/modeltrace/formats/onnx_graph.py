@@ -51,6 +51,11 @@ class Node:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _node_label(node: Node, index: int) -> str:
+    """A node's name, or ``op_type#index`` for an unnamed one (what :class:`MatMulWeight` reports)."""
+    return node.name or f"{node.op_type}#{index}"
+
+
 @dataclass(frozen=True)
 class MatMulWeight:
     """A matrix multiplication and the weight tensor it multiplies by."""
@@ -161,7 +166,7 @@ class Graph:
                     transposed = position == 1  # x @ W stores [in, out]; W @ x stores [out, in]
                 found.append(
                     MatMulWeight(
-                        node=node.name or f"{node.op_type}#{index}",
+                        node=_node_label(node, index),
                         op_type=node.op_type,
                         weight=weight,
                         input_index=operand,
@@ -213,15 +218,12 @@ class Graph:
         softmaxed scores multiply (``softmax(q kᵀ) @ (x W_v + b)``). Found from the graph alone, so it
         holds for exports that name weights ``val_65``; fused QKV projections (a Split on the way) are
         not followed."""
-        by_node = {weight.node: weight for weight in self.matmul_weights()}
-        names = {id(node): node.name or f"{node.op_type}#{index}" for index, node in enumerate(self.nodes)}
-        values: dict[str, MatMulWeight] = {}
+        projections: set[int] = set()  # ids of the weight products the scores multiply
         for product in self._scores_times_values():
-            if len(product.inputs) < 2:
-                continue
-            projection = self._projection_behind(product.inputs[1])
-            weight = by_node.get(names[id(projection)]) if projection is not None else None
-            if weight is not None:
-                values.setdefault(weight.node, weight)
-        order = {name: index for index, name in enumerate(names.values())}
-        return sorted(values.values(), key=lambda weight: order.get(weight.node, 0))
+            projection = self._projection_behind(product.inputs[1]) if len(product.inputs) >= 2 else None
+            if projection is not None:
+                projections.add(id(projection))
+        labels = {
+            _node_label(node, index) for index, node in enumerate(self.nodes) if id(node) in projections
+        }
+        return [weight for weight in self.matmul_weights() if weight.node in labels]  # already in graph order
