@@ -66,6 +66,8 @@ def probe(
 def _print_report(data: dict[str, Any]) -> None:
     tokenizer = data["tokenizer"]
     console.print(f"[bold]Endpoint[/] {data['endpoint']}  model={data['model']}  requests={data['requests']}")
+    for contradiction in data["contradictions"]:  # first: the disagreement an auditor must see
+        console.print(f"[bold red]Contradiction:[/] {contradiction['message']}", highlight=False)
     hints = Table(title="Identity hints (reported verbatim; a hint is not a verdict)", show_lines=False)
     for column in ("source", "field", "value"):
         hints.add_column(column, overflow="fold")
@@ -98,9 +100,9 @@ def _print_report(data: dict[str, Any]) -> None:
             console.print(f"[yellow]Gateway flag:[/] {reason}")
     for route, evidence in data["extra_evidence"].items():
         if isinstance(evidence, dict) and evidence.get("available"):
-            console.print(
-                f"Extra evidence from {route}: exact match with {evidence['matches'] or 'no reference'}"
-            )
+            where = f" ({evidence['route']}, field '{evidence['field']}')" if "route" in evidence else ""
+            matched = evidence["matches"] or "no reference"
+            console.print(f"Extra evidence from {route}{where}: exact match with {matched}")
     if data["budget_exhausted"]:
         console.print(
             "[yellow]The request budget ran out; the verdict uses the units measured before that.[/]"

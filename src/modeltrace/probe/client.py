@@ -39,6 +39,10 @@ class ClientSettings:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     concurrency: int = 4
+    #: Attempts in a row that got no HTTP response at all (refused, reset, timed out) before the
+    #: endpoint is declared unreachable: a dead URL then fails in seconds instead of spending the
+    #: whole budget on backoff.
+    max_consecutive_failures: int = 3
 
 
 @dataclass
@@ -105,6 +109,8 @@ class ProbeClient:
         #: together they tell "unreachable" from "answers but reveals nothing".
         self.answered = 0
         self.last_error: str | None = None
+        self._consecutive_failures = 0
+        self._unreachable: str | None = None
         headers = {"user-agent": "modeltrace-probe"}
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
@@ -148,17 +154,38 @@ class ProbeClient:
         attempt = 0
         while True:
             attempt += 1
+            self._check_reachable()
             self._take_budget(url)
             exchange = self._attempt(method, url, body, attempt, phase)
             retry_after = self._retry_delay(exchange, delay)
             if retry_after is None or attempt > self.settings.max_retries:
                 exchange.attempts = attempt
                 return exchange
+            self._check_reachable()  # a dead endpoint: stop now rather than back off and retry
             if self.remaining <= 0:
                 exchange.attempts = attempt
                 return exchange
             self._sleep(retry_after)
             delay = min(delay * 2, self.settings.max_backoff_s)
+
+    def _check_reachable(self) -> None:
+        """Raise once too many attempts in a row got no HTTP response (checked before each attempt)."""
+        if self._unreachable is not None:
+            raise ProbeError(self._unreachable)
+
+    def _count_outcome(self, exchange: Exchange) -> None:
+        with self._lock:
+            if exchange.status is not None:
+                self.answered += 1
+                self._consecutive_failures = 0
+                return
+            self.last_error = exchange.error
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.settings.max_consecutive_failures and not self._unreachable:
+                self._unreachable = (
+                    f"No response from {self.base_url}: {self._consecutive_failures} attempts in a row "
+                    f"failed (last error: {exchange.error}); check the URL and that the server is up."
+                )
 
     def _take_budget(self, url: str) -> None:
         with self._lock:
@@ -177,16 +204,13 @@ class ProbeClient:
             response = self._http.request(method, url, json=body)
             headers = {k.lower(): self.redact(v) for k, v in response.headers.items()}
             exchange = Exchange(method, url, response.status_code, headers, self.redact(response.text))
-            with self._lock:
-                self.answered += 1
         except httpx.TimeoutException as error:
             exchange = Exchange(
                 method, url, None, error=f"timeout after {self.settings.timeout_s}s ({type(error).__name__})"
             )
         except httpx.HTTPError as error:
             exchange = Exchange(method, url, None, error=self.redact(f"{type(error).__name__}: {error}"))
-        if exchange.error is not None:
-            self.last_error = exchange.error
+        self._count_outcome(exchange)
         self._log(exchange, body, attempt, phase, time.monotonic() - started)
         return exchange
 

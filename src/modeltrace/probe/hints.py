@@ -7,7 +7,9 @@ header can be set to anything. They matter because deployments leak: a served mo
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from modeltrace.probe.client import Exchange
@@ -21,7 +23,12 @@ IDENTITY_HEADERS = frozenset(
     {"x-model", "openai-model", "x-model-id", "x-served-model", "server", "via", "x-powered-by",
      "openai-organization", "x-litellm-model-id", "x-vllm-version", "x-backend"}
 )  # fmt: skip
-_RANDOM_PART = re.compile(r"^(?=.*\d)[A-Za-z0-9]{8,}$|^[0-9a-f]{6,}$")
+_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9]+$")
+_HEX = re.compile(r"^[0-9a-fA-F]{6,}$")
+#: A lower-case run this long with this much entropy per character is not a word (English words of
+#: 16+ letters repeat letters: "internationalization" has 3.1 bits; 16 random letters ~3.7).
+_LONG_RUN, _RANDOM_BITS_PER_CHAR = 16, 3.4
+_NO_WORD_IS_THIS_LONG = 24
 _MAX_HINT = 2000
 
 
@@ -36,12 +43,42 @@ class Hint:
         return {"source": self.source, "field": self.field, "value": self.value, "identity": self.identity}
 
 
+def looks_random(part: str) -> bool:
+    """Whether one ``-``/``_``-separated part of a response id is a nonce, judged by its shape.
+
+    By shape, not by the presence of digits: llama.cpp's ids are ``chatcmpl-`` + 32 letters and
+    digits drawn uniformly, which often contain no digit at all (``chatcmpl-acBUzgWyQe...``).
+    A part is random when it is (a) hex of 6+ characters, (b) alphanumeric of 8+ characters with a
+    digit, or with upper case after lower case (a word is lower case or capitalised, base62 noise
+    is mixed), or (c) a lower-case run of 24+ characters, or of 16+ whose letters are spread
+    too evenly (Shannon entropy per character) to be a word.
+    """
+    if _HEX.match(part):
+        return True
+    if not _TOKEN_ALPHABET.match(part) or len(part) < 8:
+        return False
+    if any(char.isdigit() for char in part) or re.search(r"[a-z][A-Z]", part):
+        return True
+    if len(part) >= _NO_WORD_IS_THIS_LONG:
+        return True
+    return len(part) >= _LONG_RUN and _entropy_bits(part.lower()) >= _RANDOM_BITS_PER_CHAR
+
+
+def _entropy_bits(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
 def id_prefix(response_id: str) -> str:
-    """``chatcmpl-3f9a8c2e1b`` -> ``chatcmpl``: drop trailing random-looking parts, keep the rest."""
+    """``chatcmpl-3f9a8c2e1b`` -> ``chatcmpl``: drop trailing random-looking parts, keep the rest.
+
+    A part that is random but not trailing (``cmpl-<nonce>-kimi``) becomes ``*`` so the nonce
+    never reaches the report while the words around it still do.
+    """
     parts = re.split(r"([-_])", response_id)
-    while len(parts) > 1 and _RANDOM_PART.match(parts[-1]):
+    while len(parts) > 1 and looks_random(parts[-1]):
         parts = parts[:-2]
-    return "".join(parts)
+    return "".join("*" if index % 2 == 0 and looks_random(part) else part for index, part in enumerate(parts))
 
 
 def from_exchange(exchange: Exchange, source: str) -> list[Hint]:

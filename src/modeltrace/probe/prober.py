@@ -8,9 +8,12 @@ Request plan under the budget B (default 64), in this order:
    times; ``usage.prompt_tokens`` difference / (k2 - k1) is the unit's exact token count, with
    the chat template and hidden system prompt cancelling out. As many units as fit in
    B - 2 - reserve, where the reserve (B/8, at least 4) absorbs retries.
-3. With what is left: ``POST /tokenize`` (vLLM / SGLang style, token ids) and legacy
-   ``/v1/completions`` with ``echo`` (token strings), compared against each reference's exact
-   tokenization of a fixed text. Reported as extra evidence.
+3. With what is left: ``POST /tokenize`` in the vLLM/SGLang and llama.cpp dialects (token ids)
+   and legacy ``/v1/completions`` with ``echo`` (token strings), compared against each
+   reference's exact tokenization of a fixed text (:mod:`.extras`). Reported as extra evidence.
+
+The first unit is measured alone before the rest: a base URL whose chat route answers only
+404/405 stops the probe there with a :class:`~modeltrace.errors.ProbeError` (exit 4).
 
 Every response also feeds the passive hints. Running out of budget is not an error: the units
 measured so far are scored and ``budget_exhausted`` says so.
@@ -21,19 +24,21 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from modeltrace.errors import BudgetExhaustedError
+from modeltrace.errors import BudgetExhaustedError, ProbeError
 from modeltrace.probe import hints as hint_module
+from modeltrace.probe import identity
 from modeltrace.probe.behaviour import BehaviourResult
 from modeltrace.probe.client import Exchange, ProbeClient
+from modeltrace.probe.extras import extra_evidence
 from modeltrace.probe.hints import Hint
-from modeltrace.probe.probeset import ID_PROBE_TEXT, ProbeSet
+from modeltrace.probe.probeset import ProbeSet
 from modeltrace.probe.scoring import TokenizerVerdict, UnitObservation, gateway_flag, score
 
 _PASSIVE_REQUESTS = 2
 _EXTRA_REQUESTS = 2
 _BAD_REQUEST_MODEL = "modeltrace-nonexistent-model"
+_MISSING_ROUTE = frozenset({404, 405})
 
 
 @dataclass
@@ -52,6 +57,8 @@ class ProbeReport:
     evidence_log: str | None = None
     behaviour: BehaviourResult | None = None
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    #: identity hints whose model family disagrees with the tokenizer verdict (see identity.py)
+    contradictions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +66,7 @@ class ProbeReport:
             "model": self.model,
             "tokenizer": self.tokenizer.to_dict(),
             "hints": [hint.to_dict() for hint in self.hints],
+            "contradictions": self.contradictions,
             "requests": self.requests,
             "requests_by_endpoint": self.requests_by_endpoint,
             "budget": self.budget,
@@ -99,28 +107,37 @@ def unit_budget(budget: int) -> int:
 
 
 def probe_endpoint(client: ProbeClient, probe_set: ProbeSet, model: str | None = None) -> ProbeReport:
-    """Run the passive pass and the tokenizer identification against ``client``'s endpoint."""
+    """Run the passive pass and the tokenizer identification against ``client``'s endpoint.
+
+    Raises :class:`~modeltrace.errors.ProbeError` when the endpoint is unreachable (the client gives
+    up after a few failed connections) or answers the chat route with nothing but 404/405 or
+    non-completions (a wrong base URL): a verdict of ``unknown`` would blame the tokenizer.
+    """
     collected: list[Hint] = []
     exhausted = False
     try:
         models = client.request("GET", "/models", phase="passive")
-        collected += hint_module.from_exchange(models, "GET /v1/models")
+        collected += hint_module.from_exchange(models, _source(models))
         bad = client.request(
             "POST", "/chat/completions", {"model": _BAD_REQUEST_MODEL, "messages": "?"}, "passive"
         )
-        collected += hint_module.from_exchange(bad, "bad request")
+        collected += hint_module.from_exchange(bad, _source(bad, "deliberately bad request"))
     except BudgetExhaustedError:
         models, exhausted = Exchange("GET", "", None), True
     chosen_model = model or _first_model_id(models) or "default"
 
     units = list(probe_set.units[: unit_budget(client.budget)])
-    observations, unit_hints, unit_exhausted = _measure_units(client, probe_set, units, chosen_model)
-    collected += unit_hints
-    exhausted = exhausted or unit_exhausted
+    # The first unit alone first: a wrong path is caught after a handful of requests, not 50.
+    first = _measure_units(client, probe_set, units[:1], chosen_model)
+    _check_chat_route(client, first.exchanges)
+    rest = _measure_units(client, probe_set, units[1:], chosen_model)
+    observations = first.observations + rest.observations
+    collected += first.hints + rest.hints
+    exhausted = exhausted or first.exhausted or rest.exhausted
     verdict = score(observations, probe_set.references)
     extra: dict[str, Any] = {}
     if not exhausted:
-        extra, extra_exhausted = _extra_evidence(client, probe_set, chosen_model)
+        extra, extra_exhausted = extra_evidence(client, probe_set, chosen_model)
         exhausted = exhausted or extra_exhausted
     unique_hints = hint_module.deduplicate(collected)
     flag = gateway_flag(observations, verdict, [hint.value for hint in unique_hints if hint.identity])
@@ -138,17 +155,57 @@ def probe_endpoint(client: ProbeClient, probe_set: ProbeSet, model: str | None =
         probe_set=probe_set,
         evidence_log=str(client.evidence_path) if client.evidence_path else None,
         requests_by_endpoint={client.base_url: client.sent},
+        contradictions=identity.contradictions(unique_hints, verdict.verdict),
     )
 
 
-def _measure_units(
-    client: ProbeClient, probe_set: ProbeSet, units: list, model: str
-) -> tuple[list[UnitObservation], list[Hint], bool]:
+def _source(exchange: Exchange, note: str = "") -> str:
+    """Where a hint came from: the method and the URL actually requested."""
+    return f"{exchange.method} {exchange.url}" + (f" ({note})" if note else "")
+
+
+def _check_chat_route(client: ProbeClient, exchanges: list[Exchange]) -> None:
+    """Stop when the chat route plainly does not exist here: only 404/405, or 2xx without a completion.
+
+    Other errors (401, 429, 5xx) are left to the report: the endpoint exists and its answers are
+    evidence. Called on the first unit's requests, so a wrong path costs four requests.
+    """
+    answered = [exchange for exchange in exchanges if exchange.status is not None]
+    if not answered or any(_is_completion(exchange) for exchange in answered):
+        return
+    missing = all(
+        exchange.status in _MISSING_ROUTE or (exchange.ok and not _is_completion(exchange))
+        for exchange in answered
+    )
+    if missing:
+        statuses = ", ".join(sorted({str(exchange.status) for exchange in answered}))
+        raise ProbeError(
+            f"{answered[0].url} answered HTTP {statuses} to every chat request ({client.sent} requests "
+            "sent): no chat completion route there. Check the base URL: it should end where "
+            "'/chat/completions' and '/models' live, usually '/v1'."
+        )
+
+
+def _is_completion(exchange: Exchange) -> bool:
+    body = exchange.json() if exchange.ok else None
+    return isinstance(body, dict) and ("choices" in body or "usage" in body)
+
+
+@dataclass
+class _Measured:
+    observations: list[UnitObservation]
+    hints: list[Hint]
+    exhausted: bool
+    exchanges: list[Exchange]
+
+
+def _measure_units(client: ProbeClient, probe_set: ProbeSet, units: list, model: str) -> _Measured:
     """Two chat requests per unit, concurrently; returns observations, hints and budget state."""
     low_k, high_k = probe_set.repeats
     jobs = [(index, repeat) for index in range(len(units)) for repeat in (low_k, high_k)]
     counts: dict[tuple[int, int], int | None] = {}
     found: list[Hint] = []
+    exchanges: list[Exchange] = []
     exhausted = False
 
     def send(job: tuple[int, int]) -> tuple[tuple[int, int], Exchange | None]:
@@ -170,7 +227,8 @@ def _measure_units(
                 exhausted = True
                 counts[job] = None
                 continue
-            found += hint_module.from_exchange(exchange, "chat completion")
+            found += hint_module.from_exchange(exchange, _source(exchange, "chat completion"))
+            exchanges.append(exchange)
             counts[job] = _prompt_tokens(exchange)
     observations = [
         UnitObservation(
@@ -182,7 +240,7 @@ def _measure_units(
         )
         for i, unit in enumerate(units)
     ]
-    return observations, found, exhausted
+    return _Measured(observations, found, exhausted, exchanges)
 
 
 def _prompt_tokens(exchange: Exchange) -> int | None:
@@ -200,51 +258,3 @@ def _first_model_id(models: Exchange) -> str | None:
     if isinstance(data, list) and data and isinstance(data[0], dict) and isinstance(data[0].get("id"), str):
         return str(data[0]["id"])
     return None
-
-
-def _extra_evidence(client: ProbeClient, probe_set: ProbeSet, model: str) -> tuple[dict[str, Any], bool]:
-    """Token ids from ``/tokenize`` and token strings from ``echo``, where the endpoint has them."""
-    evidence: dict[str, Any] = {"text": ID_PROBE_TEXT}
-    try:
-        if client.remaining > 0:
-            origin = "{0.scheme}://{0.netloc}".format(urlsplit(client.base_url))
-            body = {"model": model, "prompt": ID_PROBE_TEXT, "add_special_tokens": False}
-            exchange = client.request("POST", origin + "/tokenize", body, "tokenize")
-            ids = _int_list((exchange.json() or {}).get("tokens") if exchange.ok else None)
-            evidence["tokenize"] = _match_sequences(ids, probe_set.expected_ids)
-        if client.remaining > 0:
-            body = {"model": model, "prompt": ID_PROBE_TEXT, "max_tokens": 0, "echo": True, "logprobs": 0}
-            exchange = client.request("POST", "/completions", body, "echo")
-            evidence["echo"] = _match_sequences(_echo_tokens(exchange), probe_set.expected_pieces)
-    except BudgetExhaustedError:
-        return evidence, True
-    return evidence, False
-
-
-def _int_list(value: Any) -> list[int] | None:
-    if isinstance(value, list) and all(isinstance(item, int) for item in value):
-        return list(value)
-    return None
-
-
-def _echo_tokens(exchange: Exchange) -> list[str] | None:
-    body = exchange.json() if exchange.ok else None
-    try:
-        tokens = body["choices"][0]["logprobs"]["tokens"]  # type: ignore[index]
-    except (TypeError, KeyError, IndexError):
-        return None
-    return [str(token) for token in tokens] if isinstance(tokens, list) else None
-
-
-def _match_sequences(observed: list | None, expected: dict[str, list]) -> dict[str, Any]:  # type: ignore[type-arg]
-    """Which references' exact tokenization appears contiguously in what the endpoint returned."""
-    if observed is None:
-        return {"available": False, "matches": []}
-    matches = sorted(name for name, sequence in expected.items() if _contains(observed, sequence))
-    return {"available": True, "matches": matches, "length": len(observed)}
-
-
-def _contains(haystack: list, needle: list) -> bool:  # type: ignore[type-arg]
-    if not needle:
-        return False
-    return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack) - len(needle) + 1))
