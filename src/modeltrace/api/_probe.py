@@ -28,13 +28,17 @@ def tokenizer_library() -> list[dict[str, object]]:
 
 
 def add_tokenizer(name: str, path: str | Path, pattern: str | None = None) -> dict[str, object]:
-    """Add a tokenizer file (tokenizer.json, SentencePiece .model, tiktoken BPE, vocab.json+merges.txt).
+    """Add a tokenizer to the library from a file, a folder, a GGUF model or ``hf://ORG/REPO[@REV]``.
 
-    The probe set is rebuilt on next use because the library digest changes.
+    Files: tokenizer.json, tekken.json, SentencePiece ``.model``, tiktoken rank files (Kimi's
+    ``tiktoken.model`` with its tokenizer_config.json), vocab.json + merges.txt. A GGUF file's
+    ``tokenizer.ggml.*`` vocabulary is rebuilt; ``hf://`` downloads only the tokenizer files
+    (``HF_TOKEN`` for gated repositories, ``HF_ENDPOINT`` for a mirror). The probe set is rebuilt
+    on next use because the library digest changes.
     """
     from modeltrace.probe import library
 
-    return library.add_tokenizer(modeltrace_home(), name, Path(path), pattern=pattern).to_dict()
+    return library.add_tokenizer(modeltrace_home(), name, path, pattern=pattern).to_dict()
 
 
 def remove_tokenizer(name: str) -> None:

@@ -161,11 +161,11 @@ def _read_array(cursor: _Cursor, key: str, keep: bool, depth: int) -> Any:
     return values
 
 
-def _read_value(cursor: _Cursor, value_type: GGUFValueType, key: str) -> Any:
+def _read_value(cursor: _Cursor, value_type: GGUFValueType, key: str, keep: frozenset[str]) -> Any:
     if value_type == GGUFValueType.STRING:
         return cursor.string(f"value of '{key}'")
     if value_type == GGUFValueType.ARRAY:
-        return _read_array(cursor, key, key in KEEP_IN_FULL, depth=1)
+        return _read_array(cursor, key, key in keep, depth=1)
     packer = _SCALARS[value_type]
     return packer.unpack(cursor.take(packer.size, f"value of '{key}'"))[0]
 
@@ -182,17 +182,19 @@ def _check_version(path: Path, version: int) -> None:
     raise CorruptFileError(path, f"unknown GGUF version {version}")
 
 
-def _read_metadata(cursor: _Cursor, count: int) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+def _read_metadata(
+    cursor: _Cursor, count: int, keep: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     path = cursor.handle.path
     metadata: dict[str, Any] = {}
     kept: dict[str, list[Any]] = {}
     for index in range(count):
         key = cursor.string(f"key {index}")
         value_type = _value_type(cursor, cursor.u32(f"value type of '{key}'"), key)
-        value = _read_value(cursor, value_type, key)
+        value = _read_value(cursor, value_type, key, keep)
         if key in metadata:
             raise CorruptFileError(path, f"metadata key '{key}' appears twice")
-        if key in KEEP_IN_FULL and isinstance(value, list):
+        if key in keep and isinstance(value, list):
             kept[key] = value
             value = {"type": "array", "element_type": "STRING", "length": len(value)}
         metadata[key] = value
@@ -232,8 +234,12 @@ def _read_tensor_info(cursor: _Cursor) -> tuple[str, tuple[int, ...], GGMLQuanti
     return name, shape, ggml_type, offset
 
 
-def parse_header(handle: RangeFile) -> GGUFHeader:
-    """Read and validate everything before the data section of a GGUF file."""
+def parse_header(handle: RangeFile, keep: frozenset[str] = KEEP_IN_FULL) -> GGUFHeader:
+    """Read and validate everything before the data section of a GGUF file.
+
+    ``keep`` names the metadata arrays returned in full in ``kept_arrays`` (the probe's tokenizer
+    rebuild needs ``tokenizer.ggml.merges``, ``token_type`` and ``scores`` too).
+    """
     path = handle.path
     cursor = _Cursor(handle)
     if handle.size < 24 or cursor.take(4, "magic") != MAGIC:
@@ -254,7 +260,7 @@ def parse_header(handle: RangeFile) -> GGUFHeader:
         raise CorruptFileError(
             path, f"header claims {tensor_count:,} tensors and {kv_count:,} keys, more than the file holds"
         )
-    metadata, kept = _read_metadata(cursor, kv_count)
+    metadata, kept = _read_metadata(cursor, kv_count, keep)
     alignment = _alignment(path, metadata)
     entries = []
     for _ in range(tensor_count):

@@ -202,3 +202,23 @@ def _base_model_name(meta: Mapping[str, object], prefix: str) -> str | None:
     if name and organization:
         return f"{organization}/{name}"
     return name or repo_url
+
+
+#: The ``tokenizer.ggml.*`` arrays a tokenizer can be rebuilt from (see probe/gguf_vocab.py).
+TOKENIZER_ARRAYS = frozenset(
+    {"tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.scores"}
+)
+
+
+def read_gguf_metadata(
+    path: str | Path, keep: frozenset[str] = TOKENIZER_ARRAYS
+) -> tuple[dict[str, object], dict[str, list[object]]]:
+    """(metadata, arrays named in ``keep`` in full) of a GGUF file, parsed defensively; no tensor data."""
+    from modeltrace.formats.base import RangeFile
+
+    handle = RangeFile(path)
+    try:
+        header = parse_header(handle, keep)
+    finally:
+        handle.close()
+    return header.metadata, header.kept_arrays

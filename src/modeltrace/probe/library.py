@@ -28,12 +28,21 @@ import importlib.util
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from modeltrace.errors import TokenizerError
 from modeltrace.probe import patterns
-from modeltrace.probe.references import ReferenceTokenizer, detect_format, load_reference, read_tiktoken_ranks
+from modeltrace.probe.hf_hub import download_tokenizer, is_hub_uri
+from modeltrace.probe.references import (
+    ReferenceTokenizer,
+    detect_format,
+    load_reference,
+    read_tiktoken_ranks,
+    read_tokenizer_config,
+    tokenizer_class,
+)
 
 _NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: Names the probe uses for its own answers; a tokenizer may not take them.
@@ -195,12 +204,15 @@ def load(spec: TokenizerSpec) -> ReferenceTokenizer:
 
 
 def add_tokenizer(
-    home: Path, name: str, path: Path, *, pattern: str | None = None, covers: str | None = None
+    home: Path, name: str, source: str | Path, *, pattern: str | None = None, covers: str | None = None
 ) -> TokenizerSpec:
     """Copy a tokenizer into the library after checking that it loads and counts.
 
-    ``pattern`` (tiktoken rank files only) is a preset name from :mod:`.patterns` or a regex; when
-    omitted it is inferred from well-known vocabulary sizes, and an unknown size is an error.
+    ``source`` is a tokenizer file, a Hugging Face-style folder, a GGUF model file (its vocabulary is
+    rebuilt, :mod:`.gguf_vocab`) or ``hf://ORG/REPO[@REV]`` (only the tokenizer files are
+    downloaded, :mod:`.hf_hub`). ``pattern`` (tiktoken rank files only) is a preset name from
+    :mod:`.patterns` or a regex; when omitted it comes from the tokenizer class named in
+    ``tokenizer_config.json`` or from a well-known vocabulary size, and otherwise is an error.
     """
     if not _NAME_RULE.match(name) or name in _RESERVED_NAMES:
         raise TokenizerError(
@@ -210,29 +222,48 @@ def add_tokenizer(
     taken = {spec.name for spec in library_specs(home)}
     if name in taken:
         raise TokenizerError(f"A tokenizer named '{name}' is already in the library; pick another name.")
-    fmt, sources = detect_format(path)
-    regex = _resolve_pattern(fmt, sources[0], pattern)
-    # Load before copying: a file that does not load never enters the library.
-    reference = load_reference(name, fmt, sources, pattern=regex)
-    if reference.count("modeltrace checks 123 tokens") <= 0:
-        raise TokenizerError(f"Tokenizer '{path}' produced no tokens for plain text; refusing it.")
-    target = home / "tokenizers" / name
-    target.mkdir(parents=True, exist_ok=False)
-    digest = hashlib.sha256()
-    for source in sources:
-        shutil.copyfile(source, target / source.name)
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    with tempfile.TemporaryDirectory(prefix="modeltrace-tokenizer-") as scratch:
+        path, origin = _materialise(source, Path(scratch) / "download")
+        fmt, files = detect_format(path)
+        how = ""
+        if fmt == "gguf":
+            from modeltrace.probe.gguf_vocab import rebuild_from_gguf  # imports the gguf package
+
+            rebuilt = rebuild_from_gguf(files[0])
+            written = Path(scratch) / "rebuilt" / rebuilt.filename
+            written.parent.mkdir()
+            written.write_bytes(rebuilt.content)
+            fmt, files, how = rebuilt.fmt, [written], f" ({rebuilt.description})"
+        regex = _resolve_pattern(fmt, files, pattern)
+        # Load before copying: a file that does not load never enters the library.
+        reference = load_reference(name, fmt, files, pattern=regex)
+        if reference.count("modeltrace checks 123 tokens") <= 0:
+            raise TokenizerError(f"Tokenizer '{origin}' produced no tokens for plain text; refusing it.")
+        target = home / "tokenizers" / name
+        target.mkdir(parents=True, exist_ok=False)
+        digest = hashlib.sha256()
+        for file in files:
+            shutil.copyfile(file, target / file.name)
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
     manifest = {
         "name": name,
         "format": fmt,
-        "files": [source.name for source in sources],
+        "files": [file.name for file in files],
         "pattern": regex,
         "normalize_nfc": False,
-        "covers": covers or f"added from {path.name}",
+        "covers": covers or f"added from {origin}{how}",
         "digest": digest.hexdigest(),
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return next(spec for spec in user_specs(home) if spec.name == name)
+
+
+def _materialise(source: str | Path, download_to: Path) -> tuple[Path, str]:
+    """(local path, how to name the origin): downloads ``hf://`` references, expands ``~``."""
+    if isinstance(source, str) and is_hub_uri(source):
+        return download_tokenizer(source, download_to), source
+    path = Path(source).expanduser()
+    return path, str(path)
 
 
 def remove_tokenizer(home: Path, name: str) -> None:
@@ -243,13 +274,20 @@ def remove_tokenizer(home: Path, name: str) -> None:
     shutil.rmtree(target)
 
 
-def _resolve_pattern(fmt: str, path: Path, pattern: str | None) -> str | None:
+def _resolve_pattern(fmt: str, files: list[Path], pattern: str | None) -> str | None:
+    """The regex of a tiktoken rank file: given, named by its tokenizer class, or by its size."""
+    path = files[0]
     if fmt != "tiktoken":
         if pattern is not None:
             raise TokenizerError(f"--pattern applies to tiktoken rank files only; '{path}' is {fmt}.")
         return None
     if pattern is not None:
         return patterns.PRESETS.get(pattern, pattern)
+    if len(files) > 1:  # tokenizer_config.json beside the ranks
+        class_name = tokenizer_class(read_tokenizer_config(files[1]))
+        preset = patterns.PRESET_BY_TOKENIZER_CLASS.get(class_name or "")
+        if preset is not None:
+            return patterns.PRESETS[preset]
     size = len(read_tiktoken_ranks(path))
     preset = patterns.PRESET_BY_RANK_COUNT.get(size)
     if preset is None:

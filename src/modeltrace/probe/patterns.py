@@ -48,6 +48,29 @@ LLAMA3 = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
+#: Kimi K2 / K2.5 / Kimi-Linear (Moonshot AI), ``TikTokenTokenizer.pat_str`` in the model repos'
+#: ``tokenization_kimi.py``: Han runs are split apart from other letters (``&&[^\p{Han}]`` is a
+#: character-class intersection, which tiktoken's regex engine supports).
+KIMI = "|".join(
+    [
+        r"""[\p{Han}]+""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+#: Kimi's tokenizer reserves this many special-token ids after the mergeable ranks (plus 2, as
+#: ``range(n, n + num_reserved_special_tokens + 2)`` in tokenization_kimi.py); names come from
+#: ``added_tokens_decoder`` in tokenizer_config.json, the rest are ``<|reserved_token_{id}|>``.
+KIMI_RESERVED_SPECIAL_TOKENS = 256
+
+#: Tokenizer classes (``auto_map.AutoTokenizer`` in tokenizer_config.json) whose regex is known.
+PRESET_BY_TOKENIZER_CLASS: dict[str, str] = {"tokenization_kimi.TikTokenTokenizer": "kimi"}
+
 #: Preset name -> regex, for ``modeltrace tokenizers add --pattern NAME``.
 PRESETS: dict[str, str] = {
     "gpt2": GPT2,
@@ -56,6 +79,7 @@ PRESETS: dict[str, str] = {
     "qwen": QWEN,
     "qwen3.5": QWEN3_5,
     "llama3": LLAMA3,
+    "kimi": KIMI,
 }
 
 #: Rank-file sizes (mergeable tokens) that identify a well-known vocabulary, and its preset.
@@ -67,4 +91,5 @@ PRESET_BY_RANK_COUNT: dict[int, str] = {
     151643: "qwen",
     248044: "qwen3.5",
     128000: "llama3",
+    163584: "kimi",
 }

@@ -7,7 +7,9 @@ which ids, which token strings, what does one vocabulary entry spell), whatever 
 ========================  =====================================================================
 format                    files
 ========================  =====================================================================
-``tiktoken``              a rank file (``*.tiktoken``, Llama 3's ``tokenizer.model``) + a regex
+``tiktoken``              a rank file (``*.tiktoken``, Llama 3's ``tokenizer.model``, Kimi's
+                          ``tiktoken.model``) + a regex, optionally + ``tokenizer_config.json``
+                          (its special tokens)
 ``tekken``                Mistral's Tekken JSON (ranks, regex and special-token count in one)
 ``hf-json``               Hugging Face ``tokenizer.json``
 ``sentencepiece``         SentencePiece ``.model`` protobuf
@@ -26,7 +28,7 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from modeltrace.errors import TokenizerError
 
@@ -65,6 +67,8 @@ class TiktokenReference:
     normalize_nfc: bool = False
     #: Tekken ids are offset by its special-token block; /tokenize evidence needs the real ids.
     id_offset: int = 0
+    #: Special tokens after the ranks (Kimi's reserved block); plain text never encodes to them.
+    special_tokens: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         import tiktoken
@@ -74,7 +78,7 @@ class TiktokenReference:
                 name=f"modeltrace-{self.name}",
                 pat_str=self.pattern,
                 mergeable_ranks=self.ranks,
-                special_tokens={},
+                special_tokens=dict(self.special_tokens or {}),
             )
         except Exception as error:  # tiktoken raises ValueError / pyo3 panics on a bad regex
             raise TokenizerError(
@@ -156,7 +160,9 @@ def load_reference(
     if fmt == "tiktoken":
         if pattern is None:
             raise TokenizerError(f"Tokenizer '{name}' is a tiktoken rank file and needs a regex pattern.")
-        return TiktokenReference(name, read_tiktoken_ranks(paths[0]), pattern, normalize_nfc=normalize_nfc)
+        ranks = read_tiktoken_ranks(paths[0])
+        specials = tiktoken_special_tokens(paths[1], len(ranks)) if len(paths) > 1 else None
+        return TiktokenReference(name, ranks, pattern, normalize_nfc=normalize_nfc, special_tokens=specials)
     if fmt == "tekken":
         return _load_tekken(name, paths[0])
     if fmt == "hf-json":
@@ -184,6 +190,50 @@ def read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
     if not ranks:
         raise TokenizerError(f"'{path}' holds no tiktoken ranks; is it really a tiktoken BPE file?")
     return ranks
+
+
+def read_tokenizer_config(path: Path) -> dict[str, Any]:
+    """A Hugging Face ``tokenizer_config.json`` as a dict (an unreadable one is a TokenizerError)."""
+    _check_readable(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TokenizerError(f"'{path}' is not a readable tokenizer_config.json: {error}.") from error
+    if not isinstance(config, dict):
+        raise TokenizerError(f"'{path}' is not a tokenizer_config.json (expected a JSON object).")
+    return config
+
+
+def tokenizer_class(config: dict[str, Any]) -> str | None:
+    """``auto_map.AutoTokenizer`` (the remote-code class, e.g. ``tokenization_kimi.TikTokenTokenizer``)."""
+    auto_map = config.get("auto_map")
+    auto = auto_map.get("AutoTokenizer") if isinstance(auto_map, dict) else None
+    if isinstance(auto, list) and auto and isinstance(auto[0], str):
+        return auto[0]
+    return auto if isinstance(auto, str) else None
+
+
+def tiktoken_special_tokens(config_path: Path, base_tokens: int) -> dict[str, int]:
+    """Special tokens of a tiktoken tokenizer, laid out as its tokenizer_config.json says.
+
+    Kimi (``tokenization_kimi.TikTokenTokenizer``) gives every id from ``base_tokens`` to
+    ``base_tokens + 256 + 2`` a name: the ``added_tokens_decoder`` entry, else
+    ``<|reserved_token_{id}|>``. Other configs contribute their ``added_tokens_decoder`` entries.
+    """
+    from modeltrace.probe.patterns import KIMI_RESERVED_SPECIAL_TOKENS, PRESET_BY_TOKENIZER_CLASS
+
+    config = read_tokenizer_config(config_path)
+    decoder = config.get("added_tokens_decoder")
+    decoder = decoder if isinstance(decoder, dict) else {}
+    named: dict[int, str] = {}
+    for key, entry in decoder.items():
+        content = entry.get("content") if isinstance(entry, dict) else None
+        if str(key).isdigit() and isinstance(content, str) and int(key) >= base_tokens:
+            named[int(key)] = content
+    if PRESET_BY_TOKENIZER_CLASS.get(tokenizer_class(config) or "") == "kimi":
+        ids = range(base_tokens, base_tokens + KIMI_RESERVED_SPECIAL_TOKENS + 2)
+        return {named.get(i, f"<|reserved_token_{i}|>"): i for i in ids}
+    return {content: token_id for token_id, content in named.items()}
 
 
 def _load_tekken(name: str, path: Path) -> TiktokenReference:
@@ -239,33 +289,61 @@ def _load_vocab_merges(name: str, vocab: Path, merges: Path) -> HuggingFaceRefer
     return HuggingFaceReference(name, tokenizer)
 
 
+#: What a folder is searched for, in this order (the first found wins); also the error's list.
+FOLDER_LAYOUT = (
+    "tokenizer.json",
+    "tekken.json",
+    "tiktoken.model (+ tokenizer_config.json)",
+    "tokenizer.model (SentencePiece, or a tiktoken rank file as Llama 3 ships it)",
+    "vocab.json + merges.txt",
+    "exactly one *.tiktoken, *.model or *.gguf file",
+)
+GGUF_MAGIC = b"GGUF"
+
+
 def detect_format(path: Path) -> tuple[str, list[Path]]:
-    """Guess the format of ``path`` (a file or a folder) from names and first bytes."""
+    """The format of ``path`` (a file or a folder) from names and first bytes, and the files to load.
+
+    Formats are those of :data:`FORMATS` plus ``gguf`` (a model file whose vocabulary the library
+    rebuilds, see :mod:`.gguf_vocab`). A tiktoken rank file brings the ``tokenizer_config.json``
+    beside it (its special tokens, and the tokenizer class that names the regex).
+    """
     if path.is_dir():
-        if (path / "tokenizer.json").is_file():
-            return "hf-json", [path / "tokenizer.json"]
-        if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
-            return "bpe-vocab-merges", [path / "vocab.json", path / "merges.txt"]
-        models = sorted(path.glob("*.model")) + sorted(path.glob("*.tiktoken"))
-        if len(models) == 1:
-            return detect_format(models[0])
-        raise TokenizerError(
-            f"Cannot find a tokenizer in folder '{path}': expected tokenizer.json, vocab.json + "
-            "merges.txt, or exactly one *.model / *.tiktoken file."
-        )
+        return _detect_in_folder(path)
+    if not path.is_file():
+        raise TokenizerError(f"Tokenizer file '{path}' does not exist or is not a file.")
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(GGUF_MAGIC):
+        return "gguf", [path]  # model files are large; the GGUF header parser bounds its own reads
     _check_readable(path)
     if path.name == "vocab.json":
         merges = path.with_name("merges.txt")
         if not merges.is_file():
             raise TokenizerError(f"'{path}' needs 'merges.txt' beside it (GPT-2 style BPE).")
         return "bpe-vocab-merges", [path, merges]
-    head = path.read_bytes()[:4096]
     if path.suffix == ".json":
         is_tekken = b'"config"' in head and b'"pattern"' in head  # HF tokenizer.json has neither key
         return ("tekken" if is_tekken else "hf-json"), [path]
     if path.suffix == ".tiktoken" or _looks_like_rank_file(head):
-        return "tiktoken", [path]
+        config = path.with_name("tokenizer_config.json")
+        return "tiktoken", [path, config] if config.is_file() else [path]
     return "sentencepiece", [path]
+
+
+def _detect_in_folder(path: Path) -> tuple[str, list[Path]]:
+    for name in ("tokenizer.json", "tekken.json", "tiktoken.model", "tokenizer.model"):
+        if (path / name).is_file():
+            return detect_format(path / name)
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return "bpe-vocab-merges", [path / "vocab.json", path / "merges.txt"]
+    singles = sorted(path.glob("*.tiktoken")) + sorted(path.glob("*.model")) + sorted(path.glob("*.gguf"))
+    if len(singles) == 1:
+        return detect_format(singles[0])
+    raise TokenizerError(
+        f"Cannot find a tokenizer in folder '{path}'. Looked for: {'; '.join(FOLDER_LAYOUT)}."
+        + (f" Found {len(singles)} candidate files; name one of them." if singles else "")
+    )
 
 
 def _looks_like_rank_file(head: bytes) -> bool:
