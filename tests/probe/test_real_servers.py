@@ -110,6 +110,7 @@ def test_random_parts_are_recognised_by_shape_and_words_are_kept() -> None:
     assert not any(looks_random(word) for word in words)
     assert id_prefix("cmpl-kimi-" + nonces[0]) == "cmpl-kimi"
     assert id_prefix(f"gen-{nonces[1]}-kimi") == "gen-*-kimi"
+    assert id_prefix("chatcmpl-123") == "chatcmpl"  # Ollama's short numeric ids
 
 
 # --- 5. identity hints that contradict the tokenizer verdict -----------------------------------

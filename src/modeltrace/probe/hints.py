@@ -46,14 +46,14 @@ class Hint:
 def looks_random(part: str) -> bool:
     """Whether one ``-``/``_``-separated part of a response id is a nonce, judged by its shape.
 
-    By shape, not by the presence of digits: llama.cpp's ids are ``chatcmpl-`` + 32 letters and
-    digits drawn uniformly, which often contain no digit at all (``chatcmpl-acBUzgWyQe...``).
-    A part is random when it is (a) hex of 6+ characters, (b) alphanumeric of 8+ characters with a
-    digit, or with upper case after lower case (a word is lower case or capitalised, base62 noise
-    is mixed), or (c) a lower-case run of 24+ characters, or of 16+ whose letters are spread
-    too evenly (Shannon entropy per character) to be a word.
+    By shape, not by the presence of digits: llama.cpp's ids are ``chatcmpl-`` + 32 characters
+    drawn from ``[0-9A-Za-z]``, which can contain no digit at all (``chatcmpl-acBUzgWyQe...``).
+    A part is random when it is (a) digits only, or hex of 6+ characters, (b) alphanumeric of 8+
+    characters with a digit, or with upper case after lower case (a word is lower case or
+    capitalised, base62 noise is mixed), or (c) a lower-case run of 24+ characters, or of 16+
+    whose letters are spread too evenly (Shannon entropy per character) to be a word.
     """
-    if _HEX.match(part):
+    if _HEX.match(part) or part.isdecimal():  # Ollama: chatcmpl-<0..998>; timestamps
         return True
     if not _TOKEN_ALPHABET.match(part) or len(part) < 8:
         return False
