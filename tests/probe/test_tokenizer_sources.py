@@ -194,3 +194,28 @@ def test_a_hub_repo_without_tokenizer_files_lists_what_was_tried(monkeypatch: py
     assert "revision v1.0" in str(error.value)
     with pytest.raises(TokenizerError, match="hf://ORG/REPO"):
         api.add_tokenizer("bad", "hf://only-one-part")
+
+
+def test_a_gguf_without_a_usable_vocabulary_is_a_clear_error(tmp_path: Path) -> None:
+    import gguf
+
+    def write(path: Path, model: str | None, tokens: list[str] | None) -> Path:
+        writer = gguf.GGUFWriter(str(path), arch="llama")
+        if model:
+            writer.add_tokenizer_model(model)
+        if tokens:
+            writer.add_token_list(tokens)
+            writer.add_token_types([1] * (len(tokens) - 1))  # one type short
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path
+
+    with pytest.raises(TokenizerError, match=r"no tokenizer\.ggml\.tokens"):
+        api.add_tokenizer("none", str(write(tmp_path / "a.gguf", None, None)))
+    with pytest.raises(TokenizerError, match="malformed"):
+        api.add_tokenizer("short", str(write(tmp_path / "b.gguf", "gpt2", ["a", "b"])))
+    (tmp_path / "c.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")  # truncated header
+    with pytest.raises(TokenizerError, match=r"c\.gguf"):
+        api.add_tokenizer("cut", str(tmp_path / "c.gguf"))

@@ -82,14 +82,18 @@ def rebuild_from_gguf(path: Path) -> RebuiltTokenizer:
     if not isinstance(tokens, list) or not tokens:
         raise TokenizerError(f"GGUF file '{path}' has no tokenizer.ggml.tokens: it carries no vocabulary.")
     types = arrays.get("tokenizer.ggml.token_type") or [1] * len(tokens)
-    if len(types) != len(tokens):
-        raise TokenizerError(f"GGUF file '{path}': {len(types)} token types for {len(tokens)} tokens.")
-    if model == "gpt2":
-        return _rebuild_bpe(path, metadata, [str(t) for t in tokens], [int(t) for t in types], arrays)
-    if model == "llama":
-        return _rebuild_sentencepiece(
-            path, metadata, [str(t) for t in tokens], [int(t) for t in types], arrays
+    if len(types) != len(tokens) or not all(isinstance(token, str) for token in tokens):
+        raise TokenizerError(
+            f"GGUF file '{path}': {len(types)} token types for {len(tokens)} tokens, or tokens that are "
+            "not strings; the vocabulary is malformed."
         )
+    if not all(type(kind) is int for kind in types):
+        raise TokenizerError(f"GGUF file '{path}': tokenizer.ggml.token_type holds non-integers.")
+    token_list, type_list = [str(token) for token in tokens], [int(kind) for kind in types]  # type: ignore[call-overload]
+    if model == "gpt2":
+        return _rebuild_bpe(path, metadata, token_list, type_list, arrays)
+    if model == "llama":
+        return _rebuild_sentencepiece(path, metadata, token_list, type_list, arrays)
     raise TokenizerError(
         f"GGUF file '{path}' has tokenizer.ggml.model {model!r}; modeltrace rebuilds 'gpt2' (byte-level "
         "BPE) and 'llama' (SentencePiece) vocabularies. Add the model's tokenizer.json instead."
@@ -157,7 +161,7 @@ def _rebuild_sentencepiece(
     from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
     scores = arrays.get("tokenizer.ggml.scores") or [0.0] * len(tokens)
-    if len(scores) != len(tokens):
+    if len(scores) != len(tokens) or not all(isinstance(score, float | int) for score in scores):
         raise TokenizerError(f"GGUF file '{path}': {len(scores)} scores for {len(tokens)} tokens.")
     proto = model_pb2.ModelProto()
     proto.trainer_spec.model_type = model_pb2.TrainerSpec.BPE
