@@ -107,11 +107,12 @@ def probe(
     api_key = _key_from_env(api_key_env)
     # Load local references before any request: a model that is too large fails fast.
     local_references = [local_model.load_local_reference(path) for path in local_paths]
-    chosen_set = probe_set()
     with ProbeClient(
         url, api_key=api_key, budget=budget, settings=settings, evidence_path=log_path, sleep=sleep
     ) as client:
-        report = probe_endpoint(client, chosen_set, model)
+        # The probe set is built (or read from its cache) after the first requests: a dead URL
+        # fails in seconds instead of after loading every reference tokenizer.
+        report = probe_endpoint(client, probe_set, model)
         if client.sent and not client.answered:
             # Not one HTTP response: a verdict of "unknown" would blame the tokenizer for a dead URL.
             raise ProbeError(

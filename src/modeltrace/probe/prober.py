@@ -21,6 +21,7 @@ measured so far are scored and ``budget_exhausted`` says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,8 +107,14 @@ def unit_budget(budget: int) -> int:
     return max(0, (budget - _PASSIVE_REQUESTS - _EXTRA_REQUESTS - reserve) // 2)
 
 
-def probe_endpoint(client: ProbeClient, probe_set: ProbeSet, model: str | None = None) -> ProbeReport:
+def probe_endpoint(
+    client: ProbeClient, probe_set: ProbeSet | Callable[[], ProbeSet], model: str | None = None
+) -> ProbeReport:
     """Run the passive pass and the tokenizer identification against ``client``'s endpoint.
+
+    ``probe_set`` may be a function that builds it: it is then called after the passive requests,
+    so a dead endpoint fails in seconds even when the probe set is not cached yet (building it
+    loads every reference tokenizer).
 
     Raises :class:`~modeltrace.errors.ProbeError` when the endpoint is unreachable (the client gives
     up after a few failed connections) or answers the chat route with nothing but 404/405 or
@@ -125,6 +132,8 @@ def probe_endpoint(client: ProbeClient, probe_set: ProbeSet, model: str | None =
     except BudgetExhaustedError:
         models, exhausted = Exchange("GET", "", None), True
     chosen_model = model or _first_model_id(models) or "default"
+    if callable(probe_set):
+        probe_set = probe_set()
 
     units = list(probe_set.units[: unit_budget(client.budget)])
     # The first unit alone first: a wrong path is caught after a handful of requests, not 50.
