@@ -188,10 +188,12 @@ def _check_chat_route(client: ProbeClient, exchanges: list[Exchange]) -> None:
     )
     if missing:
         statuses = ", ".join(sorted({str(exchange.status) for exchange in answered}))
+        said = " ".join(answered[-1].text.split())[:200]
         raise ProbeError(
             f"{answered[0].url} answered HTTP {statuses} to every chat request ({client.sent} requests "
-            "sent): no chat completion route there. Check the base URL: it should end where "
-            "'/chat/completions' and '/models' live, usually '/v1'."
+            f"sent; it said: {said or 'nothing'}). Check the base URL: it should end where "
+            "'/chat/completions' and '/models' live, usually '/v1'; a 404 that names the model "
+            "means --model is wrong."
         )
 
 
