@@ -161,3 +161,9 @@ class UsageError(ModeltraceError, ValueError):
     """The caller asked for something inconsistent (bad option combination, missing input)."""
 
     exit_code = 2
+
+
+class RoyaltyError(ModeltraceError, ValueError):
+    """Royalty terms, revenue reports or the ancestry they rest on are invalid (e.g. a cycle)."""
+
+    exit_code = 3

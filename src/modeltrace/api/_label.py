@@ -46,6 +46,7 @@ def label_create(
     name: str | None = None,
     bases: Sequence[str] = (),
     relation: str | None = None,
+    base_weights: Sequence[str] = (),
     license: str | None = None,
     datasets: Sequence[str] = (),
     from_scratch: bool = False,
@@ -61,6 +62,7 @@ def label_create(
 ) -> Label:
     """Digest a model and build its provenance label; see docs/label.md for every field.
 
+    ``base_weights`` are ``ID=WEIGHT`` merge weights of the bases (royalties split by them);
     ``compute`` entries are ``STAGE=FLOPS[@PARTY]``; ``components`` are ``NAME=LICENSE[@URL]``
     (Model Openness Framework components); ``datasets`` are ``ID``, ``ID=URL`` or ``ID=PATH``.
     """
@@ -71,6 +73,7 @@ def label_create(
         name=name,
         bases=bases,
         relation=relation,
+        base_weights=dict(_label_create.parse_base_weight(text) for text in base_weights),
         license=license,
         datasets=datasets,
         from_scratch=from_scratch,

@@ -47,6 +47,9 @@ def create(
     relation: Annotated[
         str | None, typer.Option(help=f"Relation to the base: {', '.join(api.LABEL_RELATIONS)}.")
     ] = None,
+    base_weight: Annotated[
+        list[str] | None, typer.Option(help="Merge weight of a --base: ID=WEIGHT, e.g. org/model-a=0.6.")
+    ] = None,
     license: Annotated[str | None, typer.Option(help="Licence: SPDX id or LicenseRef-...")] = None,
     dataset: Annotated[list[str] | None, typer.Option(help="Training data: ID, ID=URL or ID=PATH.")] = None,
     from_scratch: Annotated[bool, typer.Option(help="Declare the model has no base model.")] = False,
@@ -83,6 +86,7 @@ def create(
         name=name,
         bases=base or (),
         relation=relation,
+        base_weights=base_weight or (),
         license=license,
         datasets=dataset or (),
         from_scratch=from_scratch,

@@ -9,7 +9,7 @@ of the model card.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +180,7 @@ def create_label(
     name: str | None = None,
     bases: Iterable[str] = (),
     relation: str | None = None,
+    base_weights: Mapping[str, float] | None = None,
     license: str | None = None,
     datasets: Iterable[str] = (),
     from_scratch: bool = False,
@@ -224,7 +225,9 @@ def create_label(
             "architecture": architecture,
         },
         "from_scratch": from_scratch,
-        "base_models": [resolve_base(base, relation or "finetune") for base in bases],
+        "base_models": _with_weights(
+            [(base, resolve_base(base, relation or "finetune")) for base in bases], base_weights
+        ),
         "datasets": [resolve_dataset(spec) for spec in datasets],
         "training": {
             "log_sha256": _sha256_of(Path(training_log), "training log") if training_log else None,
@@ -252,6 +255,33 @@ def create_label(
             "url": component.url,
         }
     return validate_label(label)
+
+
+def parse_base_weight(text: str) -> tuple[str, float]:
+    """``ID=WEIGHT``, e.g. ``org/model-a=0.6``: a merge weight for one ``--base``."""
+    base, separator, weight_text = text.rpartition("=")
+    try:
+        weight = float(weight_text)
+    except ValueError:
+        weight = -1.0
+    if not separator or not base.strip() or not 0 < weight < float("inf"):
+        raise UsageError(f"--base-weight {text!r}: expected ID=WEIGHT with WEIGHT > 0, e.g. org/model-a=0.6")
+    return base.strip(), weight
+
+
+def _with_weights(
+    bases: list[tuple[str, dict[str, object]]], weights: Mapping[str, float] | None
+) -> list[dict[str, object]]:
+    """Attach each ``--base-weight`` to the base it names (as given to ``--base``, or its resolved id)."""
+    given = dict(weights or {})
+    for spec, entry in bases:
+        for key in (spec, str(entry["id"])):
+            if key in given:
+                entry["weight"] = given.pop(key)
+                break
+    if given:
+        raise UsageError(f"--base-weight names no --base: {', '.join(sorted(given))}")
+    return [entry for _, entry in bases]
 
 
 def _compute_entry(stage: ComputeStage) -> dict[str, object]:
