@@ -105,6 +105,18 @@ class ProbeError(ModeltraceError, ConnectionError):
     exit_code = 4
 
 
+class RemoteError(ModeltraceError, ConnectionError):
+    """A remote model location (https://, hf://) could not be read: unreachable, refused, or a server
+    that misbehaves (ignores Range, sends the wrong bytes). Names the URL and the reason."""
+
+    exit_code = 4
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"Cannot read '{url}': {reason}")
+
+
 class BudgetExhaustedError(ProbeError):
     """The hard request budget ran out before the probe finished."""
 

@@ -15,6 +15,7 @@ from modeltrace.errors import UsageError
 from modeltrace.fingerprint.build import Budget, build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_fingerprint
 from modeltrace.formats.detect import open_model
+from modeltrace.formats.source import ModelSource
 from modeltrace.lineage import DEFAULT_ALPHA
 
 Progress = Callable[[int, int], None]
@@ -35,9 +36,10 @@ def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | N
     """Fingerprint ``model`` into the file ``output``; returns a summary (size, bytes read, blocks)."""
     with open_model(model) as source:
         built = build_fingerprint(source, Budget(), progress)
+        transfer = _transfer(source)
     size = built.save(output)
     total = int(built.header.get("total_bytes") or 0)
-    return {
+    summary = {
         "model": str(model),
         "output": str(output),
         "file_bytes": size,
@@ -49,6 +51,21 @@ def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | N
         "anchors": len(built.anchors),
         "vocabulary": None if built.vocabulary is None else len(built.vocabulary),
         "role_method": built.header.get("role_method"),
+    }
+    if transfer is not None:
+        summary["transfer"] = transfer
+    return summary
+
+
+def _transfer(source: ModelSource) -> dict[str, int] | None:
+    """Requests and bytes a remote model cost (retries included); None for a local model."""
+    stats = source.transfer
+    if stats is None:
+        return None
+    return {
+        "requests": stats.requests,
+        "bytes_transferred": stats.bytes_transferred,
+        "retries": stats.retries,
     }
 
 

@@ -35,14 +35,22 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
             card = card_from_config(source.config)
         else:  # open_model only returns sources with weights or a config; keep the promise explicit
             raise UnsupportedFormatError(source.path, "no weights and no config.json to describe")
-        return {
-            "path": str(source.path),
+        result = {
+            "path": source.display,
             "name": source.name,
             "format": source.format,
             **card.as_dict(),
             "declared": source.declared.as_dict(),
             "tokenizer_files": sorted(source.tokenizer_files),
         }
+        if source.transfer is not None:  # a URL: what reading it cost
+            stats = source.transfer
+            result["transfer"] = {
+                "requests": stats.requests,
+                "bytes_transferred": stats.bytes_transferred,
+                "retries": stats.retries,
+            }
+        return result
 
 
 def build_demo_zoo(home: Path | None = None) -> Path:

@@ -19,8 +19,10 @@ def _p_text(log10_p: float | None) -> str:
 
 @app.command()
 def compare(
-    suspect: Annotated[Path, typer.Argument(help="Suspect model or fingerprint file.")],
-    base: Annotated[Path, typer.Argument(help="Candidate base model or fingerprint file.")],
+    suspect: Annotated[
+        str, typer.Argument(help="Suspect model, fingerprint file, or URL (https://, hf://).")
+    ],
+    base: Annotated[str, typer.Argument(help="Candidate base model, fingerprint file, or URL.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report to this file.")

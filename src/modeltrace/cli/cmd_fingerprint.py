@@ -15,7 +15,11 @@ from modeltrace.cli._app import app, console, emit_json, err_console, human_byte
 @app.command()
 def fingerprint(
     model: Annotated[
-        Path, typer.Argument(help="Model folder or weight file (safetensors, GGUF, ONNX, PyTorch).")
+        str,
+        typer.Argument(
+            help="Model folder or weight file (safetensors, GGUF, ONNX, PyTorch), or a URL: "
+            "https://... or hf://ORG/REPO[@REVISION] (read by byte ranges, never downloaded whole)."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fingerprint file to write.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -36,3 +40,9 @@ def fingerprint(
         f"{summary['anchors']} anchor tokens; read {human_bytes(summary['bytes_read'])} of "
         f"{human_bytes(summary['total_bytes'])}" + (f" ({fraction:.1%})" if fraction is not None else "")
     )
+    if "transfer" in summary:
+        transfer = summary["transfer"]
+        console.print(
+            f"transferred {human_bytes(transfer['bytes_transferred'])} in {transfer['requests']} requests"
+            + (f" ({transfer['retries']} retried)" if transfer["retries"] else "")
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -95,7 +94,12 @@ def print_card(card: dict[str, Any]) -> None:
 
 @app.command()
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A model folder, a weight file, or a bare config.json.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A model folder, a weight file, a bare config.json, or a URL (https://..., hf://ORG/REPO)."
+        ),
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
     format: Annotated[
         str | None,

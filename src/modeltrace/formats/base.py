@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -101,7 +101,10 @@ def check_shape(path: str | Path, name: str, shape: Sequence[Any]) -> tuple[int,
 
 
 class RangeFile:
-    """A read-only file accessed by absolute byte ranges, bounds-checked and byte-counted."""
+    """A read-only file accessed by absolute byte ranges, bounds-checked and byte-counted.
+
+    :class:`~modeltrace.formats.remote.RemoteFile` has the same interface over HTTP range requests.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -142,6 +145,12 @@ class RangeFile:
     def __del__(self) -> None:  # pragma: no cover - best effort
         with contextlib.suppress(Exception):
             self.close()
+
+
+#: Local stand-ins for remote files: a sparse file of the remote file's size (so that folder
+#: layout, sizes and names work unchanged) whose reads go to the opener's object instead of the
+#: disk. Filled and emptied by :mod:`modeltrace.formats.remote_model`; keyed by the stand-in's path.
+STAND_INS: dict[str, Callable[[], RangeFile]] = {}
 
 
 def row_runs(rows: Iterable[int], row_count: int, path: str | Path, name: str) -> list[tuple[int, int]]:
@@ -210,7 +219,8 @@ class TensorReader(ABC):
     def open_file(self, path: str | Path) -> RangeFile:
         key = str(path)
         if key not in self._files:
-            self._files[key] = RangeFile(path)
+            opener = STAND_INS.get(key)
+            self._files[key] = opener() if opener is not None else RangeFile(path)
         return self._files[key]
 
     @property

@@ -111,9 +111,17 @@ def _open_reader(format_name: str, entry: Path, shards: list[Path] | None = None
 
 
 def open_model(path: str | Path, format: str | None = None) -> ModelSource:
-    """Open anything modeltrace reads. ``format`` overrides detection (see ``FORMATS``)."""
+    """Open anything modeltrace reads. ``format`` overrides detection (see ``FORMATS``).
+
+    ``path`` may also be a URL string: ``https://...`` (a model folder or one file served over HTTP)
+    or ``hf://ORG/REPO[@REVISION]``; only headers and the bytes asked for are transferred.
+    """
     if format is not None and format not in FORMATS:
         raise UnsupportedFormatError(path, f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if isinstance(path, str) and path.startswith(("http://", "https://", "hf://")):
+        from modeltrace.formats.remote_model import open_remote_model
+
+        return open_remote_model(path, format)
     resolved = _resolve(path)
     if resolved.is_dir():
         return _open_folder(resolved, None if format in (None, "hf") else format)

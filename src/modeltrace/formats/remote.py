@@ -1,0 +1,342 @@
+"""Model files over HTTP(S): byte ranges on demand, never a silent whole-file download.
+
+A :class:`RemoteFile` has the interface of :class:`~modeltrace.formats.base.RangeFile` (``size``,
+``read(offset, length)``, ``bytes_read``), so every reader works on it unchanged: headers first,
+then only the rows a fingerprint samples. Each read is one HTTP ``Range`` request over a pooled
+connection (``read_ranges`` merges nearby ranges into one request); the session counts requests
+and bytes transferred for the reports.
+
+Servers misbehave, so:
+
+* a ``200`` answer to a ranged request means the server ignores ``Range``: it is refused before
+  the body is read (the alternative is downloading a terabyte by accident);
+* ``429`` and ``503`` wait for ``Retry-After`` (seconds or an HTTP date, capped), other ``5xx``,
+  timeouts and dropped connections back off exponentially, a bounded number of times;
+* a body shorter or longer than the range asked for is an error, never silently padded.
+
+``hf://ORG/REPO[@REVISION]/FILE`` resolves through the Hugging Face ``resolve`` URLs
+(``$HF_ENDPOINT``, default ``https://huggingface.co``), with ``$HF_TOKEN`` as bearer token sent to
+that host only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from modeltrace.errors import RemoteError, ResourceLimitError
+from modeltrace.formats import limits
+
+T = TypeVar("T")
+
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+#: Ranges closer than this are fetched in one request (the gap is read and dropped).
+DEFAULT_MAX_GAP = 256 * 1024
+#: The longest ``Retry-After`` honoured; a server asking for more is reported, not waited for.
+MAX_RETRY_AFTER_S = 120.0
+
+
+def is_remote(location: str) -> bool:
+    """True for ``http://``, ``https://`` and ``hf://`` locations."""
+    return location.startswith(("http://", "https://", "hf://"))
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """``hf://ORG/REPO[@REVISION]`` split into its parts."""
+
+    repo: str
+    revision: str = "main"
+    path: str = ""
+
+    @classmethod
+    def parse(cls, location: str) -> HubRepo:
+        if not location.startswith("hf://"):
+            raise RemoteError(location, "not an hf:// location")
+        rest = location[len("hf://") :].strip("/")
+        parts = rest.split("/")
+        if len(parts) < 2 or not all(parts[:2]):
+            raise RemoteError(location, "expected hf://ORG/REPO[@REVISION][/FILE]")
+        name, _, revision = parts[1].partition("@")
+        if not name or (revision == "" and "@" in parts[1]):
+            raise RemoteError(location, "expected hf://ORG/REPO[@REVISION][/FILE]")
+        return cls(f"{parts[0]}/{name}", revision or "main", "/".join(parts[2:]))
+
+    def file_url(self, name: str, endpoint: str | None = None) -> str:
+        base = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT).rstrip("/")
+        file_path = "/".join(part for part in (self.path, name) if part)
+        return f"{base}/{self.repo}/resolve/{quote(self.revision, safe='')}/{quote(file_path)}"
+
+
+@dataclass
+class TransferStats:
+    """What a session cost: requests sent (retries included) and body bytes received."""
+
+    requests: int = 0
+    bytes_transferred: int = 0
+    retries: int = 0
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5  # tries per range, the first included
+    backoff_s: float = 0.5
+    max_backoff_s: float = 20.0
+    #: How to wait; tests pass a recorder instead of sleeping.
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+
+class RemoteSession:
+    """One pooled HTTP client for every file of a remote model, with shared counters."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        hf_token: str | None = None,
+        hf_endpoint: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.stats = TransferStats()
+        self._hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN")
+        endpoint = hf_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT
+        self._hf_host = urlsplit(endpoint).netloc
+        self._client = httpx.Client(
+            timeout=timeout_s,
+            follow_redirects=True,  # the Hub redirects resolve URLs to its CDN
+            transport=transport,
+            headers={"Accept-Encoding": "identity", "User-Agent": "modeltrace"},
+        )
+
+    def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
+        headers = dict(extra)
+        if self._hf_token and urlsplit(url).netloc == self._hf_host:
+            headers["Authorization"] = f"Bearer {self._hf_token}"
+        return headers
+
+    def get_range(self, url: str, start: int, stop: int) -> bytes:
+        """Bytes ``start..stop-1`` of ``url`` (``stop`` exclusive), retried on transient failures."""
+        if stop <= start:
+            return b""
+        if stop - start > limits.MAX_READ_BYTES:
+            raise ResourceLimitError(url, f"a single read of {stop - start:,} bytes is over the limit")
+        headers = self._headers(url, {"Range": f"bytes={start}-{stop - 1}"})
+        return self._with_retries(url, lambda: self._fetch_range(url, headers, start, stop))
+
+    def head_size(self, url: str) -> int:
+        """The size of ``url`` from a one-byte ranged GET (``Content-Range: bytes 0-0/SIZE``)."""
+        headers = self._headers(url, {"Range": "bytes=0-0"})
+        return self._with_retries(url, lambda: self._fetch_size(url, headers))
+
+    def get_small(self, url: str, limit: int) -> bytes | None:
+        """A whole small file (config, index, card), or None when the server says 404."""
+        return self._with_retries(url, lambda: self._fetch_small(url, limit))
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- one attempt each --------------------------------------------------------------------------
+
+    def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        self.stats.requests += 1
+        request = self._client.build_request("GET", url, headers=headers)
+        return self._client.send(request, stream=True)
+
+    def _fetch_range(self, url: str, headers: dict[str, str], start: int, stop: int) -> bytes:
+        response = self._send(url, headers)
+        try:
+            _raise_for_status(url, response)
+            if response.status_code != 206:
+                raise RemoteError(
+                    url,
+                    f"the server answered a byte-range request with HTTP {response.status_code} and the "
+                    "whole file: it ignores Range, and modeltrace does not download whole weight files "
+                    "by accident (download the model and point modeltrace at the local copy)",
+                )
+            _check_content_range(url, response, start, stop)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                self.stats.bytes_transferred += len(chunk)
+                if len(body) > stop - start:
+                    raise RemoteError(url, f"the server sent more than the {stop - start:,} bytes asked for")
+            if len(body) != stop - start:
+                raise _TransientError(f"body ended after {len(body):,} of {stop - start:,} bytes")
+            return bytes(body)
+        finally:
+            response.close()
+
+    def _fetch_size(self, url: str, headers: dict[str, str]) -> int:
+        response = self._send(url, headers)
+        try:
+            _raise_for_status(url, response)
+            if response.status_code != 206:
+                raise RemoteError(
+                    url,
+                    f"the server answered a byte-range request with HTTP {response.status_code}: it ignores "
+                    "Range, so modeltrace cannot read only the parts it needs",
+                )
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            if not total.isdigit() or len(total) > 20:
+                raise RemoteError(url, "the server's Content-Range does not give the file size")
+            # Read the one byte so the connection goes back to the pool instead of being dropped.
+            self.stats.bytes_transferred += len(response.read()[:16])
+            return int(total)
+        finally:
+            response.close()
+
+    def _fetch_small(self, url: str, limit: int) -> bytes | None:
+        response = self._send(url, self._headers(url, {}))
+        try:
+            if response.status_code == 404:
+                return None
+            _raise_for_status(url, response)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise ResourceLimitError(url, f"{int(declared):,} bytes is over the {limit:,}-byte limit")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                self.stats.bytes_transferred += len(chunk)
+                if len(body) > limit:
+                    raise ResourceLimitError(url, f"more than {limit:,} bytes; not a small metadata file")
+            return bytes(body)
+        finally:
+            response.close()
+
+    def _with_retries(self, url: str, attempt: Callable[[], T]) -> T:
+        policy = self.retry
+        last = ""
+        for number in range(1, policy.attempts + 1):
+            try:
+                return attempt()
+            except _RetryAfterError as wait:
+                last = wait.reason
+                delay = wait.seconds
+            except (_TransientError, httpx.TransportError) as error:
+                last = str(error) or type(error).__name__
+                delay = None
+                # A refused connection is a dead or wrong host, not a busy one: one retry is enough.
+                if isinstance(error, httpx.ConnectError) and number >= min(2, policy.attempts):
+                    raise RemoteError(url, f"cannot connect ({last})") from error
+            if number == policy.attempts:
+                break
+            self.stats.retries += 1
+            if delay is None:
+                delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (number - 1))
+                delay *= 0.5 + random.random() / 2  # jitter: many clients must not retry in lockstep
+            policy.sleep(delay)
+        raise RemoteError(url, f"gave up after {policy.attempts} attempts: {last}")
+
+
+class _TransientError(Exception):
+    """A failure worth retrying (server error, short body)."""
+
+
+class _RetryAfterError(_TransientError):
+    def __init__(self, reason: str, seconds: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _raise_for_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status in (429, 503):
+        seconds = _retry_after_seconds(response.headers.get("Retry-After"))
+        if seconds is not None and seconds > MAX_RETRY_AFTER_S:
+            raise RemoteError(
+                url, f"HTTP {status} with Retry-After {seconds:.0f} s (over {MAX_RETRY_AFTER_S:.0f} s)"
+            )
+        raise _RetryAfterError(f"HTTP {status}", seconds)
+    if status >= 500:
+        raise _TransientError(f"HTTP {status}")
+    if status in (401, 403):
+        hint = " (set HF_TOKEN for gated or private Hugging Face repositories)" if "/resolve/" in url else ""
+        raise RemoteError(url, f"HTTP {status}: access denied{hint}")
+    if status == 404:
+        raise RemoteError(url, "HTTP 404: no such file")
+    if status == 416:
+        raise RemoteError(url, "HTTP 416: the range asked for lies outside the file")
+    if status >= 400:
+        raise RemoteError(url, f"HTTP {status}")
+
+
+def _check_content_range(url: str, response: httpx.Response, start: int, stop: int) -> None:
+    value = response.headers.get("Content-Range", "")
+    unit, _, rest = value.partition(" ")
+    span = rest.partition("/")[0]
+    first, _, last = span.partition("-")
+    if unit != "bytes" or not first.isdigit() or not last.isdigit():
+        raise RemoteError(url, f"a 206 answer without a usable Content-Range ({value[:60]!r})")
+    if (int(first), int(last) + 1) != (start, stop):
+        raise RemoteError(url, f"asked for bytes {start}-{stop - 1}, the server sent {span[:40]}")
+
+
+class RemoteFile:
+    """A remote file read by byte ranges: the :class:`~modeltrace.formats.base.RangeFile` interface."""
+
+    def __init__(self, url: str, session: RemoteSession, size: int | None = None) -> None:
+        self.path = url
+        self._session = session
+        self.size = session.head_size(url) if size is None else size
+        self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise RemoteError(
+                self.path,
+                f"byte range {offset:,}..{offset + length:,} lies outside the file ({self.size:,} bytes)",
+            )
+        data = self._session.get_range(self.path, offset, offset + length)
+        self.bytes_read += length
+        return data
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]], max_gap: int = DEFAULT_MAX_GAP) -> list[bytes]:
+        """Several ``(offset, length)`` ranges, with ranges less than ``max_gap`` apart fetched together."""
+        results: list[bytes] = [b""] * len(ranges)
+        for start, stop, members in coalesce(ranges, max_gap):
+            block = self.read(start, stop - start)
+            for index in members:
+                offset, length = ranges[index]
+                results[index] = block[offset - start : offset - start + length]
+        return results
+
+    def close(self) -> None:
+        """Nothing to release per file: the session owns the connections."""
+
+
+def coalesce(ranges: Sequence[tuple[int, int]], max_gap: int) -> list[tuple[int, int, list[int]]]:
+    """Group ``(offset, length)`` ranges into ``(start, stop, member indices)`` requests."""
+    order = sorted(range(len(ranges)), key=lambda index: ranges[index][0])
+    groups: list[tuple[int, int, list[int]]] = []
+    for index in order:
+        offset, length = ranges[index]
+        if groups and offset - groups[-1][1] <= max_gap:
+            start, stop, members = groups[-1]
+            groups[-1] = (start, max(stop, offset + length), [*members, index])
+        else:
+            groups.append((offset, offset + length, [index]))
+    return groups
