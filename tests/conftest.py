@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Files the tests read (real configs, tokenizer files), each with its origin in SOURCES.md.
+#: Tests never read anything outside the checkout: a fresh clone must pass on its own.
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -18,11 +20,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    """The ``shared/`` folder beside the checkout (real configs and tokenizer files)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared/ folder not found at {SHARED}")
-    return SHARED
+def data_dir() -> Path:
+    """``tests/data``: real config.json and tokenizer files (see ``tests/data/SOURCES.md``)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
