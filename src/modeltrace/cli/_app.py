@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from modeltrace import api
 
 app = typer.Typer(
     name="modeltrace",
@@ -51,6 +53,19 @@ def human_count(count: int | float) -> str:
     return f"{value:.0f}"
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        console.print(api.version())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the modeltrace version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """Prove where an AI model came from."""
