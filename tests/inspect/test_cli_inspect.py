@@ -128,6 +128,8 @@ def test_demo_command_prints_every_model(
         assert name in out
     assert "671.0B" in out
     assert "Lineage accuracy" in out and "PASS" in out  # part 2: the zoo's per-transform table
+    relations = {pair["relation"] for pair in api.load_zoo_manifest(quick_zoo)["pairs"]}
+    assert [name for name in relations if name not in out] == []  # whole in a pipe, not wrapped
     assert 'display "Kimi K2.5"' in " ".join(out.split())  # part 3: the licence obligation
 
 

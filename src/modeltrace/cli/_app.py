@@ -13,9 +13,9 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from modeltrace import api
+from modeltrace.cli._console import ReadableConsole
 
 app = typer.Typer(
     name="modeltrace",
@@ -26,8 +26,9 @@ app = typer.Typer(
 )
 
 #: Human-readable output goes to stdout; progress and errors to stderr so --json stays clean.
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Tables keep their names whole at any width and in files or pipes (see cli/_console.py).
+console = ReadableConsole(highlight=False)
+err_console = ReadableConsole(stderr=True, highlight=False)
 
 
 def emit_json(payload: Any) -> None:
