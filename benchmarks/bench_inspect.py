@@ -1,6 +1,7 @@
 """How long ``inspect`` takes: config-only cards of the real configs, and the demo zoo's weights.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_inspect.py [SHARED_DIR]``. Prints a table; not a test.
+Run: ``PYTHONPATH=src python benchmarks/bench_inspect.py [DATA_DIR]`` (a folder holding configs/;
+default tests/data). Prints a table; not a test.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def _timed(path: Path, repeats: int = 3) -> tuple[float, dict]:
 
 
 def main() -> None:
-    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared"
-    paths = sorted(p for p in (shared / "configs").glob("*.json") if not p.name.endswith(".index.json"))
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "tests" / "data"
+    paths = sorted(p for p in (data / "configs").glob("*.json") if not p.name.endswith(".index.json"))
     with tempfile.TemporaryDirectory() as home:
         start = time.perf_counter()
         zoo = api.build_demo_zoo(Path(home))

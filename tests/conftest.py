@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Files the tests read (real configs, tokenizer files), each with its origin in SOURCES.md.
+#: Tests never read anything outside the checkout: a fresh clone must pass on its own.
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -18,11 +20,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    """The ``shared/`` folder beside the checkout (real configs and tokenizer files)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared/ folder not found at {SHARED}")
-    return SHARED
+def data_dir() -> Path:
+    """``tests/data``: real config.json and tokenizer files (see ``tests/data/SOURCES.md``)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,61 @@ def quick_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("zoo")
     api.build_zoo(folder, quick=True, seed=0)
     return folder
+
+
+# --- the data-skip guard (`.ci/run` passes --fail-on-data-skips) ---------------------------------
+#
+# A fresh clone must run every test: a skip is acceptable only where the machine lacks something
+# (no PostgreSQL, no GPU, another OS), and such a skip says so with the words "on this machine" in
+# its reason. Under --fail-on-data-skips any other skip (a missing file, data folder or package that
+# `make` installs) fails the run, listed with its reason.
+
+MACHINE_SKIP_MARK = "on this machine"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-data-skips",
+        action="store_true",
+        help=f"fail the run if a test was skipped for a reason that does not say '{MACHINE_SKIP_MARK}'",
+    )
+
+
+class _DataSkipGuard:
+    """Collects skips whose reason does not blame the machine; fails the session if there are any."""
+
+    def __init__(self) -> None:
+        self.data_skips: list[tuple[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # An xfail report is "skipped" too but carries `wasxfail`: an expected failure, not a skip.
+        if report.skipped and not hasattr(report, "wasxfail"):
+            reason = _skip_reason(report)
+            if MACHINE_SKIP_MARK not in reason.lower():
+                self.data_skips.append((report.nodeid, reason))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.data_skips:
+            return
+        terminalreporter.section("skipped for missing data (--fail-on-data-skips)", red=True)
+        for nodeid, reason in self.data_skips:
+            terminalreporter.line(f"{nodeid}: {reason}")
+        terminalreporter.line(
+            f"{len(self.data_skips)} test(s) skipped for something a fresh clone should have: put the "
+            f"file in tests/data (see SOURCES.md) or, if the machine lacks it, say '{MACHINE_SKIP_MARK}'."
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.data_skips and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--fail-on-data-skips"):
+        config.pluginmanager.register(_DataSkipGuard(), "data-skip-guard")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)

@@ -101,10 +101,8 @@ def test_inspect_human_output(zoo: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "demo-zoo/tiny-llama (finetune)" in out
 
 
-def test_inspect_bare_config(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(
-        ["inspect", str(shared_dir / "configs" / "qwen3-235b-a22b.json"), "--json"], capsys
-    )
+def test_inspect_bare_config(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["inspect", str(data_dir / "configs" / "qwen3-235b-a22b.json"), "--json"], capsys)
     card = json.loads(out)
     assert (code, card["format"], card["layers"], card["hidden_size"], card["vocab_size"]) == (
         0, "config", 94, 4096, 151936,
@@ -130,6 +128,8 @@ def test_demo_command_prints_every_model(
         assert name in out
     assert "671.0B" in out
     assert "Lineage accuracy" in out and "PASS" in out  # part 2: the zoo's per-transform table
+    relations = {pair["relation"] for pair in api.load_zoo_manifest(quick_zoo)["pairs"]}
+    assert [name for name in relations if name not in out] == []  # whole in a pipe, not wrapped
     assert 'display "Kimi K2.5"' in " ".join(out.split())  # part 3: the licence obligation
 
 

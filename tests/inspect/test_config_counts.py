@@ -1,6 +1,6 @@
-"""Parameter counts from the real config.json files in shared/configs against published sizes.
+"""Parameter counts from the real config.json files in tests/data/configs against published sizes.
 
-Every figure below is quoted from shared/configs/SOURCES.md, which records each maker's published
+Every figure below is quoted from tests/data/SOURCES.md, which records each maker's published
 size and the exact per-config count ("every weight matrix, norm and bias; active counts both the
 input embedding and the output projection; DeepSeek-V3's multi-token-prediction module not counted").
 """
@@ -58,39 +58,39 @@ def _card_of(path: Path) -> ArchitectureCard:
     return card_from_config(json.loads(path.read_text()))
 
 
-def _card(shared_dir: Path, name: str) -> ArchitectureCard:
-    return _card_of(shared_dir / "configs" / name)
+def _card(data_dir: Path, name: str) -> ArchitectureCard:
+    return _card_of(data_dir / "configs" / name)
 
 
-def test_every_shared_config_is_covered(shared_dir: Path) -> None:
-    configs = {p.name for p in (shared_dir / "configs").glob("*.json") if not p.name.endswith(".index.json")}
+def test_every_config_in_tests_data_is_covered(data_dir: Path) -> None:
+    configs = {p.name for p in (data_dir / "configs").glob("*.json") if not p.name.endswith(".index.json")}
     assert configs == set(CURATED) | INDEX_CHECKED
 
 
 @pytest.mark.parametrize(("name", "total", "active", "source"), MAKERS, ids=[m[0] for m in MAKERS])
 def test_matches_makers_figure_within_2_percent(
-    shared_dir: Path, name: str, total: float, active: float | None, source: str
+    data_dir: Path, name: str, total: float, active: float | None, source: str
 ) -> None:
-    card = _card(shared_dir, name)
+    card = _card(data_dir, name)
     assert card.total_params == pytest.approx(total, rel=0.02), source
     if active is not None:
         assert card.active_params == pytest.approx(active, rel=0.02), source
 
 
 @pytest.mark.parametrize("name", sorted(CURATED))
-def test_matches_curated_count(shared_dir: Path, name: str) -> None:
+def test_matches_curated_count(data_dir: Path, name: str) -> None:
     total, active = CURATED[name]
-    card = _card(shared_dir, name)
+    card = _card(data_dir, name)
     assert card.total_params == pytest.approx(total, rel=0.001)
     assert card.active_params == pytest.approx(active, rel=0.001)
 
 
 @pytest.mark.parametrize("name", ["kimi-k2-instruct.json", "kimi-k2.5.json"])
-def test_kimi_k2_is_one_trillion_with_32b_active(shared_dir: Path, name: str) -> None:
+def test_kimi_k2_is_one_trillion_with_32b_active(data_dir: Path, name: str) -> None:
     # Moonshot publishes "1T total, 32B activated": one significant figure for the total and the
     # active count truncated, so a 2 % band around the rounded numbers would not hold for any exact
     # count. The issue's figures (about 1.03 T, 32.6 B, 3.2 %) are checked within 2 % instead.
-    card = _card(shared_dir, name)
+    card = _card(data_dir, name)
     assert round(card.total_params / 1e12) == 1
     assert math.floor(card.active_params / B) == 32
     assert card.total_params == pytest.approx(1.03e12, rel=0.02)
@@ -100,25 +100,25 @@ def test_kimi_k2_is_one_trillion_with_32b_active(shared_dir: Path, name: str) ->
     assert (card.experts.routed, card.experts.shared, card.experts.per_token) == (384, 1, 8)
 
 
-def test_kimi_k25_counts_its_text_backbone_and_says_the_vision_tower_is_not(shared_dir: Path) -> None:
-    card = _card(shared_dir, "kimi-k2.5.json").as_dict()
+def test_kimi_k25_counts_its_text_backbone_and_says_the_vision_tower_is_not(data_dir: Path) -> None:
+    card = _card(data_dir, "kimi-k2.5.json").as_dict()
     assert card["architecture"] == "kimi_k25"
     assert card["text_model_type"] == "kimi_k2"
     assert card["family"] == "deepseek-mla-moe"
     assert any("vision tower not counted" in note for note in card["notes"])
 
 
-def test_deepseek_v3_mtp_module_is_reported_apart(shared_dir: Path) -> None:
+def test_deepseek_v3_mtp_module_is_reported_apart(data_dir: Path) -> None:
     # DeepSeek-V3 model card: "685B ... includes 671B of the Main Model weights and 14B of the
     # Multi-Token Prediction (MTP) Module weights".
-    card = _card(shared_dir, "deepseek-v3.json")
+    card = _card(data_dir, "deepseek-v3.json")
     assert card.mtp_params == pytest.approx(14 * B, rel=0.05)
     assert card.total_params + card.mtp_params == pytest.approx(685 * B, rel=0.02)
 
 
-def test_gpt_oss_active_without_input_embedding_matches_openai(shared_dir: Path) -> None:
+def test_gpt_oss_active_without_input_embedding_matches_openai(data_dir: Path) -> None:
     # SOURCES.md: "5.1 B active (OpenAI leaves the input embedding out: 5.71 - 0.58 = 5.13)".
-    card = _card(shared_dir, "gpt-oss-120b.json")
+    card = _card(data_dir, "gpt-oss-120b.json")
     assert card.active_params - card.embedding_params == pytest.approx(5.1 * B, rel=0.02)
     assert card.experts is not None
     assert (card.experts.routed, card.experts.per_token) == (128, 4)
@@ -131,38 +131,38 @@ def test_gpt_oss_active_without_input_embedding_matches_openai(shared_dir: Path)
         ("cogito-v1-preview-qwen-14b.json", "cogito-v1-preview-qwen-14b.safetensors.index.json"),
     ],
 )
-def test_layout_reproduces_real_checkpoint_index(shared_dir: Path, config: str, index: str) -> None:
+def test_layout_reproduces_real_checkpoint_index(data_dir: Path, config: str, index: str) -> None:
     """The config's implied tensors are exactly the checkpoint's, and at 2 bytes each fill total_size."""
-    laid_out = config_tensor_shapes(json.loads((shared_dir / "configs" / config).read_text()))
+    laid_out = config_tensor_shapes(json.loads((data_dir / "configs" / config).read_text()))
     assert laid_out is not None
     shapes, exact = laid_out
-    real = json.loads((shared_dir / "configs" / index).read_text())
+    real = json.loads((data_dir / "configs" / index).read_text())
     assert exact
     assert set(shapes) == set(real["weight_map"])
     assert sum(math.prod(shape) for shape in shapes.values()) * 2 == real["metadata"]["total_size"]
 
 
-def test_chatglm2_and_codegeex2_share_an_architecture(shared_dir: Path) -> None:
-    chatglm, codegeex = _card(shared_dir, "chatglm2-6b.json"), _card(shared_dir, "codegeex2-6b.json")
+def test_chatglm2_and_codegeex2_share_an_architecture(data_dir: Path) -> None:
+    chatglm, codegeex = _card(data_dir, "chatglm2-6b.json"), _card(data_dir, "codegeex2-6b.json")
     assert chatglm.total_params == codegeex.total_params == 6_243_584_000
     assert (chatglm.dims.context_length, codegeex.dims.context_length) == (32768, 8192)
     assert chatglm.dims.kv_heads == 2
     assert chatglm.family == "chatglm"
 
 
-def test_kimi_k2_has_deepseek_v3_architecture_but_other_sizes(shared_dir: Path) -> None:
+def test_kimi_k2_has_deepseek_v3_architecture_but_other_sizes(data_dir: Path) -> None:
     # SOURCES.md: Kimi K2 reuses the DeepSeek-V3 design with its own weights; the card shows the
     # shared family and the differing sizes (a matching architecture is not lineage).
-    kimi, deepseek = _card(shared_dir, "kimi-k2-instruct.json"), _card(shared_dir, "deepseek-v3.json")
+    kimi, deepseek = _card(data_dir, "kimi-k2-instruct.json"), _card(data_dir, "deepseek-v3.json")
     assert kimi.family == deepseek.family == "deepseek-mla-moe"
     assert kimi.dims.attention == deepseek.dims.attention == "mla"
     assert (kimi.dims.attention_heads, deepseek.dims.attention_heads) == (64, 128)
     assert (kimi.dims.vocab_size, deepseek.dims.vocab_size) == (163840, 129280)
 
 
-def test_dense_configs_are_fully_active(shared_dir: Path) -> None:
+def test_dense_configs_are_fully_active(data_dir: Path) -> None:
     for name in ("llama-3.1-8b.json", "qwen3-32b.json", "chatglm2-6b.json"):
-        card = _card(shared_dir, name)
+        card = _card(data_dir, name)
         assert card.experts is None
         assert card.active_params == card.total_params
         assert card.activation_rate == 1.0

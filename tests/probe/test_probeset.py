@@ -47,11 +47,11 @@ def test_build_is_deterministic(builtin_set: ProbeSet) -> None:
 
 
 def test_cache_is_keyed_by_library_and_rebuilt_when_it_changes(
-    builtin_set: ProbeSet, shared_dir: Path, _isolated_home: Path
+    builtin_set: ProbeSet, data_dir: Path, _isolated_home: Path
 ) -> None:
     cached = list((_isolated_home / "probe").glob("probeset-*.json"))
     assert len(cached) == 1
-    api.add_tokenizer("gpt2", shared_dir / "tokenizers" / "gpt2")
+    api.add_tokenizer("gpt2", data_dir / "tokenizers" / "gpt2")
     grown = api.probe_set()
     assert grown.library_digest != builtin_set.library_digest
     assert "gpt2" in grown.references and grown.min_pair_distance >= 5

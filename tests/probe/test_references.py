@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fake_endpoint import package_encoder
+from trained_tokenizer import sentencepiece_model
 
 from modeltrace.errors import TokenizerError
 from modeltrace.probe import library, patterns
@@ -76,8 +77,8 @@ def test_patterns_equal_the_packages_constants() -> None:
     assert r50k_pat_str == patterns.GPT2
 
 
-def test_gpt2_formats_agree(shared_dir: Path, tmp_path: Path) -> None:
-    gpt2 = shared_dir / "tokenizers" / "gpt2"
+def test_gpt2_formats_agree(data_dir: Path, tmp_path: Path) -> None:
+    gpt2 = data_dir / "tokenizers" / "gpt2"
     fmt, files = detect_format(gpt2 / "vocab.json")
     assert fmt == "bpe-vocab-merges"
     from_merges = load_reference("a", fmt, files)
@@ -89,10 +90,10 @@ def test_gpt2_formats_agree(shared_dir: Path, tmp_path: Path) -> None:
         assert from_merges.encode(text) == from_tiktoken.encode(text) == from_json.encode(text), text
 
 
-def test_detect_format(shared_dir: Path) -> None:
-    assert detect_format(shared_dir / "tokenizers" / "llama2" / "tokenizer.model")[0] == "sentencepiece"
-    assert detect_format(shared_dir / "tokenizers" / "gpt2" / "gpt2.tiktoken")[0] == "tiktoken"
-    assert detect_format(shared_dir / "tokenizers" / "gpt2")[0] == "bpe-vocab-merges"
+def test_detect_format(data_dir: Path) -> None:
+    assert detect_format(sentencepiece_model())[0] == "sentencepiece"
+    assert detect_format(data_dir / "tokenizers" / "gpt2" / "gpt2.tiktoken")[0] == "tiktoken"
+    assert detect_format(data_dir / "tokenizers" / "gpt2")[0] == "bpe-vocab-merges"
     assert detect_format(_specs()["mistral-tekken"].files[0])[0] == "tekken"
     assert detect_format(_specs()["deepseek-v3"].files[0])[0] == "hf-json"
 

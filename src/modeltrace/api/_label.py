@@ -10,14 +10,12 @@ from modeltrace.label import create as _label_create
 from modeltrace.label import signing as _label_signing
 from modeltrace.label import sigstore_signing as _label_sigstore
 from modeltrace.label.digest import ModelDigest, digest_model
-from modeltrace.label.exports import EXPORT_FORMATS, export_label
+from modeltrace.label.exports import export_label
 from modeltrace.label.levels import LevelReport, compute_shares, traceability
 from modeltrace.label.mof import mof_class
 from modeltrace.label.schema import Label, read_label, validate_label, write_label
 from modeltrace.label.verify import VerifyReport, require_key_signed, verify_model, verify_model_sigstore
 
-LABEL_EXPORT_FORMATS = EXPORT_FORMATS
-LABEL_RELATIONS = _label_create.RELATIONS
 ComputeStage = _label_create.ComputeStage
 
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import modeltrace
 from modeltrace import demo_zoo
 from modeltrace.errors import UnsupportedFormatError
 from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
 from modeltrace.formats import open_model
 from modeltrace.paths import modeltrace_home
-
-
-def version() -> str:
-    """The installed modeltrace version."""
-    return modeltrace.__version__
 
 
 def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from modeltrace import api
+from modeltrace.cli._console import ReadableConsole
 
 app = typer.Typer(
     name="modeltrace",
@@ -24,8 +26,9 @@ app = typer.Typer(
 )
 
 #: Human-readable output goes to stdout; progress and errors to stderr so --json stays clean.
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Tables keep their names whole at any width and in files or pipes (see cli/_console.py).
+console = ReadableConsole(highlight=False)
+err_console = ReadableConsole(stderr=True, highlight=False)
 
 
 def emit_json(payload: Any) -> None:
@@ -51,6 +54,19 @@ def human_count(count: int | float) -> str:
     return f"{value:.0f}"
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        console.print(api.version())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the modeltrace version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """Prove where an AI model came from."""

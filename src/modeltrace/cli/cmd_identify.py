@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json
@@ -37,7 +37,8 @@ def identify(
     if json_output:
         emit_json(result)
         return
-    table = Table("candidate", "verdict", "p (Holm)", "relation", title=f"Candidate bases for {suspect}")
+    names = Column("candidate", no_wrap=True)  # names stay whole (cli/_console.py)
+    table = Table(names, "verdict", "p (Holm)", "relation", title=f"Candidate bases for {suspect}")
     for row in result["candidates"]:
         adjusted = row["log10_p_adjusted"]
         p_text = "n/a" if adjusted is None else _p_text(adjusted)

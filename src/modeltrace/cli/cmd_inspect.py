@@ -78,7 +78,7 @@ def _declared_rows(declared: dict[str, Any]) -> list[tuple[str, str]]:
 def print_card(card: dict[str, Any]) -> None:
     """Print an ``api.inspect`` result as a two-column Rich table."""
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
+    table.add_column(style="bold", no_wrap=True)
     table.add_column()
     architecture = card.get("architecture") or "unknown"
     if card.get("family") and card["family"] != architecture:

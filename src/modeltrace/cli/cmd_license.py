@@ -112,7 +112,7 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["unknown"]:
         table = Table(title="Unknown licences", title_style="bold magenta", show_lines=True)
         for column in ("Licence", "Ancestor", "Via", "What to do"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("Licence", "Ancestor"))
         for item in report["unknown"]:
             table.add_row(
                 escape(item["license"] or "(none)"),
@@ -151,7 +151,7 @@ def _ancestry_tree(ancestry: list[dict[str, Any]]) -> Tree:
 def _findings_table(title: str, findings: list[dict[str, Any]], style: str) -> Table:
     table = Table(title=title, title_style=f"bold {style}", show_lines=True, expand=True)
     table.add_column("Licence", no_wrap=True)
-    table.add_column("From ancestor")
+    table.add_column("From ancestor", no_wrap=True)
     table.add_column("Kind", no_wrap=True)
     table.add_column("What to do", ratio=2, overflow="fold")
     table.add_column("Clause", ratio=3, style="dim")
@@ -257,7 +257,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list a
         return
     table = Table(title=f"{len(licenses)} licences")
     for column in ("Id", "SPDX / LicenseRef", "Name", "Tier"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "Name")
     for item in licenses:
         table.add_row(item.key, item.id, escape(item.name), f"[{_TIER_STYLE[item.tier]}]{item.tier}[/]")
     console.print(table)

@@ -70,14 +70,14 @@ def _print_report(data: dict[str, Any]) -> None:
         console.print(f"[bold red]Contradiction:[/] {contradiction['message']}", highlight=False)
     hints = Table(title="Identity hints (reported verbatim; a hint is not a verdict)", show_lines=False)
     for column in ("source", "field", "value"):
-        hints.add_column(column, overflow="fold")
+        hints.add_column(column, no_wrap=column != "value", overflow="fold")
     for hint in data["hints"]:
         style = "bold yellow" if hint["identity"] else ""
         hints.add_row(hint["source"], hint["field"], hint["value"][:300], style=style)
     console.print(hints)
     units = Table(title=f"Per-unit evidence (repeats {data['probe_set']['repeats']})")
     for column in ("unit", "category", "prompt_tokens", "observed", *data["probe_set"]["references"]):
-        units.add_column(column, overflow="fold")
+        units.add_column(column, no_wrap=True)
     for row in data["units"]:
         observed = row["observed"]
         cells = [
@@ -111,7 +111,7 @@ def _print_report(data: dict[str, Any]) -> None:
         behaviour = data["behaviour"]
         table = Table(title=f"Behavioural test: greedy next token on {behaviour['prompts']} prompts")
         for column in ("reference", "asked as", "agree", "rate", "p (different, Holm)", "verdict"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("reference", "verdict"))
         for row in behaviour["references"]:
             table.add_row(
                 row["reference"], row["prompt_format"], f"{row['agreements']}/{row['compared']}",

@@ -25,7 +25,7 @@ def list_tokenizers(as_json: Annotated[bool, typer.Option("--json", help="Print 
         return
     table = Table(title="Reference tokenizers")
     for column in ("name", "origin", "format", "covers"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column != "covers")  # names stay whole (cli/_console.py)
     for row in rows:
         table.add_row(str(row["name"]), str(row["origin"]), str(row["format"]), str(row["covers"]))
     console.print(table)

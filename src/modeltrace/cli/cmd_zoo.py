@@ -52,7 +52,7 @@ def build(
         return
     table = Table(title=f"Lineage zoo: {manifest_path}")
     for column in ("model", "transform", "format", "architecture", "parents"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column != "parents")  # names stay whole (cli/_console.py)
     for model in manifest["models"]:
         parents = ", ".join(model["parents"]) or (
             f"(taught by {model['teacher']})" if model["teacher"] else "-"
@@ -96,8 +96,8 @@ def run_accuracy(manifest_path: Path, alpha: float, show_progress: bool = True) 
 def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
     """The per-transform table: detection at alpha, false positives, median log10 p, layer maps."""
     table = Table(title=f"Lineage accuracy at alpha = {alpha}")
-    # The transform names are the point of the table: they fold rather than being cut short.
-    table.add_column("transform", overflow="fold", min_width=16)
+    # The transform names are the point of the table: never wrapped or cut (cli/_console.py).
+    table.add_column("transform", no_wrap=True)
     for column in ("pairs", "found", "false +", "med. log10 p", "map", "KB read"):
         table.add_column(column, justify="right", no_wrap=True)
     for relation, row in summary["table"].items():

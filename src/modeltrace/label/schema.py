@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from modeltrace.errors import LabelError
+from modeltrace.label import vocabulary
 from modeltrace.label.spdx_ids import HF_ALIASES, SPDX_IDS, UNKNOWN
 
 SCHEMA_ID = "modeltrace-label/v1"
@@ -27,7 +28,7 @@ LABEL_FILE_NAME = "modeltrace-label.json"
 #: Largest label file read (a label lists one digest per file and per tensor).
 MAX_LABEL_BYTES = 256 * 1024 * 1024
 
-RELATIONS = ("finetune", "adapter", "merge", "quantized", "distilled", "upcycled", "continued-pretrain")
+RELATIONS = vocabulary.RELATIONS
 
 Label = dict[str, Any]
 

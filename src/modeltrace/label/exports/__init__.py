@@ -11,8 +11,7 @@ from modeltrace.label.exports.spdx import to_spdx
 from modeltrace.label.levels import compute_shares, traceability
 from modeltrace.label.mof import mof_class
 from modeltrace.label.schema import Label, validate_label
-
-EXPORT_FORMATS = ("spdx", "cyclonedx", "hf-card", "mof")
+from modeltrace.label.vocabulary import EXPORT_FORMATS
 
 
 def export_label(label: Label, format: str) -> str:

@@ -1,0 +1,10 @@
+"""The facade for facts about modeltrace itself (cheap: ``modeltrace --version`` loads nothing else)."""
+
+from __future__ import annotations
+
+import modeltrace
+
+
+def version() -> str:
+    """The installed modeltrace version."""
+    return modeltrace.__version__
