@@ -1,0 +1,169 @@
+"""Write the quantised-weight fixtures of tests/formats/test_quantised_reference.py WITH the reference
+libraries, each next to the library's own dequantisation of it.
+
+Run from the repository root in an environment holding the libraries (CPU wheels; they are not
+dependencies of modeltrace):
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install compressed-tensors==0.20.0 transformers==5.23.0 bitsandbytes==0.50.2 loguru psutil
+    python tests/data/quantised/make_fixtures.py
+
+For each case ``NAME`` it writes ``NAME.safetensors`` (the tensors exactly as the library stores
+them for one linear layer ``layer.weight`` of shape [32, 256], or gpt-oss experts) and
+``NAME.expected.safetensors`` (``layer.weight``: what the library's own decompressor returns).
+The weights are a seeded normal draw, so the files are reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+HERE = Path(__file__).parent
+ROWS, COLS = 32, 256
+
+
+def weight(seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(ROWS, COLS, generator=generator) * 0.05).to(torch.bfloat16)
+
+
+def write(name: str, stored: dict[str, torch.Tensor], expected: torch.Tensor, prefix: str = "layer.") -> None:
+    save_file(
+        {prefix + key: value.contiguous() for key, value in stored.items()}, HERE / f"{name}.safetensors"
+    )
+    # in the dtype the library returns (bf16 for these), so the comparison is at its rounding
+    save_file({prefix + "weight": expected.contiguous()}, HERE / f"{name}.expected.safetensors")
+
+
+# -- compressed-tensors ---------------------------------------------------------------------------
+
+
+def compressed_tensors_cases() -> None:
+    from compressed_tensors.compressors import BaseCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from compressed_tensors.quantization.utils.helpers import (
+        calculate_qparams,
+        compute_dynamic_scales_and_zp,
+        generate_gparam,
+    )
+
+    linear = torch.nn.Linear(COLS, ROWS, bias=False)
+    fp8, fp4 = {"num_bits": 8, "type": "float"}, {"num_bits": 4, "type": "float"}
+    cases = {
+        "ct_int4_group128_sym": ("pack-quantized", {"num_bits": 4, "strategy": "group", "group_size": 128}),
+        "ct_int4_group64_asym": (
+            "pack-quantized", {"num_bits": 4, "strategy": "group", "group_size": 64, "symmetric": False}),
+        "ct_int8_channel_asym_packed": (
+            "pack-quantized", {"num_bits": 8, "strategy": "channel", "symmetric": False}),
+        "ct_int3_channel_sym": ("pack-quantized", {"num_bits": 3, "strategy": "channel"}),
+        "ct_int2_group32_asym": (
+            "pack-quantized", {"num_bits": 2, "strategy": "group", "group_size": 32, "symmetric": False}),
+        "ct_int8_channel_sym": ("int-quantized", {"num_bits": 8, "strategy": "channel"}),
+        "ct_int8_tensor_asym": ("int-quantized", {"num_bits": 8, "strategy": "tensor", "symmetric": False}),
+        "ct_fp8_tensor": ("float-quantized", {"num_bits": 8, "type": "float", "strategy": "tensor"}),
+        "ct_fp8_channel": ("float-quantized", {"num_bits": 8, "type": "float", "strategy": "channel"}),
+        "ct_fp8_block16x128": (
+            "float-quantized", {**fp8, "strategy": "block", "block_structure": [16, 128]}),
+        "ct_nvfp4": (
+            "nvfp4-pack-quantized", {**fp4, "strategy": "tensor_group", "group_size": 16}),
+        "ct_mxfp4": (
+            "mxfp4-pack-quantized",
+            {**fp4, "strategy": "group", "group_size": 32, "scale_dtype": torch.uint8}),
+    }  # fmt: skip
+    for seed, (name, (fmt, settings)) in enumerate(cases.items()):
+        args = QuantizationArgs(**{"type": "int", "symmetric": True, **settings})
+        scheme = QuantizationScheme(targets=["Linear"], weights=args)
+        w = weight(seed)
+        state: dict[str, torch.Tensor] = {"weight": w}
+        global_scale = None
+        if fmt == "nvfp4-pack-quantized":
+            global_scale = generate_gparam(w.min(), w.max()).to(torch.float32)
+            state["weight_global_scale"] = global_scale
+        if args.strategy in ("channel", "block", "tensor") and fmt != "nvfp4-pack-quantized":
+            if args.strategy == "channel":
+                low, high = w.amin(dim=1, keepdim=True), w.amax(dim=1, keepdim=True)
+            elif args.strategy == "tensor":
+                low, high = w.amin().reshape(1), w.amax().reshape(1)
+            else:
+                block_rows, block_cols = args.block_structure
+                blocks = w.reshape(ROWS // block_rows, block_rows, COLS // block_cols, block_cols).transpose(
+                    1, 2
+                )
+                low, high = blocks.amin(dim=(2, 3)), blocks.amax(dim=(2, 3))
+            scale, zero_point = calculate_qparams(low, high, args)
+        else:
+            scale, zero_point = compute_dynamic_scales_and_zp(
+                value=w, args=args, module=linear, global_scale=global_scale
+            )
+        state["weight_scale"] = scale
+        if zero_point is not None and not args.symmetric:
+            state["weight_zero_point"] = zero_point
+        compressor = BaseCompressor.get_value_from_registry(fmt)
+        compressed = compressor.compress(dict(state), scheme)
+        expected = compressor.decompress(dict(compressed), scheme)["weight"]
+        write(name, compressed, expected)
+
+
+# -- bitsandbytes -------------------------------------------------------------------------------
+
+
+def bitsandbytes_cases() -> None:
+    import bitsandbytes.functional as bnb_functional
+
+    for seed, (quant_type, double) in enumerate(
+        (("nf4", False), ("nf4", True), ("fp4", False), ("fp4", True)), start=100
+    ):
+        w = weight(seed)
+        packed, state = bnb_functional.quantize_4bit(
+            w, quant_type=quant_type, compress_statistics=double, blocksize=64
+        )
+        expected = bnb_functional.dequantize_4bit(packed, state)
+        # transformers' Params4bit serialisation: X.weight plus X.weight.<quant-state key>
+        stored = {
+            "weight": packed,
+            **{f"weight.{key}": value for key, value in state.as_dict(packed=True).items()},
+        }
+        write(f"bnb_{quant_type}{'_double' if double else ''}", stored, expected)
+    w = weight(110)
+    codes, row_absmax, _ = bnb_functional.int8_vectorwise_quant(w.half())
+    expected = bnb_functional.int8_vectorwise_dequant(codes, row_absmax)
+    write("bnb_int8", {"weight": codes, "SCB": row_absmax}, expected)
+
+
+# -- gpt-oss MXFP4 experts ------------------------------------------------------------------------
+
+
+def gpt_oss_case() -> None:
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+
+    experts, rows, hidden = 3, 16, 64
+    generator = torch.Generator().manual_seed(200)
+    blocks = torch.randint(0, 256, (experts, rows, hidden // 32, 16), dtype=torch.uint8, generator=generator)
+    scales = torch.randint(118, 130, (experts, rows, hidden // 32), dtype=torch.uint8, generator=generator)
+    # transformers returns the [experts, hidden, rows] parameter; the logical tensor is its transpose
+    dense = convert_moe_packed_tensors(blocks, scales, dtype=torch.float32).transpose(1, 2)
+    prefix = "model.layers.0.mlp.experts."
+    save_file({prefix + "gate_up_proj_blocks": blocks, prefix + "gate_up_proj_scales": scales},
+              HERE / "gpt_oss_mxfp4.safetensors")  # fmt: skip
+    save_file({prefix + "gate_up_proj": dense.contiguous()}, HERE / "gpt_oss_mxfp4.expected.safetensors")
+
+
+def main() -> None:
+    compressed_tensors_cases()
+    bitsandbytes_cases()
+    gpt_oss_case()
+    (HERE / "versions.json").write_text(json.dumps(_versions(), indent=2) + "\n")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("torch", "compressed-tensors", "bitsandbytes", "transformers")}
+
+
+if __name__ == "__main__":
+    main()
