@@ -6,6 +6,7 @@ dependencies of modeltrace):
 
     pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
     pip install compressed-tensors==0.20.0 transformers==5.23.0 bitsandbytes==0.50.2 loguru psutil
+    pip install --no-deps autoawq==0.2.9 accelerate==1.15.0
     python tests/data/quantised/make_fixtures.py
 
 For each case ``NAME`` it writes ``NAME.safetensors`` (the tensors exactly as the library stores
@@ -134,6 +135,50 @@ def bitsandbytes_cases() -> None:
     write("bnb_int8", {"weight": codes, "SCB": row_absmax}, expected)
 
 
+# -- AutoAWQ (GEMM) and the GPTQ layout AutoAWQ converts it to ------------------------------------
+
+
+def _import_autoawq_modules() -> None:
+    """Import AutoAWQ's linear modules without ``awq/__init__`` (which pulls datasets and models)."""
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("awq")
+    assert spec is not None and spec.submodule_search_locations is not None, "pip install --no-deps autoawq"
+    package = types.ModuleType("awq")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules.setdefault("awq", package)
+
+
+def awq_and_gptq_cases() -> None:
+    _import_autoawq_modules()
+    from awq.modules.linear.gemm import WQLinear_GEMM
+    from awq.utils.packing_utils import dequantize_gemm, unpack_reorder_pack
+
+    group = 64
+    w = weight(300).float()
+    linear = torch.nn.Linear(COLS, ROWS, bias=False)
+    linear.weight.data = w.clone()
+    # AWQ's asymmetric min/max quantiser (awq.quantize.quantizer.pseudo_quantize_tensor), per group
+    grouped = w.reshape(-1, group)
+    high, low = grouped.amax(dim=1, keepdim=True), grouped.amin(dim=1, keepdim=True)
+    scales = ((high - low).clamp(min=1e-5) / 15).reshape(ROWS, -1)
+    zeros = (-torch.round(low.reshape(ROWS, -1) / scales)).clamp(0, 15)
+    packed = WQLinear_GEMM.from_linear(
+        linear, 4, group, scales=scales.t().contiguous(), zeros=zeros.t().contiguous()
+    )
+    expected = dequantize_gemm(packed.qweight, packed.qzeros, packed.scales, 4, group).t()
+    write(
+        "awq_gemm_int4",
+        {"qweight": packed.qweight, "qzeros": packed.qzeros, "scales": packed.scales},
+        expected,
+    )
+    # AutoAWQ's exllama conversion writes the classic GPTQ layout (zeros stored minus one)
+    qweight, qzeros = unpack_reorder_pack(packed.qweight, packed.qzeros, 4)
+    write("gptq_int4_from_awq", {"qweight": qweight, "qzeros": qzeros, "scales": packed.scales}, expected)
+
+
 # -- gpt-oss MXFP4 experts ------------------------------------------------------------------------
 
 
@@ -155,6 +200,7 @@ def gpt_oss_case() -> None:
 def main() -> None:
     compressed_tensors_cases()
     bitsandbytes_cases()
+    awq_and_gptq_cases()
     gpt_oss_case()
     (HERE / "versions.json").write_text(json.dumps(_versions(), indent=2) + "\n")
 
@@ -162,7 +208,8 @@ def main() -> None:
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {name: version(name) for name in ("torch", "compressed-tensors", "bitsandbytes", "transformers")}
+    names = ("torch", "compressed-tensors", "bitsandbytes", "transformers", "autoawq")
+    return {name: version(name) for name in names}
 
 
 if __name__ == "__main__":
