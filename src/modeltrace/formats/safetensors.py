@@ -32,7 +32,7 @@ from modeltrace.formats.base import (
     decode_dense,
     read_dense_rows,
 )
-from modeltrace.formats.quant import QuantisedWeight
+from modeltrace.formats.quant import QuantisedWeight, scheme_summary
 from modeltrace.formats.quant.fold import fold_quantised
 from modeltrace.types import TensorInfo
 
@@ -127,13 +127,19 @@ class SafetensorsReader(TensorReader):
             self._stored.update(tensors)
             self.metadata.update(metadata)
         self._quant: dict[str, QuantisedWeight] = {}
+        self._config: Mapping[str, Any] | None = None
         self._logical: dict[str, TensorInfo] = dict(self._stored)
         self.use_config(None)
 
     def use_config(self, config: Mapping[str, Any] | None) -> None:
         """Fold quantised weights (codes + scales + zero points ...) into logical tensors; config.json's
         ``quantization_config`` settles what the tensors leave open (GPTQ's zero format, bit widths)."""
+        self._config = config
         self._quant, self._logical = fold_quantised(self._stored, _StoredAccess(self), config)
+
+    def quantization_summary(self) -> dict[str, Any] | None:
+        """The quantisation method and encodings found (and config.json's declaration), or None."""
+        return scheme_summary(self._quant, self._config)
 
     @property
     def quantised(self) -> Mapping[str, QuantisedWeight]:
