@@ -2,9 +2,9 @@
 
 The fixtures under tests/data/quantised/ were written by compressed-tensors 0.20, bitsandbytes 0.50
 and transformers 5.23 (gpt-oss MXFP4) with ``make_fixtures.py`` there; each ``NAME.expected`` file
-holds what the library's decompressor returned (the GPTQ file is AutoAWQ 0.2.9's conversion of
-its AWQ file to the classic GPTQ/exllama layout, zeros stored minus one) (bf16 for the library cases, so equality is up to
-bf16 rounding of the same product).
+holds what the library's decompressor returned (bf16 for most, so equality is up to bf16 rounding
+of the same product). The GPTQ file is AutoAWQ 0.2.9's conversion of its AWQ file to the classic
+GPTQ/exllama layout (zeros stored minus one).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class BlockScaledFP8(QuantisedWeight):
     block: tuple[int, int] = (128, 128)
 
     def describe(self) -> str:
-        return f"fp8 block {self.block[0]}x{self.block[1]}"
+        return f"e4m3 block {self.block[0]}x{self.block[1]} (weight_scale_inv)"
 
     def flat_rows(self, store: Store, rows: np.ndarray) -> np.ndarray:
         cols = self.shape[1]

@@ -33,7 +33,7 @@ class MXFP4Blocks(QuantisedWeight):
     scales: str = ""
 
     def describe(self) -> str:
-        return "mxfp4 group 32 (e8m0 scales)"
+        return "group 32, e8m0 scales"
 
     def flat_rows(self, store: Store, rows: np.ndarray) -> np.ndarray:
         blocks_info = store.info(self.blocks)
