@@ -85,8 +85,10 @@ def _scale_layout(
     strategy = args.get("strategy")
     if shape[0] == rows and strategy != "block":
         configured = args.get("group_size") if isinstance(args.get("group_size"), int) else None
-        size = configured if has_g_idx and configured else block_side(cols, shape[1], configured)
-        return _Scales("group", group=size) if size else None
+        if configured and (has_g_idx or ceil_div(cols, configured) == shape[1]):
+            return _Scales("group", group=configured)
+        # the library requires groups to divide the columns (compressed_tensors _process_group)
+        return _Scales("group", group=cols // shape[1]) if shape[1] and cols % shape[1] == 0 else None
     configured_block = args.get("block_structure")
     wanted = configured_block if isinstance(configured_block, list) and len(configured_block) == 2 else None
     side_rows = block_side(rows, shape[0], wanted[0] if wanted else None)
@@ -271,9 +273,7 @@ def _packed(
     zero_packed = False
     if zero is not None:
         zero_info = stored[zero]
-        zero_packed = (
-            zero_info.dtype == "I32" and zero_info.shape[:1] == (ceil_div(rows * bits, 32),)
-        )
+        zero_packed = zero_info.dtype == "I32" and zero_info.shape[:1] == (ceil_div(rows * bits, 32),)
     return CompressedTensorsWeight(
         base, (rows, cols), f"INT{bits}", "compressed-tensors", tuple(parts), codes=codes.name,
         encoding="int", bits=bits, packed=True, scale=scale.name, scales=layout, zero_point=zero,
