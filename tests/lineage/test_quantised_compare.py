@@ -4,6 +4,7 @@ counts their unpacked parameters and names the scheme."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,24 @@ def test_inspect_counts_unpacked_parameters_and_names_the_scheme(
     assert card["quantization"]["quantised_tensors"] == 4 * 7  # q, k, v, o, gate, up, down per layer
     assert card["quantization"]["declared"]["quant_method"] == quant_config["quant_method"]
     assert card["total_bytes"] < base_card["total_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), [("ct_w4a16", "compressed-tensors"), ("bnb_nf4", "bitsandbytes")]
+)
+def test_children_quantised_by_the_reference_libraries(
+    name: str, method: str, family: dict[str, Path], fingerprints: dict[str, Fingerprint], tmp_path: Path
+) -> None:
+    """The same base quantised by compressed-tensors 0.20 (W4A16) and bitsandbytes 0.50 (NF4, double
+    quantisation) themselves: tests/data/quantised/make_fixtures.py."""
+    child = tmp_path / name
+    shutil.copytree(DATA / f"model_{name}", child)
+    shutil.copy(family["base"] / "tokenizer.json", child / "tokenizer.json")
+    child_fp = _fp(child)
+    related = compare_fingerprints(child_fp, fingerprints["base"])
+    assert related["verdict"] == "related" and related["relation"].startswith(f"quantized ({method}")
+    assert related["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
+    assert compare_fingerprints(child_fp, fingerprints["independent"])["verdict"] == "unrelated"
+    card = api.inspect(child)
+    assert card["total_params"] == api.inspect(family["base"])["total_params"]
+    assert card["quantization"]["method"] == method and card["quantization"]["quantised_tensors"] == 28

@@ -197,11 +197,70 @@ def gpt_oss_case() -> None:
     save_file({prefix + "gate_up_proj": dense.contiguous()}, HERE / "gpt_oss_mxfp4.expected.safetensors")
 
 
+# -- whole synthetic models quantised by the libraries (compare end to end) ----------------------------
+
+
+def library_models() -> None:
+    """The synthetic Llama ``make_params(1)`` of tests/lineage/synthetic.py with every projection
+    quantised by compressed-tensors (W4A16 symmetric, Kimi K2.5's release format, in groups of 16: the
+    synthetic hidden size 48 is no multiple of Kimi's 32) and by
+    bitsandbytes (NF4, double quantisation); embeddings and head stored bf16, norms F32."""
+    import sys
+
+    import bitsandbytes.functional as bnb_functional
+    from compressed_tensors.compressors import BaseCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from compressed_tensors.quantization.utils.helpers import compute_dynamic_scales_and_zp
+
+    sys.path.insert(0, str(HERE.parents[1] / "lineage"))
+    from synthetic import make_params, write_model  # type: ignore[import-not-found]
+
+    params = make_params(1)
+    args = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=16)
+    scheme = QuantizationScheme(targets=["Linear"], weights=args)
+    compressor = BaseCompressor.get_value_from_registry("pack-quantized")
+    linear = torch.nn.Linear(1, 1, bias=False)
+    group_0 = {"targets": ["Linear"], "weights": args.model_dump(mode="json")}
+    quant_configs = {
+        "ct_w4a16": {"quant_method": "compressed-tensors", "format": "pack-quantized", "ignore": ["lm_head"],
+                     "config_groups": {"group_0": group_0}},
+        "bnb_nf4": {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                    "bnb_4bit_use_double_quant": True, "bnb_4bit_compute_dtype": "bfloat16"},
+    }  # fmt: skip
+    for name, quant_config in quant_configs.items():
+        folder = HERE / f"model_{name}"
+        write_model(folder, {k: v[:1] for k, v in params.items()})  # config.json and tokenizer.json only
+        config = json.loads((folder / "config.json").read_text())
+        config.update(intermediate_size=params["model.layers.0.mlp.up_proj.weight"].shape[0])
+        config["quantization_config"] = quant_config
+        (folder / "config.json").write_text(json.dumps(config, indent=1))
+        (folder / "tokenizer.json").unlink()  # the tests write the synthetic vocabulary themselves
+        stored: dict[str, torch.Tensor] = {}
+        for key, value in params.items():
+            tensor = torch.from_numpy(value)
+            prefix = key[: -len("weight")]
+            if not (key.endswith("_proj.weight") and ".layers." in key):
+                stored[key] = tensor if value.ndim == 1 else tensor.to(torch.bfloat16)
+            elif name == "ct_w4a16":
+                w = tensor.to(torch.bfloat16)
+                scale, _ = compute_dynamic_scales_and_zp(value=w, args=args, module=linear)
+                compressed = compressor.compress({"weight": w, "weight_scale": scale}, scheme)
+                stored.update({prefix + part: value for part, value in compressed.items()})
+            else:
+                packed, state = bnb_functional.quantize_4bit(
+                    tensor.to(torch.bfloat16), quant_type="nf4", compress_statistics=True, blocksize=64
+                )
+                stored[key] = packed
+                stored.update({f"{key}.{part}": value for part, value in state.as_dict(packed=True).items()})
+        save_file({k: v.contiguous() for k, v in stored.items()}, folder / "model.safetensors")
+
+
 def main() -> None:
     compressed_tensors_cases()
     bitsandbytes_cases()
     awq_and_gptq_cases()
     gpt_oss_case()
+    library_models()
     (HERE / "versions.json").write_text(json.dumps(_versions(), indent=2) + "\n")
 
 
