@@ -181,5 +181,5 @@ def test_parts_that_do_not_fit_are_a_format_error_naming_the_weight(
 ) -> None:
     enc.write_safetensors(tmp_path / "m.safetensors", tensors)
     with pytest.raises(FormatError, match=message) as raised:
-        SafetensorsReader(tmp_path / "m.safetensors")
+        SafetensorsReader(tmp_path / "m.safetensors").tensors()
     assert "m.safetensors" in str(raised.value)

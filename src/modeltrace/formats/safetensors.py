@@ -126,16 +126,27 @@ class SafetensorsReader(TensorReader):
                     )
             self._stored.update(tensors)
             self.metadata.update(metadata)
-        self._quant: dict[str, QuantisedWeight] = {}
         self._config: Mapping[str, Any] | None = None
-        self._logical: dict[str, TensorInfo] = dict(self._stored)
-        self.use_config(None)
+        self._folded: tuple[dict[str, QuantisedWeight], dict[str, TensorInfo]] | None = None
 
     def use_config(self, config: Mapping[str, Any] | None) -> None:
         """Fold quantised weights (codes + scales + zero points ...) into logical tensors; config.json's
         ``quantization_config`` settles what the tensors leave open (GPTQ's zero format, bit widths)."""
         self._config = config
-        self._quant, self._logical = fold_quantised(self._stored, _StoredAccess(self), config)
+        self._folded = None  # folded on first use: open_model passes the config right after opening
+
+    def _fold(self) -> tuple[dict[str, QuantisedWeight], dict[str, TensorInfo]]:
+        if self._folded is None:
+            self._folded = fold_quantised(self._stored, _StoredAccess(self), self._config)
+        return self._folded
+
+    @property
+    def _quant(self) -> dict[str, QuantisedWeight]:
+        return self._fold()[0]
+
+    @property
+    def _logical(self) -> dict[str, TensorInfo]:
+        return self._fold()[1]
 
     def quantization_summary(self) -> dict[str, Any] | None:
         """The quantisation method and encodings found (and config.json's declaration), or None."""

@@ -259,7 +259,7 @@ def _packed(
     cols = None
     if shape_name is not None:
         parts.append(shape_name)
-        declared = [int(v) for v in np.asarray(store.whole(shape_name)).reshape(-1)]
+        declared = np.asarray(store.whole(shape_name)).reshape(-1).tolist()
         if len(declared) != 2 or declared[0] != rows or declared[1] <= 0:
             raise corrupt(store, codes.name, f"weight_shape {declared} does not fit packed [{rows}, {words}]")
         cols = declared[1]
