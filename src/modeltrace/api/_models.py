@@ -22,8 +22,12 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
     """
     with open_model(path, format) as source:
         if source.weights is not None:
+            weights = source.weights
             card = card_from_tensors(
-                source.weights.stored_tensors().values(), source.config, source.weights.metadata
+                weights.stored_tensors().values(),
+                source.config,
+                weights.metadata,
+                logical=weights.tensors().values(),
             )
         elif source.config is not None:
             card = card_from_config(source.config)
@@ -34,6 +38,7 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
             "name": source.name,
             "format": source.format,
             **card.as_dict(),
+            "quantization": _quantization(source),
             "declared": source.declared.as_dict(),
             "tokenizer_files": sorted(source.tokenizer_files),
         }
@@ -45,6 +50,21 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
                 "retries": stats.retries,
             }
         return result
+
+
+def _quantization(source: Any) -> dict[str, Any] | None:
+    """The quantisation scheme found in the weights (and declared in config.json), or None."""
+    summary = getattr(source.weights, "quantization_summary", None)
+    if callable(summary):
+        found: dict[str, Any] | None = summary()
+        return found
+    config = source.config or {}
+    declared = config.get("quantization_config")
+    if isinstance(declared, dict):  # config-only, or a reader without quantised weights
+        from modeltrace.formats.quant import scheme_summary
+
+        return scheme_summary({}, config)
+    return None
 
 
 def build_demo_zoo(home: Path | None = None) -> Path:

@@ -62,7 +62,22 @@ def _file_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
         ("Tensors", f"{card['tensor_count']:,}"),
         ("Size on disk", human_bytes(card["total_bytes"])),
         ("Dtypes", dtypes),
+        *_quantization_rows(card.get("quantization")),
     ]
+
+
+def _quantization_rows(quantization: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """``Quantisation``: what the tensors hold (most common encoding, how many weights), and what
+    config.json declares when the tensors were not read or say nothing."""
+    if not quantization:
+        return []
+    if quantization.get("scheme"):
+        others = len(quantization.get("encodings") or {}) - 1
+        text = f"{quantization['scheme']} ({quantization['quantised_tensors']:,} weights"
+        text += f"; {others} other encoding{'s' if others > 1 else ''})" if others > 0 else ")"
+        return [("Quantisation", text)]
+    declared = quantization.get("declared") or {}
+    return [("Quantisation", f"{declared.get('quant_method', 'unknown')} (declared in config.json)")]
 
 
 def _declared_rows(declared: dict[str, Any]) -> list[tuple[str, str]]:

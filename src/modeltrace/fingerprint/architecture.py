@@ -359,19 +359,23 @@ def card_from_tensors(
     tensors: Iterable[TensorInfo],
     config: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    logical: Iterable[TensorInfo] | None = None,
 ) -> ArchitectureCard:
     """The card of a model from its tensor list (pass the stored tensors, scales included, so that
-    bytes and dtypes are what is on disk), plus config.json and format metadata when present."""
+    bytes and dtypes are what is on disk), plus config.json and format metadata when present.
+    ``logical``: the reader's logical tensors (quantised weights unpacked, their scales folded in),
+    counted instead of the stored ones when given."""
     listed = list(tensors)
+    counted = list(logical) if logical is not None else listed
     dims = Dimensions()
     if config:
         dims = dims_from_config(config)
     gguf_dims = dims_from_gguf(metadata) if metadata else None
     if gguf_dims is not None:
         dims = _merge(dims, gguf_dims)
-    first_pass = count_parameters(listed, _hints(dims))
-    dims = _merge(dims, _dims_from_tensors(listed, first_pass))
-    count = count_parameters(listed, _hints(dims))
+    first_pass = count_parameters(counted, _hints(dims))
+    dims = _merge(dims, _dims_from_tensors(counted, first_pass))
+    count = count_parameters(counted, _hints(dims))
     notes: list[str] = []
     if count.routed and count.active is None:
         notes.append("routed experts found but experts-per-token unknown: active parameters not computed")

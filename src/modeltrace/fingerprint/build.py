@@ -121,6 +121,8 @@ def _unit_rows(
     reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, offset: int, whole: bool = False
 ) -> np.ndarray:
     """Rows ``rows`` (+ ``offset`` for the up half of a fused tensor) in ``[units, hidden]`` layout."""
+    if block.interleaved:
+        return _interleaved_expert_rows(reader, name, block, rows, up=offset != 0)
     if block.stacked:
         return _expert_slice_rows(reader, name, block, rows, whole)
     if whole and not block.transposed:
@@ -147,6 +149,29 @@ def _expert_slice_rows(
         wanted = np.arange(first, first + block.units)
         return np.asarray(reader.read_flat_rows(name, wanted), dtype=np.float32)[rows]
     return np.asarray(reader.read_flat_rows(name, rows + first), dtype=np.float32)
+
+
+def _interleaved_expert_rows(
+    reader: TensorReader, name: str, block: MlpBlock, rows: np.ndarray, up: bool
+) -> np.ndarray:
+    """Gate (row ``2j``) or up (row ``2j + 1``) rows of one expert of a gpt-oss ``gate_up_proj``.
+
+    Stored ``[n_expert, 2 * units, hidden]`` (MXFP4) the rows are fetched alone; stored
+    ``[n_expert, hidden, 2 * units]`` (bf16) the expert's own ``[hidden, 2 * units]`` slab is read.
+    """
+    expert = int(block.expert or 0)
+    index = 2 * rows + (1 if up else 0)
+    shape = reader.tensors()[name].shape
+    flat_reader = getattr(reader, "read_flat_rows", None)
+    if block.transposed:
+        hidden = shape[1]
+        if flat_reader is None:
+            return np.asarray(reader.read(name), dtype=np.float32)[expert][:, index].T
+        slab = flat_reader(name, np.arange(expert * hidden, (expert + 1) * hidden))
+        return np.asarray(slab, dtype=np.float32)[:, index].T
+    if flat_reader is None:
+        return np.asarray(reader.read(name), dtype=np.float32)[expert][index]
+    return np.asarray(flat_reader(name, index + expert * shape[1]), dtype=np.float32)
 
 
 def _norm_gain(reader: TensorReader, name: str | None, hidden: int) -> np.ndarray:
@@ -310,4 +335,6 @@ def build_fingerprint(
         "total_bytes": reader.total_bytes,
     }
     header["value_geometry"] = list(geometry) if geometry else None
+    summary = getattr(reader, "quantization_summary", None)
+    header["quantization"] = summary() if callable(summary) else None
     return Fingerprint(header, tokens, anchors, frame @ frame.T, samples, attention)

@@ -53,6 +53,10 @@ _GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight", "ffn_gate_
 _STACKED_UP_SUFFIXES = ("ffn_up_exps.weight",)
 _STACKED_GATE_SUFFIXES = ("ffn_gate_exps.weight",)
 _FUSED_SUFFIXES = ("gate_up_proj.weight",)
+#: gpt-oss: every expert of a layer in one 3-D tensor, gate and up rows interleaved (g0, u0, g1, ...);
+#: ``[n_expert, hidden, 2 * units]`` in bf16 (transformers' parameter), ``[n_expert, 2 * units, hidden]``
+#: when read from MXFP4 ``_blocks``/``_scales`` (output rows, as the blocks store them).
+_STACKED_INTERLEAVED_SUFFIXES = ("experts.gate_up_proj",)
 _NORM_SUFFIXES = (
     "post_attention_layernorm.weight",
     "ffn_norm.weight",
@@ -93,6 +97,7 @@ class MlpBlock:
     fused: bool  # one tensor holds [gate; up] stacked along the unit axis
     norm: str | None  # the gain vector applied to the MLP input, if found
     stacked: bool = False  # up/gate are 3-D [n_expert, units, hidden]; this block is slice ``expert``
+    interleaved: bool = False  # fused gate/up rows alternate (gpt-oss): gate unit j = row 2j, up = 2j + 1
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,9 @@ def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
         if expert is None and ("shared_expert" in rest or "shexp" in rest):
             expert = SHARED_EXPERT
         key = (int(match.group(1)), expert)
-        if rest.endswith(_STACKED_UP_SUFFIXES):
+        if rest.endswith(_STACKED_INTERLEAVED_SUFFIXES):
+            stacked.setdefault(key[0], {})["interleaved"] = name
+        elif rest.endswith(_STACKED_UP_SUFFIXES):
             stacked.setdefault(key[0], {})["up"] = name
         elif rest.endswith(_STACKED_GATE_SUFFIXES):
             stacked.setdefault(key[0], {})["gate"] = name
@@ -202,6 +209,11 @@ def _stacked_experts(
     """One block per slice of each layer's stacked ``[n_expert, units, hidden]`` expert tensors."""
     blocks: list[MlpBlock] = []
     for layer, roles in stacked.items():
+        if "interleaved" in roles:
+            blocks.extend(
+                _interleaved_experts(tensors[roles["interleaved"]], layer, hidden, norms.get(layer))
+            )
+            continue
         up = roles.get("up")
         if up is None:
             continue
@@ -214,6 +226,27 @@ def _stacked_experts(
         for expert in range(shape[0]):
             blocks.append(MlpBlock(layer, expert, up, gate, shape[1], False, False, norms.get(layer), True))
     return blocks
+
+
+def _interleaved_experts(info: TensorInfo, layer: int, hidden: int, norm: str | None) -> list[MlpBlock]:
+    """One block per expert of a gpt-oss ``gate_up_proj``; its orientation from the shape (the axis
+    that is not ``hidden`` holds 2 * units), or, when both are, from the storage (MXFP4 stores
+    output rows, the bf16 parameter is ``[hidden, 2 * units]``)."""
+    if len(info.shape) != 3:
+        return []
+    experts, first, second = info.shape
+    if second == hidden and (first != hidden or info.dtype == "MXFP4"):
+        transposed, fused_units = False, first
+    elif first == hidden:
+        transposed, fused_units = True, second
+    else:
+        return []
+    if fused_units % 2:
+        return []
+    return [
+        MlpBlock(layer, expert, info.name, None, fused_units // 2, transposed, True, norm, True, True)
+        for expert in range(experts)
+    ]
 
 
 def _graph_order(graph: Any) -> list[tuple[str, bool | None]] | None:

@@ -151,6 +151,8 @@ def _open_folder(folder: Path, format: str | None) -> ModelSource:
     elif found is not None and format != "config":
         format_name, entry, shards = found
         reader = _open_reader(format_name, entry, shards)
+    if reader is not None and config is not None and hasattr(reader, "use_config"):
+        reader.use_config(config)  # quantisation_config settles what quantised tensors leave open
     if reader is not None and declared == Declared():
         declared = reader.declared()
     if reader is None and config is None:

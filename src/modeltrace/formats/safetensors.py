@@ -3,9 +3,10 @@
 Format (huggingface/safetensors): 8-byte little-endian header length N, N bytes of UTF-8 JSON
 ``{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}``, then the data
 buffer; offsets are relative to the buffer. Every claim in the header is checked against the file
-before any data is read. FP8 weights with block scales (``X.weight`` + ``X.weight_scale_inv``, as
-DeepSeek-V3 and Kimi K2 ship) are dequantised on read; the scale tensors are folded into their
-weight and listed only by ``stored_tensors``.
+before any data is read. Quantised weights (FP8 block scales as DeepSeek-V3 and Kimi K2 ship,
+compressed-tensors, GPTQ, AWQ, bitsandbytes, MXFP4: :mod:`modeltrace.formats.quant`) are listed as
+one logical tensor of the unpacked shape and dequantised on read, rows only for ``read_rows``; their
+parts (codes, scales, zero points) are listed only by ``stored_tensors``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import itertools
 import math
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from modeltrace.errors import CorruptFileError, ResourceLimitError, UnsupportedFormatError
+from modeltrace.errors import CorruptFileError, ResourceLimitError, TensorNotFoundError
 from modeltrace.formats import limits
 from modeltrace.formats._index import shard_paths_from_index
 from modeltrace.formats._json import parse_json_bytes
@@ -29,13 +32,11 @@ from modeltrace.formats.base import (
     decode_dense,
     read_dense_rows,
 )
+from modeltrace.formats.quant import QuantisedWeight, scheme_summary
+from modeltrace.formats.quant.fold import fold_quantised
 from modeltrace.types import TensorInfo
 
 INDEX_SUFFIX = ".safetensors.index.json"
-_SCALE_SUFFIX = "_scale_inv"
-_ROW_SCALE_SUFFIX = "_scale"
-#: Quantisation block side of FP8 checkpoints that ship ``weight_scale_inv``.
-FP8_BLOCK = 128
 
 
 def _parse_header(reader: TensorReader, path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -99,18 +100,6 @@ def _parse_header(reader: TensorReader, path: Path) -> tuple[dict[str, TensorInf
     return tensors, metadata
 
 
-def _block_size(length: int, blocks: int) -> int | None:
-    """Side of the quantisation blocks that cut ``length`` into ``blocks`` pieces.
-
-    Several sizes can tile the same length (300 rows in 3 blocks: 100..149), so the 128 that
-    DeepSeek-V3 and Kimi K2 use (``weight_block_size: [128, 128]``) wins whenever it fits.
-    """
-    if math.ceil(length / FP8_BLOCK) == blocks:
-        return FP8_BLOCK
-    size = math.ceil(length / blocks)
-    return size if math.ceil(length / size) == blocks else None
-
-
 class SafetensorsReader(TensorReader):
     """A ``.safetensors`` file, or a sharded checkpoint given by its ``*.safetensors.index.json``."""
 
@@ -137,33 +126,36 @@ class SafetensorsReader(TensorReader):
                     )
             self._stored.update(tensors)
             self.metadata.update(metadata)
-        self._logical = self._fold_scales()
+        self._config: Mapping[str, Any] | None = None
+        self._folded: tuple[dict[str, QuantisedWeight], dict[str, TensorInfo]] | None = None
 
-    def _fold_scales(self) -> dict[str, TensorInfo]:
-        """Hide the scale tensors that are read together with their quantised weight.
+    def use_config(self, config: Mapping[str, Any] | None) -> None:
+        """Fold quantised weights (codes + scales + zero points ...) into logical tensors; config.json's
+        ``quantization_config`` settles what the tensors leave open (GPTQ's zero format, bit widths)."""
+        self._config = config
+        self._folded = None  # folded on first use: open_model passes the config right after opening
 
-        ``X_scale_inv`` scales an FP8 ``X`` in blocks (DeepSeek-V3, Kimi K2); ``X_scale`` with one
-        value per row scales an int8 ``X`` (the compressed-tensors int8 layout).
-        """
-        logical: dict[str, TensorInfo] = {}
-        for name, info in self._stored.items():
-            if name.endswith(_SCALE_SUFFIX):
-                weight = self._stored.get(name[: -len(_SCALE_SUFFIX)])
-                if weight is not None and weight.dtype.startswith("F8"):
-                    continue
-            if name.endswith(_ROW_SCALE_SUFFIX) and self._row_scale_for(name[: -len(_ROW_SCALE_SUFFIX)]):
-                continue
-            logical[name] = info
-        return logical
+    def _fold(self) -> tuple[dict[str, QuantisedWeight], dict[str, TensorInfo]]:
+        if self._folded is None:
+            self._folded = fold_quantised(self._stored, _StoredAccess(self), self._config)
+        return self._folded
 
-    def _row_scale_for(self, weight_name: str) -> TensorInfo | None:
-        """The per-row scale of an int8 matrix ``weight_name``, if the file has one that fits."""
-        weight = self._stored.get(weight_name)
-        scale = self._stored.get(weight_name + _ROW_SCALE_SUFFIX)
-        if weight is None or scale is None or weight.dtype != "I8" or len(weight.shape) != 2:
-            return None
-        fits = scale.shape in ((weight.shape[0],), (weight.shape[0], 1))
-        return scale if fits and scale.dtype in ("F32", "F16", "BF16") else None
+    @property
+    def _quant(self) -> dict[str, QuantisedWeight]:
+        return self._fold()[0]
+
+    @property
+    def _logical(self) -> dict[str, TensorInfo]:
+        return self._fold()[1]
+
+    def quantization_summary(self) -> dict[str, Any] | None:
+        """The quantisation method and encodings found (and config.json's declaration), or None."""
+        return scheme_summary(self._quant, self._config)
+
+    @property
+    def quantised(self) -> Mapping[str, QuantisedWeight]:
+        """The quantised weights by logical name (empty for a full-precision checkpoint)."""
+        return self._quant
 
     def tensors(self) -> Mapping[str, TensorInfo]:
         return self._logical
@@ -173,46 +165,69 @@ class SafetensorsReader(TensorReader):
         return self._stored
 
     def raw(self, name: str) -> bytes:
-        info = self._stored.get(name) or self.info(name)
+        info = self._stored.get(name)
+        if info is None:
+            quantised = self._quant.get(name)
+            if quantised is None:
+                raise TensorNotFoundError(name, self.path)
+            info = self._stored[quantised.parts[0]]  # the codes: what a digest of this weight covers
         return self.open_file(info.file).read(info.offset, info.nbytes)
 
     def read(self, name: str) -> np.ndarray:
+        quantised = self._quant.get(name)
+        if quantised is not None:
+            return quantised.read(_StoredAccess(self))
         info = self.info(name)
-        values = decode_dense(self.raw(name), info.dtype, info.shape)
-        return self._apply_block_scale(info, values, None)
+        return decode_dense(self.raw(name), info.dtype, info.shape)
 
     def read_rows(self, name: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        info = self.info(name)
-        values = read_dense_rows(self, info, rows)
-        return self._apply_block_scale(info, values, [int(row) for row in rows])
+        quantised = self._quant.get(name)
+        if quantised is None:
+            return read_dense_rows(self, self.info(name), rows)
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= quantised.shape[0]):
+            raise TensorNotFoundError(f"{name}[row {int(wanted.max())}]", self.path)
+        per_row = quantised.row_count // max(quantised.shape[0], 1)
+        flat = (wanted[:, None] * per_row + np.arange(per_row)[None, :]).reshape(-1)
+        values = quantised.read_flat_rows(_StoredAccess(self), flat)
+        return values.reshape(len(wanted), *quantised.shape[1:])
 
-    def _apply_block_scale(self, info: TensorInfo, values: np.ndarray, rows: list[int] | None) -> np.ndarray:
-        row_scale = self._row_scale_for(info.name)
-        if row_scale is not None:
-            wanted = list(range(info.shape[0])) if rows is None else rows
-            scales = read_dense_rows(self, row_scale, wanted).reshape(len(wanted), 1)
-            return values.astype(np.float32) * scales.astype(np.float32)
-        scale_info = self._stored.get(info.name + _SCALE_SUFFIX)
-        if scale_info is None or not info.dtype.startswith("F8"):
-            return values
-        if len(info.shape) != 2 or len(scale_info.shape) != 2:
-            raise UnsupportedFormatError(info.file, f"block scales for non-matrix tensor '{info.name}'")
-        row_count, col_count = info.shape
-        scale_rows, scale_cols = scale_info.shape
-        if scale_rows == 0 or scale_cols == 0:
-            raise CorruptFileError(info.file, f"empty scale tensor for '{info.name}'")
-        block_rows = _block_size(row_count, scale_rows)
-        block_cols = _block_size(col_count, scale_cols)
-        if block_rows is None or block_cols is None:
-            raise CorruptFileError(
-                info.file,
-                f"scale tensor {list(scale_info.shape)} does not tile "
-                f"weight '{info.name}' {list(info.shape)}",
-            )
-        wanted_rows = list(range(row_count)) if rows is None else rows
-        scale_row_ids = sorted({row // block_rows for row in wanted_rows})
-        scales = read_dense_rows(self, scale_info, scale_row_ids)
-        position = {block: index for index, block in enumerate(scale_row_ids)}
-        per_row = scales[[position[row // block_rows] for row in wanted_rows]]
-        per_element = np.repeat(per_row, block_cols, axis=1)[:, :col_count]
-        return (values.astype(np.float32) * per_element.astype(np.float32)).astype(np.float32)
+    def read_flat_rows(self, name: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows of the tensor viewed as ``[prod(shape[:-1]), shape[-1]]`` (one expert's rows of a
+        stacked ``[experts, rows, cols]`` tensor without reading the other experts)."""
+        quantised = self._quant.get(name)
+        if quantised is not None:
+            return quantised.read_flat_rows(_StoredAccess(self), rows)
+        info = self.info(name)
+        return _StoredAccess(self).flat_rows(name, rows, info.shape[-1] if info.shape else 1)
+
+
+class _StoredAccess:
+    """The stored tensors of a reader, as the dequantisers read them."""
+
+    def __init__(self, reader: SafetensorsReader) -> None:
+        self._reader = reader
+
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self._reader._stored[name]
+        except KeyError:
+            raise TensorNotFoundError(name, self._reader.path) from None
+
+    def rows(self, name: str, rows: Sequence[int]) -> np.ndarray:
+        info = self.info(name)
+        if not info.shape:
+            return self.whole(name).reshape(1)[list(rows)]
+        return read_dense_rows(self._reader, info, rows)
+
+    def whole(self, name: str) -> np.ndarray:
+        info = self.info(name)
+        data = self._reader.open_file(info.file).read(info.offset, info.nbytes)
+        return decode_dense(data, info.dtype, info.shape)
+
+    def flat_rows(self, name: str, rows: Sequence[int], width: int) -> np.ndarray:
+        info = self.info(name)
+        if width <= 0 or info.numel % width:
+            raise CorruptFileError(info.file, f"tensor '{name}' {list(info.shape)} is not rows of {width}")
+        matrix = replace(info, shape=(info.numel // width, width))
+        return read_dense_rows(self._reader, matrix, rows)

@@ -110,7 +110,11 @@ def describe_relation(
             "model", {}
         ).get("format") != base.header.get("model", {}).get("format")
         close = exact is not None and exact.matched_cosine >= QUANTISED_COSINE
-        if reencoded and close:
+        quantised = _quantisation_change(suspect, base)
+        if close and quantised is not None:
+            kinds.append(quantised[0])
+            (towards_suspect if quantised[1] else towards_base).append(quantised[2])
+        elif reencoded and close:
             kinds.append("re-encoded/quantized")
         elif close and exact is not None and exact.matched_cosine > 0.999:
             kinds.append("function-preserving transform or lossless re-encoding")
@@ -126,6 +130,29 @@ def describe_relation(
         result["direction"] = "shared ancestry (direction not shown by the weights)"
     result["direction_evidence"] = towards_suspect + towards_base
     return result
+
+
+def _quantisation_label(fingerprint: Fingerprint) -> str | None:
+    """``method encoding`` of a quantised checkpoint (from its reader), None for full precision."""
+    summary = fingerprint.header.get("quantization")
+    if not isinstance(summary, dict) or not summary.get("quantised_tensors"):
+        return None
+    scheme = str(summary.get("scheme") or summary.get("method") or "")
+    return scheme or None
+
+
+def _quantisation_change(suspect: Fingerprint, base: Fingerprint) -> tuple[str, bool, str] | None:
+    """``(relation, towards suspect?, evidence)`` when exactly one side is quantised or both are
+    quantised differently; the full-precision (or differently quantised) side is the likelier origin
+    but a quantised release can be de-quantised, so the evidence says what is seen, no more."""
+    mine, theirs = _quantisation_label(suspect), _quantisation_label(base)
+    if mine == theirs:
+        return None
+    if mine is not None and theirs is None:
+        return f"quantized ({mine})", True, f"suspect is quantised ({mine}), base is not"
+    if theirs is not None and mine is None:
+        return f"quantized (base: {theirs})", False, f"base is quantised ({theirs}), suspect is not"
+    return f"quantized differently ({mine} vs base {theirs})", True, "both quantised, differently"
 
 
 def _is_contiguous_drop(targets: list[int]) -> bool:
