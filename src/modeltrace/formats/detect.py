@@ -9,10 +9,11 @@ has a magic number, else by name; ``format=`` overrides the guess.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from modeltrace.errors import CorruptFileError, UnsupportedFormatError
-from modeltrace.formats.base import TensorReader
+from modeltrace.formats.base import TensorReader, open_regular
 from modeltrace.formats.hf_folder import read_card, read_json_if_present, tokenizer_files
 from modeltrace.formats.source import ModelSource
 from modeltrace.types import Declared
@@ -48,11 +49,13 @@ def _resolve(path: str | Path) -> Path:
 def sniff_file(path: Path) -> str:
     """The format of a single file: ``safetensors``, ``pytorch``, ``gguf``, ``onnx`` or ``config``."""
     name = path.name.lower()
+    descriptor = open_regular(path)
     try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
+        head = os.pread(descriptor, 16, 0)
     except OSError as error:
         raise CorruptFileError(path, f"cannot read file ({error.strerror})") from error
+    finally:
+        os.close(descriptor)
     if head.startswith(b"GGUF"):
         return "gguf"
     if name.endswith(".safetensors"):
