@@ -74,12 +74,13 @@ def empty_with_huge_dim(shape: list[int], name: str = "model.layers.0.self_attn.
 
 
 def stacked_experts(experts: int = 1 << 40) -> bytes:
-    """gpt-oss style stacked expert tensors ``[experts, units, hidden]`` declaring 2^40 experts."""
+    """Stacked expert tensors ``[experts, units, hidden]`` (llama.cpp's ``ffn_*_exps`` names)
+    declaring 2^40 experts of zero units: no bytes, but a loop per expert in a naive reader."""
     entries = {
-        f"model.layers.0.mlp.experts.{part}": json.dumps(
+        f"model.layers.0.{part}.weight": json.dumps(
             {"dtype": "F32", "shape": [experts, 0, HIDDEN], "data_offsets": [0, 0]}
         )
-        for part in ("gate_proj", "up_proj", "down_proj")
+        for part in ("ffn_up_exps", "ffn_gate_exps", "ffn_down_exps")
     }
     return safetensors_with(entries)
 
@@ -88,14 +89,19 @@ def stacked_experts(experts: int = 1 << 40) -> bytes:
 
 
 def onnx_model(nodes: list, initializers: list, outputs: tuple[str, ...] = ("y",)) -> bytes:
-    from onnx import TensorProto, helper
+    """A graph around ``nodes`` with a token embedding in front, so that fingerprint gets as far
+    as the graph walks (matmul weights, attention values)."""
+    from onnx import TensorProto, helper, numpy_helper
 
+    embedding = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((32, HIDDEN)).astype(np.float32), "model.embed_tokens.weight"
+    )
     graph = helper.make_graph(
-        nodes,
+        [helper.make_node("Gather", ["model.embed_tokens.weight", "ids"], ["x"]), *nodes],
         "hostile",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, HIDDEN])],
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1])],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
-        initializers,
+        [embedding, *initializers],
     )
     return helper.make_model(graph).SerializeToString()
 

@@ -47,6 +47,7 @@ from modeltrace.api._models import (
     build_demo_zoo,
     demo_zoo_members,
     inspect,
+    symlink_policy,
     version,
 )
 from modeltrace.api._probe import (
@@ -104,6 +105,7 @@ __all__ = [
     "remove_tokenizer",
     "run_zoo_pairs",
     "show_license",
+    "symlink_policy",
     "tokenizer_library",
     "version",
     "zoo_accuracy",

@@ -55,6 +55,12 @@ class NestingTracker:
             raise CorruptFileError(self.path, f"{self.what} pops from an empty stack")
         return self.stack.pop()
 
+    def _pop_record(self) -> _Record:
+        item = self._pop()
+        if not isinstance(item, _Record):
+            raise CorruptFileError(self.path, f"{self.what} has a MARK where an object belongs")
+        return item
+
     def _pop_to_mark(self) -> int:
         """Pop down to and including the topmost MARK; the deepest popped record's depth."""
         deepest = 0
@@ -92,7 +98,7 @@ class NestingTracker:
             if pickletools.markobject in opcode.stack_before:
                 deepest = self._pop_to_mark()
             else:
-                deepest = max(self._pop().depth for _ in opcode.stack_before[1:])  # type: ignore[attr-defined]
+                deepest = max(self._pop_record().depth for _ in opcode.stack_before[1:])
             container = self._top_record()
             if deepest + 1 > container.depth:
                 if container is _LEAF:  # BUILD on a scalar: give it a record of its own
@@ -104,7 +110,6 @@ class NestingTracker:
                 deepest = self._pop_to_mark()
             else:
                 for _ in opcode.stack_before:
-                    item = self._pop()
-                    deepest = max(deepest, item.depth if isinstance(item, _Record) else 0)
+                    deepest = max(deepest, self._pop_record().depth)
             for _ in opcode.stack_after:
                 self.stack.append(self._record(deepest + 1))

@@ -132,7 +132,7 @@ def read_regular_file(path: str | Path, limit: int) -> bytes:
         if size > limit:
             raise ResourceLimitError(path, f"file is {size:,} bytes, over the {limit:,}-byte limit")
         with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(size + 1)  # read(n) allocates n bytes up front: ask for what is there
     except OSError as error:
         raise CorruptFileError(path, f"cannot read file ({error.strerror})") from error
     finally:
@@ -210,6 +210,12 @@ class TensorReader(ABC):
         self.path = Path(path)
         #: Format-specific metadata (safetensors ``__metadata__``, GGUF key/values, ONNX props).
         self.metadata: dict[str, Any] = {}
+        #: What a user should know about the file beyond its tensors (one sentence each), e.g. a
+        #: second checkpoint hidden in it (``unsafe_pickle``).
+        self.warnings: list[str] = []
+        #: True when the file holds a pickle this reader did not vet, which another loader
+        #: (``torch.load``, a zip tool) would read: loading the file elsewhere may execute code.
+        self.unsafe_pickle = False
         self._files: dict[str, RangeFile] = {}
 
     # -- what every format implements ------------------------------------------------------------

@@ -16,6 +16,7 @@ from modeltrace.errors import CorruptFileError, UnsupportedFormatError
 from modeltrace.formats.base import TensorReader, open_regular
 from modeltrace.formats.hf_folder import read_card, read_json_if_present, tokenizer_files
 from modeltrace.formats.source import ModelSource
+from modeltrace.formats.symlinks import SymlinkPolicy, check_symlink, symlink_policy
 from modeltrace.types import Declared
 
 #: Weight formats and the class that reads each; imported lazily so one broken optional
@@ -113,8 +114,16 @@ def _open_reader(format_name: str, entry: Path, shards: list[Path] | None = None
     return reader_class(entry)
 
 
-def open_model(path: str | Path, format: str | None = None) -> ModelSource:
-    """Open anything modeltrace reads. ``format`` overrides detection (see ``FORMATS``)."""
+def open_model(
+    path: str | Path, format: str | None = None, *, symlinks: SymlinkPolicy | None = None
+) -> ModelSource:
+    """Open anything modeltrace reads. ``format`` overrides detection (see ``FORMATS``).
+
+    ``symlinks`` says which symlinks leaving a model folder are followed (see
+    :mod:`modeltrace.formats.symlinks`; default: the policy in force, ``hf-cache``)."""
+    if symlinks is not None:
+        with symlink_policy(symlinks):
+            return open_model(path, format)
     if format is not None and format not in FORMATS:
         raise UnsupportedFormatError(path, f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     resolved = _resolve(path)
@@ -131,10 +140,18 @@ def open_model(path: str | Path, format: str | None = None) -> ModelSource:
 
 
 def _open_folder(folder: Path, format: str | None) -> ModelSource:
+    for name in ("config.json", "generation_config.json", "README.md"):
+        check_symlink(folder / name, folder)
     config = read_json_if_present(folder / "config.json")
     generation_config = read_json_if_present(folder / "generation_config.json")
     card, declared = read_card(folder)
     found = _weights_in_folder(folder)
+    if found is not None:
+        for weight_file in [found[1], *(found[2] or [])]:
+            check_symlink(weight_file, folder)
+    tokenizers = tokenizer_files(folder)
+    for tokenizer_file in tokenizers.values():
+        check_symlink(tokenizer_file, folder)
     reader: TensorReader | None = None
     format_name = "config"
     if format is not None and format != "config":
@@ -158,5 +175,5 @@ def _open_folder(folder: Path, format: str | None) -> ModelSource:
         generation_config=generation_config,
         declared=declared,
         card=card,
-        tokenizer_files=tokenizer_files(folder),
+        tokenizer_files=tokenizers,
     )

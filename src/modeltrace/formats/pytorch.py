@@ -95,6 +95,9 @@ class PyTorchReader(TensorReader):
         handle = self.open_file(path)
         checkpoint = read_checkpoint(handle)
         self.metadata.update(checkpoint.metadata)
+        if checkpoint.warnings:
+            self.unsafe_pickle = True
+            self.warnings += [f"{path.name}: {warning}" for warning in checkpoint.warnings]
         found: dict[str, TensorRef] = {}
         self._visits_left = checkpoint.opcodes + 1
         self._flatten(path, checkpoint.root, "", 0, found)
@@ -121,7 +124,7 @@ class PyTorchReader(TensorReader):
             if len(found) >= limits.MAX_TENSORS or self._name_chars > limits.MAX_NAME_CHARS_TOTAL:
                 raise ResourceLimitError(
                     path,
-                    f"checkpoint lists over {len(found):,} tensors or {self._name_chars:,} characters of names",
+                    f"checkpoint lists over {len(found):,} tensors or {self._name_chars:,} name characters",
                 )
             found[name] = node
         elif isinstance(node, dict):
