@@ -161,7 +161,15 @@ def gguf_empty_with_huge_dim(dims: list[int]) -> bytes:
 
 # -- folders ---------------------------------------------------------------------------------------
 
-LLAMA_CONFIG = {"model_type": "llama", "hidden_size": HIDDEN, "num_hidden_layers": 1, "vocab_size": 32}
+LLAMA_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": HIDDEN,
+    "intermediate_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "vocab_size": 32,
+}
 
 
 def write_folder(folder: Path, files: dict[str, bytes | str]) -> Path:

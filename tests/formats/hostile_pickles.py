@@ -158,7 +158,7 @@ def name_bomb(key_bytes: int = 1 << 20, tensors: int = 50_000, legacy: bool = Fa
     return root, {"0": struct.pack("<4f", 1, 2, 3, 4)}
 
 
-def text_line_pickle(line_bytes: int = 48 << 20) -> bytes:
+def text_line_pickle(line_bytes: int = 24 << 20) -> bytes:
     """A legacy root pickle holding one protocol-0 STRING opcode whose line is ``line_bytes`` long."""
     return b"(dp0\nS'" + b"a" * line_bytes + b"'\np1\nI1\ns."
 

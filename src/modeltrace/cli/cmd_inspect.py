@@ -100,7 +100,6 @@ def print_card(card: dict[str, Any]) -> None:
     console.print(table)
     for note in card.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
-    print_warnings(card)
 
 
 @app.command()
@@ -116,6 +115,7 @@ def inspect(
     """Show the architecture card: format, sizes, experts, total and active parameters, declared lineage."""
     with symlinks(follow_symlinks):
         card = api.inspect(path, format=format)
+    print_warnings(card)  # on stderr, so --json output stays clean
     if json_output:
         emit_json(card)
     else:
