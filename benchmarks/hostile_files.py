@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "formats"))
 
-from hostile_run import DOCUMENTED_MEMORY, DOCUMENTED_SECONDS, run_commands  # noqa: E402
-from test_hostile_files import CASES  # noqa: E402
+from hostile_run import DOCUMENTED_MEMORY, DOCUMENTED_SECONDS, run_commands
+from test_hostile_files import CASES
 
 
 def main() -> None:
