@@ -143,6 +143,18 @@ def onnx_empty_with_huge_dim(dims: list[int]) -> bytes:
     return onnx_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [empty])
 
 
+def onnx_stacked_experts(experts: int = 1 << 40) -> bytes:
+    """Stacked expert initializers ``[experts, 0, hidden]`` beside the embedding, read by a MatMul."""
+    from onnx import TensorProto, helper
+
+    stacked = [
+        helper.make_tensor(f"model.layers.0.{part}.weight", TensorProto.FLOAT, [experts, 0, HIDDEN], [])
+        for part in ("ffn_up_exps", "ffn_gate_exps", "ffn_down_exps")
+    ]
+    nodes = [helper.make_node("MatMul", ["x", "model.layers.0.ffn_up_exps.weight"], ["y"])]
+    return onnx_model(nodes, stacked)
+
+
 # -- GGUF ------------------------------------------------------------------------------------------
 
 

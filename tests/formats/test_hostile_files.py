@@ -38,7 +38,7 @@ def _name_bomb_legacy() -> bytes:
     return pickles.legacy_checkpoint(*pickles.name_bomb(legacy=True))
 
 
-#: case -> (builder of the path to give the commands, exit codes each command may give)
+#: case -> builder of the path to give the commands (in the folder it is given)
 CASES: dict[str, Callable[[Path], Path]] = {
     # Segfaults: a 400,000-deep tuple hashed as a dict key / set element (C recursion).
     "deep tuple as dict key, zip": _file("m.pt", lambda: pickles.zip_checkpoint(pickles.deep_pickle("key"))),
@@ -64,6 +64,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "FIFO given directly": lambda folder: models.fifo_folder(folder) / "model.safetensors",
     "ONNX softmax fan-out of 30,000": _file("model.onnx", models.onnx_softmax_fanout),
     "2^40 stacked experts, safetensors": _file("model.safetensors", models.stacked_experts),
+    "2^40 stacked experts, ONNX": _file("model.onnx", models.onnx_stacked_experts),
     "empty embedding of 2^40 rows": _file(
         "model.safetensors", lambda: models.empty_with_huge_dim([1 << 40, 0], "model.embed_tokens.weight")
     ),
