@@ -84,12 +84,13 @@ def zip_checkpoint(
     *,
     pickle_compression: int = zipfile.ZIP_STORED,
     extra: dict[str, bytes] | None = None,
+    byteorder: bytes = b"little",
 ) -> bytes:
     """A torch.save zip archive holding ``data_pkl`` (compressed as asked) and raw storages."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("archive/data.pkl", data_pkl, compress_type=pickle_compression)
-        archive.writestr("archive/byteorder", b"little")
+        archive.writestr("archive/byteorder", byteorder)
         for key, payload in (storages or {}).items():
             archive.writestr(f"archive/data/{key}", payload)
         for name, payload in (extra or {}).items():
@@ -112,6 +113,10 @@ def legacy_checkpoint(root_pickle: bytes, storages: dict[str, bytes] | None = No
 def _one_tensor(legacy: bool = False) -> tuple[bytes, dict[str, bytes]]:
     root = Pickle().raw(b"}").text("weight").tensor("0", 4, (2, 2), legacy).raw(b"s").stop()
     return root, {"0": struct.pack("<4f", 1, 2, 3, 4)}
+
+
+def benign_zip_pickle() -> bytes:
+    return _one_tensor()[0]
 
 
 def benign_zip() -> bytes:
@@ -205,7 +210,7 @@ def relabel_member(archive_bytes: bytes, name: str, method: int, declared_size: 
     return bytes(data)
 
 
-def compressed_pickle_bomb(method: int, *, declared_size: int = 1000) -> bytes:
+def compressed_pickle_bomb(method: int, *, declared_size: int = 1000, member: str = "data.pkl") -> bytes:
     """A zip checkpoint whose data.pkl unpacks to 3 GiB (bz2, from 2 KB) or 64 MB (lzma: compressing
     more takes too long in a test) of zeros, declaring ``declared_size`` bytes: the lie passes any
     ratio check done on declared sizes."""
@@ -216,6 +221,9 @@ def compressed_pickle_bomb(method: int, *, declared_size: int = 1000) -> bytes:
         properties = lzma._encode_filter_properties({"id": lzma.FILTER_LZMA1})  # as zipfile writes
         body = compressor.compress(bytes(64 << 20)) + compressor.flush()
         packed = struct.pack("<BBH", 9, 4, len(properties)) + properties + body
+    if member == "byteorder":  # the byte-order member is read first, with a 16-byte limit
+        archive = zip_checkpoint(benign_zip_pickle(), byteorder=packed)
+        return relabel_member(archive, "archive/byteorder", method, min(declared_size, 6))
     archive = zip_checkpoint(packed)
     return relabel_member(archive, "archive/data.pkl", method, declared_size)
 

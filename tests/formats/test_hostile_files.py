@@ -55,6 +55,9 @@ CASES: dict[str, Callable[[Path], Path]] = {
     # Decompression bombs: data.pkl of 3 GiB (bz2, 2 KB on disk) or 64 MB (lzma), declared 1,000 B.
     "bz2 data.pkl bomb": _file("m.pt", lambda: pickles.compressed_pickle_bomb(zipfile.ZIP_BZIP2)),
     "lzma data.pkl bomb": _file("m.pt", lambda: pickles.compressed_pickle_bomb(zipfile.ZIP_LZMA)),
+    "bz2 byteorder bomb": _file(
+        "m.pt", lambda: pickles.compressed_pickle_bomb(zipfile.ZIP_BZIP2, member="byteorder")
+    ),
     # Name bombs: one 1 MB key above 50,000 entries of one memoized tensor (50 GB of names).
     "name bomb, zip": _file("m.pt", _name_bomb_zip),
     "name bomb, legacy": _file("m.pt", _name_bomb_legacy),
