@@ -147,6 +147,11 @@ class Graph:
 
     def matmul_weights(self) -> list[MatMulWeight]:
         """Every MatMul/Gemm (and quantised variant) that multiplies by a stored weight, in graph order."""
+        return list(self._matmul_weights)
+
+    @cached_property
+    def _matmul_weights(self) -> tuple[MatMulWeight, ...]:
+        # Computed once: roles and the attention-value filter both ask, and graphs can be large.
         found: list[MatMulWeight] = []
         for index, node in enumerate(self.nodes):
             operands = _MATMUL_OPERANDS.get(node.op_type)
@@ -177,7 +182,7 @@ class Graph:
                     )
                 )
                 break
-        return found
+        return tuple(found)
 
     def _scores_times_values(self) -> list[Node]:
         """The MatMuls whose first operand comes from a Softmax (through casts, NaN guards, dropout).
