@@ -150,6 +150,17 @@ def test_pickle_nesting_is_bounded_before_unpickling(tmp_path: Path, depth: int,
             open_model(path)
 
 
+def test_pickle_nesting_built_in_place_is_bounded(tmp_path: Path) -> None:
+    """A list deepened through a memo reference after it was memoized: the other reference sees it."""
+    code = pickles.Pickle().raw(b"]")
+    code.get(code.put())  # the list, and the same list again from the memo
+    code.raw(b"]" * 40 + b"a" * 39 + b"a")  # a 40-deep chain appended through the memo reference
+    code.raw(b"0" + b"\x85" * 30)  # POP that reference; wrap the first one in 30 tuples: 71 deep
+    path = _write(tmp_path, "m.pt", pickles.zip_checkpoint(code.stop()))
+    with pytest.raises(ResourceLimitError, match="nests objects deeper"):
+        open_model(path)
+
+
 # -- polyglots --------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,9 @@ class _Record:
 
 _MARK = object()  # a MARK on the model stack
 _LEAF = _Record(0)  # scalars are never deepened in place, so they can share one record
+#: What the opcodes that make an empty container push: each needs its own record, which the memo
+#: shares, so that APPEND/SETITEM/ADDITEMS/BUILD deepen every reference to it.
+_CONTAINERS = (pickletools.pylist, pickletools.pydict, pickletools.pyset, pickletools.anyobject)
 
 
 class NestingTracker:
@@ -111,5 +114,6 @@ class NestingTracker:
             else:
                 for _ in opcode.stack_before:
                     deepest = max(deepest, self._pop_record().depth)
-            for _ in opcode.stack_after:
-                self.stack.append(self._record(deepest + 1))
+            for kind in opcode.stack_after:
+                record = self._record(deepest + 1)
+                self.stack.append(_Record(0) if record is _LEAF and kind in _CONTAINERS else record)
