@@ -387,6 +387,32 @@ def _huge_pickle_shape(folder: Path) -> Path:
     return path
 
 
+_HUGE_INTEGER = "9" * 5000  # int() refuses more than 4,300 digits with a bare ValueError
+
+
+def _huge_integer_header(folder: Path) -> Path:
+    header = ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, ' + _HUGE_INTEGER + "]}}").encode()
+    path = folder / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+    return path
+
+
+def _huge_integer_index(folder: Path) -> Path:
+    index = '{"metadata": {"total_size": ' + _HUGE_INTEGER + '}, "weight_map": {"w": "a.safetensors"}}'
+    (folder / "model.safetensors.index.json").write_text(index)
+    return folder
+
+
+def _huge_integer_config(folder: Path) -> Path:
+    (folder / "config.json").write_text('{"model_type": "llama", "hidden_size": ' + _HUGE_INTEGER + "}")
+    return folder
+
+
+def _huge_float_config(folder: Path) -> Path:
+    (folder / "config.json").write_text('{"rms_norm_eps": 0.' + "1" * 5000 + "}")
+    return folder
+
+
 HOSTILE: dict[str, tuple[Callable[[Path], Path], type[Exception]]] = {
     "zip bomb": (_zip_bomb, ResourceLimitError),
     "pickle with code": (_pickle_with_code, UnsafePickleError),
@@ -397,6 +423,10 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], type[Exception]]] = {
     "deep index.json": (_deep_index, ResourceLimitError),
     "huge safetensors shape": (_huge_safetensors_shape, ResourceLimitError),
     "huge pickle shape": (_huge_pickle_shape, ResourceLimitError),
+    "5,000-digit integer in a safetensors header": (_huge_integer_header, FormatError),
+    "5,000-digit integer in an index": (_huge_integer_index, FormatError),
+    "5,000-digit integer in config.json": (_huge_integer_config, FormatError),
+    "5,000-digit float in config.json": (_huge_float_config, FormatError),
 }
 
 

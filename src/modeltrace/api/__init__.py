@@ -52,7 +52,7 @@ _FACADES: dict[str, tuple[str, ...]] = {
         "identify",
         "load_or_fingerprint",
     ),
-    "_models": ("build_demo_zoo", "demo_zoo_members", "inspect"),
+    "_models": ("build_demo_zoo", "demo_zoo_members", "inspect", "symlink_policy"),
     "_probe": ("add_tokenizer", "probe", "probe_set", "remove_tokenizer", "tokenizer_library"),
     "_zoo": ("build_zoo", "load_zoo_manifest", "run_zoo_pairs", "zoo_accuracy"),
 }
@@ -107,6 +107,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         identify,
         load_or_fingerprint,
     )
-    from modeltrace.api._models import build_demo_zoo, demo_zoo_members, inspect
+    from modeltrace.api._models import build_demo_zoo, demo_zoo_members, inspect, symlink_policy
     from modeltrace.api._probe import add_tokenizer, probe, probe_set, remove_tokenizer, tokenizer_library
     from modeltrace.api._zoo import build_zoo, load_zoo_manifest, run_zoo_pairs, zoo_accuracy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,18 @@ from modeltrace import demo_zoo
 from modeltrace.errors import UnsupportedFormatError
 from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
 from modeltrace.formats import open_model
+from modeltrace.formats.symlinks import SymlinkPolicy
+from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
 from modeltrace.paths import modeltrace_home
+
+
+@contextlib.contextmanager
+def symlink_policy(policy: SymlinkPolicy) -> Iterator[None]:
+    """Inside the block, symlinks leaving a model folder are followed per ``policy``: ``"never"``
+    (the service), ``"hf-cache"`` (default: only into the enclosing Hugging Face cache's
+    ``blobs/``) or ``"always"`` (``--follow-symlinks``). See docs/formats.md."""
+    with _symlink_policy(policy):
+        yield
 
 
 def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
@@ -41,6 +54,8 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
             "quantization": _quantization(source),
             "declared": source.declared.as_dict(),
             "tokenizer_files": sorted(source.tokenizer_files),
+            "unsafe_pickle": source.weights.unsafe_pickle if source.weights is not None else False,
+            "warnings": list(source.weights.warnings) if source.weights is not None else [],
         }
         if source.transfer is not None:  # a URL: what reading it cost
             stats = source.transfer

@@ -8,8 +8,10 @@ its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -34,6 +36,39 @@ err_console = ReadableConsole(stderr=True, highlight=False)
 def emit_json(payload: Any) -> None:
     """Write ``payload`` as JSON on stdout (no Rich markup, safe for scripts)."""
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def print_warnings(result: dict[str, Any]) -> None:
+    """Warnings of the weight reader on stderr (``--json`` carries them as ``warnings``)."""
+    for warning in result.get("warnings", []):
+        err_console.print(f"[bold yellow]warning:[/] {warning}", markup=True, highlight=False)
+    if result.get("unsafe_pickle"):
+        err_console.print(
+            "[bold yellow]warning:[/] this file holds a pickle modeltrace did not read; loading it with "
+            "torch.load or another tool may execute code (unsafe_pickle: true)",
+            markup=True,
+            highlight=False,
+        )
+
+
+#: ``--follow-symlinks``, shared by the commands that read model folders.
+FollowSymlinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Follow symlinks that leave the model folder (default: only into the enclosing "
+        "Hugging Face cache's blobs/).",
+    ),
+]
+
+
+@contextlib.contextmanager
+def symlinks(follow: bool) -> Iterator[None]:
+    """Read model folders under the symlink rule that ``--follow-symlinks`` chose."""
+    from modeltrace import api
+
+    with api.symlink_policy("always" if follow else "hf-cache"):
+        yield
 
 
 def human_bytes(count: int | float) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json, human_bytes
+from modeltrace.cli._app import FollowSymlinks, app, console, emit_json, human_bytes, symlinks
 
 
 def _p_text(log10_p: float | None) -> str:
@@ -31,9 +31,11 @@ def compare(
     full: bool = typer.Option(
         False, "--full", help="Read every unit (full-weight path) instead of a sample."
     ),
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Was SUSPECT derived from BASE? Verdict, calibrated p-value, relation and layer map."""
-    result = api.compare(suspect, base, alpha=alpha, report=report, full=full)
+    with symlinks(follow_symlinks):
+        result = api.compare(suspect, base, alpha=alpha, report=report, full=full)
     if json_output:
         emit_json(result)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +12,16 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json, err_console, human_bytes
+from modeltrace.cli._app import (
+    FollowSymlinks,
+    app,
+    console,
+    emit_json,
+    err_console,
+    human_bytes,
+    print_warnings,
+    symlinks,
+)
 
 
 def byte_progress(total_bytes: int, description: str) -> Progress:
@@ -29,9 +40,18 @@ def byte_progress(total_bytes: int, description: str) -> Progress:
 
 
 def folder_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    """Bytes under ``path`` for the progress bar (a walk with a stack: folders may nest 1,000 deep)."""
+    if not path.is_dir():
+        return path.stat().st_size if path.is_file() else 0
+    total, pending = 0, [path]
+    while pending:
+        with contextlib.suppress(OSError), os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file():
+                    total += entry.stat().st_size
+    return total
 
 
 @app.command()
@@ -48,12 +68,13 @@ def digest(
     ignore: Annotated[
         list[str] | None, typer.Option(help="Extra path to leave out, relative to the folder (repeatable).")
     ] = None,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Content digests: the OpenSSF model-signing root (files) and the tensor root (weights)."""
     # Both passes read every byte once: the bar counts file bytes, then tensor bytes.
     total = folder_bytes(path.expanduser()) * (1 if no_tensors else 2)
     started = time.perf_counter()
-    with byte_progress(total, "hashing") as progress:
+    with symlinks(follow_symlinks), byte_progress(total, "hashing") as progress:
         task = progress.task_ids[0]
         result = api.digest(
             path,
@@ -63,8 +84,10 @@ def digest(
             progress=lambda _phase, _name, size: progress.advance(task, size),
         )
     elapsed = time.perf_counter() - started
+    summary = result.as_dict(details=files)
+    print_warnings(summary)
     if json_output:
-        emit_json({**result.as_dict(details=files), "seconds": round(elapsed, 3)})
+        emit_json({**summary, "seconds": round(elapsed, 3)})
         return
     console.print(f"[bold]oms_root[/]    {result.oms_root}")
     console.print(f"[bold]tensor_root[/] {result.tensor_root or '-'}")

@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json, err_console, human_bytes
+from modeltrace.cli._app import FollowSymlinks, app, console, emit_json, err_console, human_bytes, symlinks
 
 
 @app.command()
@@ -23,9 +23,10 @@ def fingerprint(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fingerprint file to write.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Write a compact fingerprint (a few MB) that `compare` and `identify` accept in place of the model."""
-    with Progress(console=err_console, transient=True) as bar:
+    with symlinks(follow_symlinks), Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("fingerprinting", total=None)
         summary = api.fingerprint(
             model, output, progress=lambda done, total: bar.update(task, completed=done, total=total)

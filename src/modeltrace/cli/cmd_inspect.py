@@ -8,7 +8,16 @@ import typer
 from rich.table import Table
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json, human_bytes, human_count
+from modeltrace.cli._app import (
+    FollowSymlinks,
+    app,
+    console,
+    emit_json,
+    human_bytes,
+    human_count,
+    print_warnings,
+    symlinks,
+)
 
 
 def _count(value: int | None) -> str:
@@ -120,9 +129,12 @@ def inspect(
         str | None,
         typer.Option("--format", help="Force a format: safetensors, pytorch, gguf, onnx, hf or config."),
     ] = None,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Show the architecture card: format, sizes, experts, total and active parameters, declared lineage."""
-    card = api.inspect(path, format=format)
+    with symlinks(follow_symlinks):
+        card = api.inspect(path, format=format)
+    print_warnings(card)  # on stderr, so --json output stays clean
     if json_output:
         emit_json(card)
     else:

@@ -289,6 +289,13 @@ def build_fingerprint(
             "[vocab_size, hidden] matrix)."
         )
     embedding_rows = tensors[roles.embedding].shape[0]
+    if tensors[roles.embedding].numel == 0 or embedding_rows > vocab_module.MAX_VOCAB:
+        # Sampling ranks every row: a zero-width embedding declaring 2**40 rows costs no bytes on
+        # disk and would take all memory.
+        raise FingerprintError(
+            f"Cannot fingerprint '{source.path}': token embedding '{roles.embedding}' "
+            f"{list(tensors[roles.embedding].shape)} is empty or over {vocab_module.MAX_VOCAB:,} rows."
+        )
     anchors = anchor_tokens(
         tokens, embedding_rows, budget.anchors_by_string, budget.anchors_by_index, budget.seed
     )

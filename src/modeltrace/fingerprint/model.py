@@ -173,8 +173,8 @@ def load_fingerprint(path: str | Path) -> Fingerprint:
             header = json.loads(_member(archive, "header.json", path))
             vocabulary = json.loads(_member(archive, "vocabulary.json", path))
             npz = _member(archive, "arrays.npz", path)
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FingerprintError(f"Cannot read fingerprint '{path}': {error}.") from error
+    except (OSError, zipfile.BadZipFile, ValueError) as error:  # ValueError: JSON, UTF-8, huge ints
+        raise FingerprintError(f"Cannot read fingerprint '{path}': {str(error)[:200]}.") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise FingerprintError(f"'{path}' is not a modeltrace fingerprint (no '{FORMAT_NAME}' header).")
     if header.get("format_version") not in READABLE_VERSIONS:

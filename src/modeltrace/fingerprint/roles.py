@@ -49,6 +49,8 @@ _UP_SUFFIXES = (
     "ffn_up_shexp.weight",
 )
 _GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight", "ffn_gate_shexp.weight")
+#: Most experts one stacked tensor may declare (real MoE models have at most a few hundred).
+MAX_STACKED_EXPERTS = 1 << 16
 #: GGUF routed experts stacked in one ``[n_expert, units, hidden]`` tensor per layer.
 _STACKED_UP_SUFFIXES = ("ffn_up_exps.weight",)
 _STACKED_GATE_SUFFIXES = ("ffn_gate_exps.weight",)
@@ -220,6 +222,8 @@ def _stacked_experts(
         shape = tensors[up].shape
         if len(shape) != 3 or shape[2] != hidden:
             continue  # not the [n_expert, units, hidden] layout this reads
+        if shape[1] == 0 or shape[0] > MAX_STACKED_EXPERTS:
+            continue  # no units to test, or an expert count no model has (a loop of 2**40 blocks)
         gate = roles.get("gate")
         if gate is not None and tensors[gate].shape != shape:
             gate = None

@@ -41,8 +41,8 @@ def _load_json(path: Path) -> Any:
         raise FingerprintError(f"Cannot read '{path}': over {MAX_TOKENIZER_BYTES:,} bytes.")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise FingerprintError(f"Cannot read '{path}': not valid JSON ({error}).") from error
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, 5,000-digit ints
+        raise FingerprintError(f"Cannot read '{path}': not valid JSON ({str(error)[:200]}).") from error
 
 
 def from_tokenizer_json(path: Path) -> list[str]:

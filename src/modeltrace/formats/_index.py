@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 from modeltrace.errors import CorruptFileError, ResourceLimitError
 from modeltrace.formats import limits
 from modeltrace.formats._json import load_json_file
+from modeltrace.formats.symlinks import check_symlink
 
 
 def shard_paths_from_index(index_path: Path, what: str) -> tuple[list[Path], dict[str, str]]:
@@ -31,6 +32,7 @@ def shard_paths_from_index(index_path: Path, what: str) -> tuple[list[Path], dic
                 index_path, f"shard name {shard_name[:80]!r} points outside the model folder"
             )
         shard = folder / relative
+        check_symlink(shard, folder)
         if not shard.is_file():
             raise CorruptFileError(index_path, f"shard '{shard_name[:80]}' named in the index is missing")
         shards.append(shard)

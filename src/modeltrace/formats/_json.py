@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modeltrace.errors import CorruptFileError, ResourceLimitError
+from modeltrace.errors import CorruptFileError, FormatError, ResourceLimitError
 from modeltrace.formats import limits
+from modeltrace.formats.base import read_regular_file
 
 
 def _nesting_depth_exceeds(text: str, limit: int) -> bool:
@@ -34,6 +36,30 @@ def _nesting_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+def _number_parsers(path: str | Path, what: str) -> dict[str, Callable[[str], Any]]:
+    """``json.loads`` hooks that refuse numbers longer than any header needs, before converting:
+    Python's int() is quadratic in the digit count and raises ValueError past 4,300 digits."""
+
+    def too_long(text: str) -> CorruptFileError:
+        return CorruptFileError(
+            path,
+            f"{what} holds a number of {len(text):,} characters ({text[:20]}...), over the "
+            f"{limits.MAX_JSON_NUMBER_CHARS}-character limit",
+        )
+
+    def parse_int(text: str) -> int:
+        if len(text) > limits.MAX_JSON_NUMBER_CHARS:
+            raise too_long(text)
+        return int(text)
+
+    def parse_float(text: str) -> float:
+        if len(text) > limits.MAX_JSON_NUMBER_CHARS:
+            raise too_long(text)
+        return float(text)
+
+    return {"parse_int": parse_int, "parse_float": parse_float}
+
+
 def parse_json_bytes(data: bytes, path: str | Path, what: str) -> Any:
     """Decode UTF-8 JSON with depth and size limits; every failure is a FormatError naming ``path``."""
     if len(data) > limits.MAX_HEADER_BYTES:
@@ -47,19 +73,15 @@ def parse_json_bytes(data: bytes, path: str | Path, what: str) -> Any:
     if _nesting_depth_exceeds(text, limits.MAX_NESTING_DEPTH):
         raise ResourceLimitError(path, f"{what} nests deeper than {limits.MAX_NESTING_DEPTH} levels")
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
+        return json.loads(text, **_number_parsers(path, what))
+    except FormatError:
+        raise
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise CorruptFileError(path, f"{what} is not valid JSON ({error})") from error
 
 
 def load_json_file(path: str | Path, what: str | None = None) -> Any:
     """Read a small JSON file (config.json, index.json ...) defensively."""
     file_path = Path(path)
-    try:
-        size = file_path.stat().st_size
-        if size > limits.MAX_HEADER_BYTES:
-            raise ResourceLimitError(file_path, f"file is {size:,} bytes, too large for a JSON metadata file")
-        data = file_path.read_bytes()
-    except OSError as error:
-        raise CorruptFileError(file_path, f"cannot read file ({error.strerror})") from error
+    data = read_regular_file(file_path, limits.MAX_HEADER_BYTES)
     return parse_json_bytes(data, file_path, what or "JSON")

@@ -14,11 +14,13 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from modeltrace.errors import CorruptFileError, FormatError, ResourceLimitError, UnsupportedFormatError
 from modeltrace.formats import limits
+from modeltrace.formats._polyglot import legacy_polyglot_warnings, zip_polyglot_warnings
 from modeltrace.formats._torch_pickle import (
     PickleStream,
     RestrictedUnpickler,
@@ -47,6 +49,8 @@ class Checkpoint:
     #: nodes. More means shared sub-lists referenced over and over (a DAG that expands
     #: exponentially when walked as a tree), which no checkpoint writer produces.
     opcodes: int = 0
+    #: Parts of the file this reader did not load but another loader might (see ``polyglot``).
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_checkpoint(handle: RangeFile) -> Checkpoint:
@@ -126,7 +130,7 @@ def _member_data_offset(handle: RangeFile, info: zipfile.ZipInfo) -> int:
     return start
 
 
-def _read_member(handle: RangeFile, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+def _read_member(handle: RangeFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     """A small member (data.pkl, byteorder) in memory; compressed ones only within the limits."""
     if info.file_size > limit:
         raise ResourceLimitError(
@@ -136,24 +140,54 @@ def _read_member(handle: RangeFile, archive: zipfile.ZipFile, info: zipfile.ZipI
         if info.compress_size != info.file_size:
             raise CorruptFileError(handle.path, f"stored zip member '{info.filename}' has two sizes")
         return handle.read(_member_data_offset(handle, info), info.file_size)
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        # torch.load's reader (miniz) knows stored and deflate only; Python's zipfile would also
+        # unpack bz2/lzma, in one unbounded call per read (3 GiB from a 2 KB bz2 stream).
+        raise UnsupportedFormatError(
+            handle.path,
+            f"zip member '{info.filename}' uses compression method {info.compress_type}; "
+            "torch.save checkpoints are stored or deflated",
+        )
     if info.file_size > max(info.compress_size, 1) * limits.MAX_ZIP_COMPRESSION_RATIO:
         raise ResourceLimitError(
             handle.path,
             f"zip member '{info.filename}' expands {info.compress_size:,} -> {info.file_size:,} bytes "
             f"(ratio over {limits.MAX_ZIP_COMPRESSION_RATIO}): refusing a possible zip bomb",
         )
+    return _inflate(handle, info)
+
+
+def _inflate(handle: RangeFile, info: zipfile.ZipInfo) -> bytes:
+    """A deflated member, streamed: never more output than the member declares (already checked
+    against the caller's limit), whatever the compressed stream holds."""
+    start = _member_data_offset(handle, info)
+    if start + info.compress_size > handle.size:
+        raise CorruptFileError(handle.path, f"zip member '{info.filename}' runs past the end of the file")
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    output = bytearray()
+    position, end = start, start + info.compress_size
     try:
-        with archive.open(info) as member:
-            data = member.read(limit + 1)  # never more than the limit, whatever the header claims
-    except FormatError:
-        raise
-    except Exception as error:  # zlib.error, BadZipFile (CRC), NotImplementedError (method) ...
+        while position < end or inflater.unconsumed_tail:
+            if inflater.unconsumed_tail:
+                chunk = inflater.unconsumed_tail
+            else:
+                chunk = handle.read(position, min(1 << 20, end - position))
+                position += len(chunk)
+            output += inflater.decompress(chunk, info.file_size + 1 - len(output))
+            if len(output) > info.file_size:
+                raise ResourceLimitError(
+                    handle.path,
+                    f"zip member '{info.filename}' unpacks past its declared {info.file_size:,} bytes",
+                )
+            if inflater.eof:
+                break
+    except zlib.error as error:
         raise CorruptFileError(handle.path, f"cannot decompress '{info.filename}' ({error})") from error
-    if len(data) > limit:
-        raise ResourceLimitError(
-            handle.path, f"zip member '{info.filename}' decompresses past {limit:,} bytes"
+    if len(output) != info.file_size or zlib.crc32(output) != info.CRC:
+        raise CorruptFileError(
+            handle.path, f"zip member '{info.filename}' unpacks to other bytes than its header declares"
         )
-    return data
+    return bytes(output)
 
 
 def _read_zip(handle: RangeFile) -> Checkpoint:
@@ -168,11 +202,11 @@ def _read_zip(handle: RangeFile) -> Checkpoint:
         )
     prefix = pickles[0][: -len("data.pkl")]
     byteorder = members.get(prefix + "byteorder")
-    if byteorder is not None and _read_member(handle, archive, byteorder, 16) != b"little":
+    if byteorder is not None and _read_member(handle, byteorder, 16) != b"little":
         raise UnsupportedFormatError(
             handle.path, "checkpoint was saved big-endian; only little-endian is read"
         )
-    data = _read_member(handle, archive, members[pickles[0]], limits.MAX_PICKLE_BYTES)
+    data = _read_member(handle, members[pickles[0]], limits.MAX_PICKLE_BYTES)
     root, unpickler = load_pickle(data, handle.path, "data.pkl")
     locations: dict[str, tuple[int, int]] = {}
     for key, storage in unpickler.storages.items():
@@ -189,7 +223,11 @@ def _read_zip(handle: RangeFile) -> Checkpoint:
                 handle.path, f"storage '{key}' needs {needed:,} bytes but its member holds {info.file_size:,}"
             )
         locations[key] = (_member_data_offset(handle, info), needed)
-    return Checkpoint(root, unpickler.storages, locations, {"serialization": "zip"}, unpickler.opcodes)
+    used = {pickles[0], prefix + "byteorder", *(f"{prefix}data/{key}" for key in locations)}
+    warnings = zip_polyglot_warnings(handle, archive, prefix, used)
+    return Checkpoint(
+        root, unpickler.storages, locations, {"serialization": "zip"}, unpickler.opcodes, warnings
+    )
 
 
 # -- legacy ----------------------------------------------------------------------------------------
@@ -250,4 +288,5 @@ def _read_legacy(handle: RangeFile) -> Checkpoint:
     missing = set(storages) - set(locations)
     if missing:
         raise CorruptFileError(handle.path, f"storage '{sorted(missing)[0]:.40}' has no data in the file")
-    return Checkpoint(root, storages, locations, {"serialization": "legacy"}, main.opcodes)
+    warnings = legacy_polyglot_warnings(handle, position)
+    return Checkpoint(root, storages, locations, {"serialization": "legacy"}, main.opcodes, warnings)

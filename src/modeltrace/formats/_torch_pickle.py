@@ -32,6 +32,7 @@ from modeltrace.errors import (
     UnsupportedFormatError,
 )
 from modeltrace.formats import limits
+from modeltrace.formats._pickle_depth import NestingTracker
 from modeltrace.formats.base import DENSE_ITEMSIZE
 
 #: torch dtype names (as pickled: ``torch.float32`` pickles as the global ``torch float32``) that
@@ -336,13 +337,18 @@ class PickleStream:
         return data
 
     def readline(self) -> bytes:
-        line = bytearray()
-        while not line.endswith(b"\n"):
-            chunk = self.read(1)
-            if not chunk:
-                break
-            line += chunk
-        return bytes(line)
+        # Text opcodes (protocol 0) end at a newline; search the buffer a chunk at a time, since
+        # byte-by-byte reads took minutes on a legacy pickle holding one 60 MB line.
+        searched = self._position
+        while True:
+            newline = self._buffer.find(b"\n", searched)
+            if newline >= 0:
+                return self.read(newline + 1 - self._position)
+            searched = len(self._buffer)
+            before = len(self._buffer)
+            self._fill(len(self._buffer) - self._position + self._CHUNK)
+            if len(self._buffer) == before:
+                return self.read(len(self._buffer) - self._position)
 
     def tell(self) -> int:
         return self._position - self._taken
@@ -364,6 +370,7 @@ def scan_pickle(stream: Any, path: str | Path, what: str) -> int:
     return the opcode count."""
     opcodes = 0
     marks = 0
+    nesting = NestingTracker(path, what)
     try:
         for opcode, argument, _position in pickletools.genops(stream):
             opcodes += 1
@@ -382,6 +389,7 @@ def scan_pickle(stream: Any, path: str | Path, what: str) -> int:
                 not isinstance(argument, int) or not 0 <= argument <= opcodes
             ):
                 raise CorruptFileError(path, f"{what} uses memo index {describe(argument)} out of range")
+            nesting.step(opcode, argument)
     except FormatError:
         raise
     except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as error:

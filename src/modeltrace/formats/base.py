@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,7 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modeltrace.errors import CorruptFileError, ResourceLimitError, TensorNotFoundError
+from modeltrace.errors import (
+    CorruptFileError,
+    ResourceLimitError,
+    TensorNotFoundError,
+    UnsupportedFormatError,
+)
 from modeltrace.formats import limits
 from modeltrace.types import Declared, TensorInfo
 
@@ -100,18 +106,52 @@ def check_shape(path: str | Path, name: str, shape: Sequence[Any]) -> tuple[int,
     return tuple(dims)
 
 
+def open_regular(path: str | Path) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file (after symlinks).
+
+    Opened non-blocking and checked with fstat before any read: opening a FIFO for reading
+    normally blocks until a writer appears (forever, for a hostile model folder), and devices or
+    sockets are never model content."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise CorruptFileError(path, f"cannot open file ({error.strerror})") from error
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise UnsupportedFormatError(path, "not a regular file (a FIFO, device or socket); not read")
+    os.set_blocking(descriptor, True)
+    return descriptor
+
+
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """The whole of a small regular file (config, card, index), refusing more than ``limit`` bytes."""
+    descriptor = open_regular(path)
+    try:
+        size = os.fstat(descriptor).st_size
+        if size > limit:
+            raise ResourceLimitError(path, f"file is {size:,} bytes, over the {limit:,}-byte limit")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(size + 1)  # read(n) allocates n bytes up front: ask for what is there
+    except OSError as error:
+        raise CorruptFileError(path, f"cannot read file ({error.strerror})") from error
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise ResourceLimitError(path, f"file grew past the {limit:,}-byte limit while being read")
+    return data
+
+
 class RangeFile:
-    """A read-only file accessed by absolute byte ranges, bounds-checked and byte-counted.
+    """A read-only regular file accessed by absolute byte ranges, bounds-checked and byte-counted.
 
     :class:`~modeltrace.formats.remote.RemoteFile` has the same interface over HTTP range requests.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        except OSError as error:
-            raise CorruptFileError(self.path, f"cannot open file ({error.strerror})") from error
+        self._fd = -1
+        self._fd = open_regular(self.path)
         self.size = os.fstat(self._fd).st_size
         self.bytes_read = 0
 
@@ -179,6 +219,12 @@ class TensorReader(ABC):
         self.path = Path(path)
         #: Format-specific metadata (safetensors ``__metadata__``, GGUF key/values, ONNX props).
         self.metadata: dict[str, Any] = {}
+        #: What a user should know about the file beyond its tensors (one sentence each), e.g. a
+        #: second checkpoint hidden in it (``unsafe_pickle``).
+        self.warnings: list[str] = []
+        #: True when the file holds a pickle this reader did not vet, which another loader
+        #: (``torch.load``, a zip tool) would read: loading the file elsewhere may execute code.
+        self.unsafe_pickle = False
         self._files: dict[str, RangeFile] = {}
 
     # -- what every format implements ------------------------------------------------------------

@@ -9,12 +9,14 @@ has a magic number, else by name; ``format=`` overrides the guess.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from modeltrace.errors import CorruptFileError, UnsupportedFormatError
-from modeltrace.formats.base import TensorReader
+from modeltrace.formats.base import TensorReader, open_regular
 from modeltrace.formats.hf_folder import read_card, read_json_if_present, tokenizer_files
 from modeltrace.formats.source import ModelSource
+from modeltrace.formats.symlinks import SymlinkPolicy, check_symlink, symlink_policy
 from modeltrace.types import Declared
 
 #: Weight formats and the class that reads each; imported lazily so one broken optional
@@ -48,11 +50,13 @@ def _resolve(path: str | Path) -> Path:
 def sniff_file(path: Path) -> str:
     """The format of a single file: ``safetensors``, ``pytorch``, ``gguf``, ``onnx`` or ``config``."""
     name = path.name.lower()
+    descriptor = open_regular(path)
     try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
+        head = os.pread(descriptor, 16, 0)
     except OSError as error:
         raise CorruptFileError(path, f"cannot read file ({error.strerror})") from error
+    finally:
+        os.close(descriptor)
     if head.startswith(b"GGUF"):
         return "gguf"
     if name.endswith(".safetensors"):
@@ -110,12 +114,18 @@ def _open_reader(format_name: str, entry: Path, shards: list[Path] | None = None
     return reader_class(entry)
 
 
-def open_model(path: str | Path, format: str | None = None) -> ModelSource:
+def open_model(
+    path: str | Path, format: str | None = None, *, symlinks: SymlinkPolicy | None = None
+) -> ModelSource:
     """Open anything modeltrace reads. ``format`` overrides detection (see ``FORMATS``).
 
     ``path`` may also be a URL string: ``https://...`` (a model folder or one file served over HTTP)
     or ``hf://ORG/REPO[@REVISION]``; only headers and the bytes asked for are transferred.
-    """
+    ``symlinks`` says which symlinks leaving a model folder are followed (see
+    :mod:`modeltrace.formats.symlinks`; default: the policy in force, ``hf-cache``)."""
+    if symlinks is not None:
+        with symlink_policy(symlinks):
+            return open_model(path, format)
     if format is not None and format not in FORMATS:
         raise UnsupportedFormatError(path, f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     if isinstance(path, str) and path.startswith(("http://", "https://", "hf://")):
@@ -136,10 +146,18 @@ def open_model(path: str | Path, format: str | None = None) -> ModelSource:
 
 
 def _open_folder(folder: Path, format: str | None) -> ModelSource:
+    for name in ("config.json", "generation_config.json", "README.md"):
+        check_symlink(folder / name, folder)
     config = read_json_if_present(folder / "config.json")
     generation_config = read_json_if_present(folder / "generation_config.json")
     card, declared = read_card(folder)
     found = _weights_in_folder(folder)
+    if found is not None:
+        for weight_file in [found[1], *(found[2] or [])]:
+            check_symlink(weight_file, folder)
+    tokenizers = tokenizer_files(folder)
+    for tokenizer_file in tokenizers.values():
+        check_symlink(tokenizer_file, folder)
     reader: TensorReader | None = None
     format_name = "config"
     if format is not None and format != "config":
@@ -165,5 +183,5 @@ def _open_folder(folder: Path, format: str | None) -> ModelSource:
         generation_config=generation_config,
         declared=declared,
         card=card,
-        tokenizer_files=tokenizer_files(folder),
+        tokenizer_files=tokenizers,
     )

@@ -7,12 +7,14 @@ The model card's YAML front-matter (``base_model``, ``base_model_relation``, ``l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from modeltrace.errors import CorruptFileError, ResourceLimitError
+from modeltrace.formats import limits
 from modeltrace.formats._json import load_json_file
+from modeltrace.formats.base import read_regular_file
 from modeltrace.types import Declared
 
 #: Largest model card read; front-matter beyond this is not metadata.
@@ -37,6 +39,45 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(item) for item in value if item is not None)
     return (str(value),)
+
+
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "seq", "map")
+)
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _bounded(construct: Any) -> Any:
+    """Wrap a scalar constructor: refuse huge numbers before int()/float() (quadratic, and a
+    ValueError past 4,300 digits) and turn a conversion failure into a YAML error."""
+
+    def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > limits.MAX_JSON_NUMBER_CHARS:
+            raise yaml.constructor.ConstructorError(None, None, "number too long", node.start_mark)
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError) as error:
+            raise yaml.constructor.ConstructorError(None, None, str(error), node.start_mark) from error
+
+    return constructor
+
+
+class PlainLoader(yaml.SafeLoader):
+    """A YAML loader that builds only plain values: strings, numbers, booleans, null, lists and
+    mappings. Dates stay strings; ``!!python/...``, ``!!binary``, ``!!set``, ``!!timestamp`` and
+    every other tag are errors, so nothing a card says can construct an object or fail inside a
+    constructor with a builtin exception."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        tag: (_bounded(construct) if tag.endswith((":int", ":float")) else construct)
+        for tag, construct in yaml.SafeLoader.yaml_constructors.items()
+        if tag in _PLAIN_TAGS
+    } | {None: yaml.constructor.SafeConstructor.construct_undefined}  # any other tag: an error
+    yaml_multi_constructors: ClassVar[dict[Any, Any]] = {}
 
 
 def parse_front_matter(text: str, path: Path) -> dict[str, Any]:
@@ -65,7 +106,10 @@ def parse_front_matter(text: str, path: Path) -> dict[str, Any]:
             depth -= 1
     if max_depth > 32:
         raise ResourceLimitError(path, "model card front-matter nests too deeply")
-    data = yaml.safe_load(block)
+    try:
+        data = yaml.load(block, Loader=PlainLoader)  # PlainLoader: plain values only
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as error:
+        raise CorruptFileError(path, f"model card front-matter is not plain YAML ({error})") from error
     return data if isinstance(data, dict) else {}
 
 
@@ -89,10 +133,7 @@ def read_card(folder: Path) -> tuple[dict[str, Any], Declared]:
     card = folder / "README.md"
     if not card.is_file():
         return {}, Declared()
-    size = card.stat().st_size
-    if size > MAX_CARD_BYTES:
-        raise ResourceLimitError(card, f"model card is {size:,} bytes, over {MAX_CARD_BYTES:,}")
-    text = card.read_bytes().decode("utf-8", errors="replace")
+    text = read_regular_file(card, MAX_CARD_BYTES).decode("utf-8", errors="replace")
     front_matter = parse_front_matter(text, card)
     return front_matter, declared_from_card(front_matter, "README.md front-matter")
 

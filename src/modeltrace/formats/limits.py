@@ -6,10 +6,17 @@ malformed file costs bounded memory and time and ends in a ResourceLimitError na
 
 #: Largest JSON / metadata header accepted (safetensors header, index.json, config.json ...).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Longest number (sign, digits, point, exponent) accepted in a JSON header, index or config:
+#: 2**64 has 20 digits; a float needs at most ~25 characters to round-trip.
+MAX_JSON_NUMBER_CHARS = 64
 #: Deepest nesting accepted in any JSON / YAML / pickle structure.
 MAX_NESTING_DEPTH = 64
 #: Most tensors one model may list.
 MAX_TENSORS = 1_000_000
+#: Longest tensor name (a flattened checkpoint path); real ones stay under 200 characters.
+MAX_TENSOR_NAME_CHARS = 1024
+#: All tensor names of one model together (DeepSeek-V3: 90k names, 5.4M characters).
+MAX_NAME_CHARS_TOTAL = 64 * 1024**2
 #: Most dimensions a tensor may have.
 MAX_DIMS = 8
 #: Largest element count of one tensor (2**40: a 1 TB fp8 tensor).

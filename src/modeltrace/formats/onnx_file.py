@@ -39,6 +39,7 @@ from modeltrace.formats.base import (
     row_runs,
 )
 from modeltrace.formats.onnx_graph import Graph, MatMulWeight, Node
+from modeltrace.formats.symlinks import check_symlink
 from modeltrace.types import TensorInfo
 
 #: ONNX TensorProto data types we read, in safetensors spelling (I4/U4: two values per byte).
@@ -253,6 +254,7 @@ class ONNXReader(TensorReader):
                 self.path,
                 f"initializer '{name}' names external data {location!r:.80} outside the model folder",
             )
+        check_symlink(self._folder / location, self._folder)
         try:
             target = (self._folder / location).resolve()
             offset = int(entries.get("offset", "0"))
@@ -261,10 +263,10 @@ class ONNXReader(TensorReader):
             raise CorruptFileError(
                 self.path, f"initializer '{name}' has bad external data ({error})"
             ) from error
-        if not target.is_relative_to(self._folder) or not target.is_file():
+        if not target.is_file():
             raise CorruptFileError(
                 self.path,
-                f"external data file {location!r:.80} for '{name}' is missing or outside the folder",
+                f"external data file {location!r:.80} for '{name}' is missing or not a file",
             )
         if length != nbytes or offset < 0 or offset + nbytes > target.stat().st_size:
             raise CorruptFileError(

@@ -81,20 +81,22 @@ class Graph:
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
-    def _consumer_index(self) -> dict[str, list[Node]]:
+    def _consumer_index(self) -> dict[str, tuple[Node, ...]]:
         index: dict[str, list[Node]] = {}
         for node in self.nodes:
             for name in dict.fromkeys(node.inputs):
                 index.setdefault(name, []).append(node)
-        return index
+        # Tuples, handed out as they are: a hostile graph fans one tensor out to 30,000 nodes,
+        # and copying that list on every lookup made the walks quadratic.
+        return {name: tuple(nodes) for name, nodes in index.items()}
 
     @cached_property
     def _producer_index(self) -> dict[str, Node]:
         return {name: node for node in self.nodes for name in node.outputs if name}
 
-    def consumers(self, tensor: str) -> list[Node]:
+    def consumers(self, tensor: str) -> tuple[Node, ...]:
         """Nodes that take ``tensor`` as an input, in graph order."""
-        return list(self._consumer_index.get(tensor, ()))
+        return self._consumer_index.get(tensor, ())
 
     def producer(self, tensor: str) -> Node | None:
         """The node whose output is ``tensor`` (None for graph inputs and initializers)."""
@@ -145,6 +147,11 @@ class Graph:
 
     def matmul_weights(self) -> list[MatMulWeight]:
         """Every MatMul/Gemm (and quantised variant) that multiplies by a stored weight, in graph order."""
+        return list(self._matmul_weights)
+
+    @cached_property
+    def _matmul_weights(self) -> tuple[MatMulWeight, ...]:
+        # Computed once: roles and the attention-value filter both ask, and graphs can be large.
         found: list[MatMulWeight] = []
         for index, node in enumerate(self.nodes):
             operands = _MATMUL_OPERANDS.get(node.op_type)
@@ -175,23 +182,28 @@ class Graph:
                     )
                 )
                 break
-        return found
+        return tuple(found)
 
     def _scores_times_values(self) -> list[Node]:
-        """The MatMuls whose first operand comes from a Softmax (through casts, NaN guards, dropout)."""
+        """The MatMuls whose first operand comes from a Softmax (through casts, NaN guards, dropout).
+
+        One breadth-first walk from every softmax at once, each tensor visited once: a product
+        is found when it lies within four hops of some softmax, in time linear in the graph."""
         found: dict[str, Node] = {}
-        for softmax in (node for node in self.nodes if node.op_type == "Softmax"):
-            frontier, seen = [softmax.outputs[0]], set()
-            for _ in range(4):
-                following = []
-                for tensor in frontier:
-                    for node in self.consumers(tensor):
-                        if node.op_type == "MatMul" and node.inputs and node.inputs[0] == tensor:
-                            found.setdefault(node.outputs[0], node)
-                        elif node.op_type in _AFTER_SOFTMAX and node.outputs[0] not in seen:
-                            seen.add(node.outputs[0])
-                            following.append(node.outputs[0])
-                frontier = following
+        frontier = [node.outputs[0] for node in self.nodes if node.op_type == "Softmax" and node.outputs]
+        seen = set(frontier)
+        for _ in range(4):
+            following = []
+            for tensor in frontier:
+                for node in self.consumers(tensor):
+                    if not node.outputs:
+                        continue  # a node without outputs feeds nothing (invalid, but seen in the wild)
+                    if node.op_type == "MatMul" and node.inputs[0] == tensor:
+                        found.setdefault(node.outputs[0], node)
+                    elif node.op_type in _AFTER_SOFTMAX and node.outputs[0] not in seen:
+                        seen.add(node.outputs[0])
+                        following.append(node.outputs[0])
+            frontier = following
         return list(found.values())
 
     def _projection_behind(self, tensor: str) -> Node | None:

@@ -78,6 +78,7 @@ class PyTorchReader(TensorReader):
         self._infos: dict[str, TensorInfo] = {}
         self._placed: dict[str, _Placed] = {}
         self._visits_left = 0
+        self._name_chars = 0  # of every tensor name flattened so far (all shards)
         if shards is not None:
             shard_paths = list(shards)
         elif self.path.name.endswith(".index.json"):
@@ -94,6 +95,9 @@ class PyTorchReader(TensorReader):
         handle = self.open_file(path)
         checkpoint = read_checkpoint(handle)
         self.metadata.update(checkpoint.metadata)
+        if checkpoint.warnings:
+            self.unsafe_pickle = True
+            self.warnings += [f"{path.name}: {warning}" for warning in checkpoint.warnings]
         found: dict[str, TensorRef] = {}
         self._visits_left = checkpoint.opcodes + 1
         self._flatten(path, checkpoint.root, "", 0, found)
@@ -116,18 +120,24 @@ class PyTorchReader(TensorReader):
             name = prefix or ROOT_TENSOR_NAME
             if name in found:
                 raise CorruptFileError(path, f"two tensors flatten to the same name '{name}'")
+            self._name_chars += len(name)
+            if len(found) >= limits.MAX_TENSORS or self._name_chars > limits.MAX_NAME_CHARS_TOTAL:
+                raise ResourceLimitError(
+                    path,
+                    f"checkpoint lists over {len(found):,} tensors or {self._name_chars:,} name characters",
+                )
             found[name] = node
         elif isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(key, bool) or not isinstance(key, (str, int)):
                     raise UnsupportedFormatError(
-                        path, f"checkpoint dict key {describe(key)} under '{prefix}'"
+                        path, f"checkpoint dict key {describe(key)} under '{prefix[:80]}'"
                     )
                 part = key if isinstance(key, str) else describe(key)
-                self._flatten(path, value, f"{prefix}.{part}" if prefix else part, depth + 1, found)
+                self._flatten(path, value, self._child_name(path, prefix, part), depth + 1, found)
         elif isinstance(node, (list, tuple)):
             for index, value in enumerate(node):
-                self._flatten(path, value, f"{prefix}.{index}" if prefix else str(index), depth + 1, found)
+                self._flatten(path, value, self._child_name(path, prefix, str(index)), depth + 1, found)
         elif depth <= 2 and prefix and isinstance(node, (str, int, float)):
             # Top-level scalars describe the checkpoint (epoch, global_step, library versions).
             self.metadata[prefix] = (
@@ -137,6 +147,17 @@ class PyTorchReader(TensorReader):
                 if isinstance(node, int)
                 else repr(node)
             )
+
+    def _child_name(self, path: Path, prefix: str, part: str) -> str:
+        """``prefix.part``, refusing names no checkpoint writer makes: a pickle can reuse one huge
+        key (memoized once) under thousands of entries, which would flatten to gigabytes of names."""
+        if len(prefix) + len(part) >= limits.MAX_TENSOR_NAME_CHARS:
+            raise ResourceLimitError(
+                path,
+                f"checkpoint names an entry '{prefix[:40]}...{part[-20:]}' of {len(prefix) + len(part) + 1:,}"
+                f" characters, over the limit of {limits.MAX_TENSOR_NAME_CHARS:,}",
+            )
+        return f"{prefix}.{part}" if prefix else part
 
     def _place(self, path: Path, name: str, ref: TensorRef, storage_start: int, storage_bytes: int) -> None:
         shape = check_shape(path, name, ref.shape)

@@ -24,6 +24,9 @@ class ModelDigest:
     files: FileManifest
     tensors: TensorManifest | None
     tensor_error: str | None = None
+    #: The weight reader's warnings; ``unsafe_pickle`` as in ``TensorReader.unsafe_pickle``.
+    warnings: tuple[str, ...] = ()
+    unsafe_pickle: bool = False
 
     @property
     def oms_root(self) -> str:
@@ -41,6 +44,8 @@ class ModelDigest:
             "files": len(self.files.files),
             "file_bytes": self.files.total_bytes,
             "tensors": len(self.tensors.tensors) if self.tensors else 0,
+            "unsafe_pickle": self.unsafe_pickle,
+            "warnings": list(self.warnings),
         }
         if self.tensor_error:
             result["tensor_error"] = self.tensor_error
@@ -83,8 +88,9 @@ def digest_model(
                 workers=workers,
                 progress=(lambda name, size: progress("tensors", name, size)) if progress else None,
             )
+            warnings, unsafe = tuple(source.weights.warnings), source.weights.unsafe_pickle
     except FormatError as error:
         if strict:
             raise
         return ModelDigest(path=model, files=files, tensors=None, tensor_error=str(error))
-    return ModelDigest(path=model, files=files, tensors=manifest)
+    return ModelDigest(path=model, files=files, tensors=manifest, warnings=warnings, unsafe_pickle=unsafe)

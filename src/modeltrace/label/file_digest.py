@@ -12,7 +12,9 @@ The OMS v1.0 format (``model_signing`` package, default ``files`` serialization)
    of an OMS signature and is what ``oms_root`` reports.
 
 Unlike ``model_signing``'s default, symlinks to files are followed (the Hugging Face cache is made
-of them); directory symlinks are not descended into. The package is a test and benchmark
+of them) as far as :mod:`modeltrace.formats.symlinks` allows: inside the folder, into the
+enclosing Hugging Face cache's ``blobs/``, or anywhere with ``--follow-symlinks``; directory
+symlinks are not descended into. The package is a test and benchmark
 dependency only: modeltrace computes the value itself, streaming and in parallel.
 """
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from modeltrace.errors import UnsupportedFormatError
+from modeltrace.formats.symlinks import check_symlink
 from modeltrace.label._stream import sha256_file
 
 #: Paths model-signing ignores by default (relative to the model folder).
@@ -69,22 +72,31 @@ def list_model_files(model: Path, ignored: Iterable[str] = GIT_PATHS) -> list[tu
     if not model.is_dir():
         raise UnsupportedFormatError(model, "no such file or folder")
     found: list[tuple[str, Path]] = []
-    for folder, subfolders, names in os.walk(model):
-        base = Path(folder)
-        relative_base = PurePosixPath(base.relative_to(model).as_posix())
-        subfolders[:] = [
-            name
-            for name in subfolders
-            if not (base / name).is_symlink() and not _is_ignored(relative_base / name, ignored)
-        ]
-        for name in names:
-            relative = relative_base / name
+    # An explicit stack, not os.walk: on Python 3.11 os.walk recurses once per level and a folder
+    # nested 1,100 deep ended in RecursionError.
+    pending = [(model, PurePosixPath("."))]
+    while pending:
+        folder, relative_base = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda entry: entry.name)
+        except OSError as error:
+            raise UnsupportedFormatError(folder, f"cannot list folder ({error.strerror})") from error
+        for entry in listed:
+            relative = relative_base / entry.name
             if _is_ignored(relative, ignored):
                 continue
-            path = base / name
-            if not path.is_file():  # sockets, fifos, broken symlinks: not model content
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((path, relative))
+            elif entry.is_symlink() and path.is_dir():
+                continue  # directory symlinks are not descended into
+            elif not path.is_file():  # sockets, fifos, broken symlinks: not model content
                 raise UnsupportedFormatError(path, "not a regular file (special file or broken symlink)")
-            found.append((str(relative), path))
+            else:
+                if entry.is_symlink():
+                    check_symlink(path, model)
+                found.append((str(relative), path))
     return found
 
 
@@ -100,7 +112,10 @@ def file_manifest(
     ignored = tuple(ignored)
     entries = list_model_files(root_path, ignored)
     # Largest files first, so one big file does not start last and leave the other cores idle.
-    entries.sort(key=lambda entry: -entry[1].stat().st_size)
+    try:
+        entries.sort(key=lambda entry: -entry[1].stat().st_size)
+    except OSError as error:  # e.g. a path past PATH_MAX
+        raise UnsupportedFormatError(root_path, f"cannot read a file's size ({error})") from error
 
     def hash_one(entry: tuple[str, Path]) -> tuple[str, str, int]:
         identifier, path = entry
