@@ -155,3 +155,47 @@ def test_missing_profile_flag_exits_3_not_2(
     code, _, err = cli(["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *profile], capsys)
     assert code == 3
     assert dropped in err
+
+
+KIMI_DEV = (
+    "name: Kimi-Dev-72B\nlicense: mit\nparents:\n  - {name: Qwen2.5-72B, license: qwen, relation: finetune}\n"
+)
+
+
+def test_a_licence_to_request_is_a_violation_until_granted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, KIMI_DEV), *PROFILE, "--mau", "150000000"]
+    code, out, _ = cli([*argv, "--json"], capsys)
+    report = json.loads(out)
+    assert code == 2 and report["compliant"] is False
+    assert [item["kind"] for item in report["violations"]] == ["license_request"]
+    code, out, _ = cli([*argv, "--granted", "qwen", "--json"], capsys)
+    report = json.loads(out)
+    assert code == 1 and report["compliant"] is True
+    assert report["profile"]["grants"] == ["qwen"]
+    assert [item["kind"] for item in report["satisfied"]] == ["license_request"]
+    code, out, _ = cli([*argv, "--granted", "qwen"], capsys)
+    assert "granted: qwen" in out
+
+
+def test_a_grant_declared_in_the_lineage_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "grants: [qwen]\n" + KIMI_DEV
+    argv = ["license", "check", "--lineage", lineage(tmp_path, text), *PROFILE, "--mau", "150000000"]
+    code, out, _ = cli([*argv, "--json"], capsys)
+    assert code == 1
+    assert json.loads(out)["profile"]["grants"] == ["qwen"]
+
+
+def test_grants_belong_on_the_root_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "name: a\nparents:\n  - {name: b, license: qwen, relation: finetune, grants: [qwen]}\n"
+    code, _, err = cli(["license", "check", "--lineage", lineage(tmp_path, text), *PROFILE], capsys)
+    assert code == 3
+    assert "'grants' belongs on the root" in err
+
+
+def test_an_unknown_grant_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, KIMI_DEV), *PROFILE, "--granted", "acme"]
+    code, _, err = cli(argv, capsys)
+    assert code == 3
+    assert "Granted licence 'acme'" in err

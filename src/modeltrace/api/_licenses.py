@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def check_license(
     name: str | None = None,
     region: str | None = None,
     release_date: str | date | None = None,
+    granted: Iterable[str] = (),
 ) -> ComplianceReport:
     """What every licence in a model's ancestry demands of this deployment.
 
@@ -27,6 +29,8 @@ def check_license(
     card or a label file; ``lineage`` a YAML/JSON lineage tree. With both, the lineage file supplies
     the licences and ancestors the card or label lacks. Raises LicenseError on unreadable input or
     option values; an unknown licence id is reported in ``report.unknown``, not raised.
+    ``granted`` lists licences whose licensor granted you the licence they make you request above
+    a threshold; the lineage file's ``grants:`` adds to it.
     """
     from modeltrace.licenses import sources
 
@@ -53,6 +57,7 @@ def check_license(
         name=name,
         region=region,
         release_date=release_date,
+        grants=tuple(dict.fromkeys((*granted, *tree.grants))),
     )
     return check_compliance(tree, profile, load_catalog())
 

@@ -61,6 +61,14 @@ def check(
     release_date: Annotated[
         str | None, typer.Option("--release-date", help="Date (YYYY-MM-DD) your --mau figure refers to.")
     ] = None,
+    granted: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--granted",
+            help="Licence id whose licensor granted you the licence it makes you request above a "
+            "threshold (Llama > 700M MAU, Qwen > 100M MAU). Repeatable.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """List every obligation and violation the ancestry's licences impose on this deployment.
@@ -85,6 +93,7 @@ def check(
         name=name,
         region=region,
         release_date=release_date,
+        granted=granted or (),
     )
     if as_json:
         emit_json(report.as_dict())
@@ -100,6 +109,7 @@ def _print_report(report: dict[str, Any]) -> None:
         f"[bold]{escape(report['model'])}[/]: {profile['use']} use, {profile['distribution']}, {scale}"
         + (f", named '{escape(profile['name'])}'" if profile["name"] else "")
         + (f", region {escape(profile['region'])}" if profile["region"] else "")
+        + (f", granted: {escape(', '.join(profile['grants']))}" if profile["grants"] else "")
     )
     console.print(_ancestry_tree(report["ancestry"]))
     for title, key, style in (

@@ -46,6 +46,9 @@ class DeploymentProfile:
 
     ``mau`` and ``monthly_revenue_usd`` are the deployer's figures; ``release_date`` is the date
     those figures refer to (used to explain licences that count users on their own release date).
+    ``grants`` are the licence ids whose licensor has granted the deployer the licence it must
+    request above a threshold (Llama above 700 M users, Qwen above 100 M): without a grant, no
+    rights can be exercised there, so crossing such a threshold is a violation.
     """
 
     use: str
@@ -55,6 +58,7 @@ class DeploymentProfile:
     name: str | None = None
     region: str | None = None
     release_date: date | None = None
+    grants: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.use not in USES:
@@ -77,6 +81,7 @@ class DeploymentProfile:
             "name": self.name,
             "region": self.region,
             "release_date": self.release_date.isoformat() if self.release_date else None,
+            "grants": list(self.grants),
         }
 
 
@@ -193,6 +198,7 @@ class _Reach:
 def check_compliance(root: LineageNode, profile: DeploymentProfile, catalog: Catalog) -> ComplianceReport:
     """Every obligation and violation that the licences in ``root``'s ancestry impose on ``profile``."""
     reaches = _reaches(root)
+    granted = _granted_keys(profile.grants, catalog)
     # Licences the deployed model holds weights under: the exception of "restricted" output clauses
     # ("excluding Llama 2 or derivative works thereof") is judged against these.
     weight_licenses = {
@@ -219,7 +225,7 @@ def check_compliance(root: LineageNode, profile: DeploymentProfile, catalog: Cat
                 continue
             unknown.append(_unknown(node, relation))
             continue
-        tier = _evaluate(license_, node, relation, reach, profile, weight_licenses, findings)
+        tier = _evaluate(license_, node, relation, reach, profile, weight_licenses, granted, findings)
         if tier is not None:
             tiers.append(tier)
     return ComplianceReport(
@@ -283,6 +289,7 @@ def _evaluate(
     reach: _Reach,
     profile: DeploymentProfile,
     weight_licenses: set[str],
+    granted: frozenset[str],
     findings: _Findings,
 ) -> str | None:
     """Add the findings of one ancestor's licence; return the tier it imposes (None: none applies)."""
@@ -329,11 +336,23 @@ def _evaluate(
             if not applies(threshold.covers) or (threshold.commercial_only and profile.use != "commercial"):
                 continue
             reason = _threshold_reason(threshold, license_, profile)
-            if reason:
-                findings.add(
-                    "obligations",
-                    finding(threshold.triggers, f"{threshold.todo} Triggered: {reason}.", threshold.clause),
+            if not reason:
+                continue
+            text = f"{threshold.todo} Triggered: {reason}."
+            if threshold.triggers != "license_request":
+                findings.add("obligations", finding(threshold.triggers, text, threshold.clause))
+            elif license_.key in granted:
+                text += f" You declared that {license_.licensor} granted it (--granted {license_.key})."
+                findings.add("satisfied", finding("license_request", text, threshold.clause))
+            else:
+                # "You are not authorized to exercise any of the rights ... unless or until Meta
+                # grants you such rights": until then every use is outside the licence.
+                text += (
+                    f" Until {license_.licensor} grants it you hold no rights under this licence; "
+                    f"once granted, declare it with --granted {license_.key} (or 'grants:' in the "
+                    "lineage file)."
                 )
+                findings.add("violations", finding("license_request", text, threshold.clause))
 
     for duty in license_.duties:
         if not full_terms and duty.kind not in NOTICE_KINDS:
@@ -362,6 +381,20 @@ def _evaluate(
                 text = f"Confirm that '{node.name}' is not a multimodal model: {carve_out.todo}"
                 findings.add("obligations", finding("geographic", text, carve_out.clause))
     return tier
+
+
+def _granted_keys(grants: Iterable[str], catalog: Catalog) -> frozenset[str]:
+    """Canonical keys of the declared grants; an id the catalog does not know is refused."""
+    keys = set()
+    for grant in grants:
+        found = catalog.get(grant)
+        if found is None:
+            raise LicenseError(
+                f"Granted licence {grant!r} is not in the knowledge base; use an id from "
+                "`modeltrace license list` (e.g. --granted llama3.1)."
+            )
+        keys.add(found.key)
+    return frozenset(keys)
 
 
 def _outputs_tier(license_: License) -> str | None:

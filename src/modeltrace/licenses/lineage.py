@@ -51,6 +51,8 @@ MAX_DEPTH = 64
 MAX_NODES = 10_000
 
 _NODE_KEYS = frozenset({"name", "license", "relation", "parents", "multimodal"})
+#: Keys only the root (the deployed model) takes: ``grants`` lists licences granted to the deployer.
+_ROOT_KEYS = frozenset({"grants"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class LineageNode:
 
     ``relation`` is None only for the root (the deployed model). ``multimodal`` matters only for
     licences with a carve-out for multimodal models (Llama 3.2); None means not stated.
+    ``grants`` (root only) are licence ids whose licensor granted the deployer a licence.
     """
 
     name: str
@@ -66,6 +69,7 @@ class LineageNode:
     relation: str | None = None
     parents: tuple[LineageNode, ...] = ()
     multimodal: bool | None = None
+    grants: tuple[str, ...] = ()
 
     def walk(self) -> Iterator[tuple[LineageNode, tuple[LineageNode, ...]]]:
         """Every node with the path from the root to it (root first, node last), depth first."""
@@ -82,6 +86,8 @@ class LineageNode:
             out["relation"] = self.relation
         if self.multimodal is not None:
             out["multimodal"] = self.multimodal
+        if self.grants:
+            out["grants"] = list(self.grants)
         if self.parents:
             out["parents"] = [parent.as_dict() for parent in self.parents]
         return out
@@ -117,10 +123,13 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
         raise LicenseError(f"{source}: more than {MAX_NODES:,} models in the ancestry; refusing to read it.")
     if not isinstance(data, Mapping):
         raise LicenseError(f"{place}: expected a mapping with 'name', got {type(data).__name__}.")
-    unknown = sorted(str(key) for key in data if key not in _NODE_KEYS)
+    allowed = _NODE_KEYS | _ROOT_KEYS if is_root else _NODE_KEYS
+    unknown = sorted(str(key) for key in data if key not in allowed)
     if unknown:
         raise LicenseError(
-            f"{place}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_NODE_KEYS))}."
+            f"{place}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            + ("" if is_root else " ('grants' belongs on the root, the deployed model)")
+            + "."
         )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -149,4 +158,15 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
         relation=relation,
         parents=parents,
         multimodal=multimodal,
+        grants=_grants(data.get("grants"), f"{place} ({name})"),
     )
+
+
+def _grants(value: Any, place: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise LicenseError(f"{place}: 'grants' must be a list of licence ids such as [llama3.1].")
+    return tuple(item.strip() for item in value)
