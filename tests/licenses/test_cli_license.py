@@ -199,3 +199,75 @@ def test_an_unknown_grant_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _, err = cli(argv, capsys)
     assert code == 3
     assert "Granted licence 'acme'" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e400"])
+def test_non_finite_revenue_exits_3_and_never_prints_nan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *PROFILE, "--json"]
+    code, out, err = cli([*argv, "--monthly-revenue", value], capsys)
+    assert code == 3
+    assert "NaN" not in out and "Infinity" not in out
+    assert "finite" in err
+
+
+@pytest.mark.parametrize(("value", "mau"), [("1.5e8", 150_000_000), ("150_000_000", 150_000_000), ("0", 0)])
+def test_mau_accepts_scientific_notation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, mau: int
+) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, KIMI_DEV), *PROFILE, "--json"]
+    code, out, _ = cli([*argv, "--mau", value], capsys)
+    report = json.loads(out)
+    assert report["profile"]["mau"] == mau
+    assert code == (2 if mau > 100_000_000 else 1)  # 1: "Built with Qwen"
+
+
+@pytest.mark.parametrize("value", ["1.5", "many", "-3", "nan"])
+def test_a_bad_mau_exits_3_not_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, KIMI_DEV), *PROFILE, "--mau", value]
+    code, _, err = cli(argv, capsys)
+    assert code == 3
+    assert "Monthly active users" in err
+
+
+def test_a_mistyped_option_exits_3_not_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Exit 2 means violations to a CI gate: Click's usage errors must not read as one.
+    code, _, err = cli(
+        ["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *PROFILE, "--maus"], capsys
+    )
+    assert code == 3
+    assert "--maus" in err
+
+
+@pytest.mark.parametrize(
+    ("region", "normalised"), [("de", "DE"), ("DEU", "DE"), ("UK", "GB"), ("EU", "EU"), ("kr", "KR")]
+)
+def test_region_accepts_iso_3166_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], region: str, normalised: str
+) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *PROFILE, "--json"]
+    code, out, _ = cli([*argv, "--region", region], capsys)
+    assert code == 0
+    assert json.loads(out)["profile"]["region"] == normalised
+
+
+@pytest.mark.parametrize("region", ["XX", "Germany", "E U", "ZZZ"])
+def test_an_unknown_region_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str], region: str) -> None:
+    argv = ["license", "check", "--lineage", lineage(tmp_path, COMPOSER), *PROFILE, "--region", region]
+    code, _, err = cli(argv, capsys)
+    assert code == 3
+    assert "Unknown region" in err
+
+
+def test_the_docs_state_the_exit_codes_the_code_uses() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "licenses.md").read_text(encoding="utf-8")
+    table = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in docs.splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip() in {"0", "1", "2", "3"}
+    }
+    assert set(table) == {"0", "1", "2", "3"}
+    assert table["2"] == "violations"
+    assert "usage error" in table["3"]
+    assert "also exit 2" not in docs

@@ -223,7 +223,7 @@ RELATIONS = st.sampled_from(
 
 @st.composite
 def trees(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
-    node: dict[str, Any] = {"name": f"m{draw(st.integers(0, 10_000))}", "license": draw(LICENSE_IDS)}
+    node: dict[str, Any] = {"name": f"m{depth}-{draw(st.integers(0, 10_000))}", "license": draw(LICENSE_IDS)}
     if depth > 0:
         node["relation"] = draw(RELATIONS)
     if depth < 3:
@@ -273,3 +273,31 @@ def test_a_new_weight_ancestor_can_lift_an_outputs_restriction() -> None:
     assert run(distilled).violations != ()
     distilled["parents"].append({"name": "llama-2-7b", "license": "llama2", "relation": "finetune"})
     assert run(distilled).violations == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "begins"),
+    [("Llama-Support-8B", True), ("llama_support", True), ("Llama3-Support", True), ("Llama", True),
+     ("Llamacorp-bot", False), ("LlamaIndex-RAG", False), ("My-Llama-Bot", False)],
+)  # fmt: skip
+def test_the_llama_name_prefix_is_a_whole_word(name: str, begins: bool) -> None:
+    report = run(on("llama3.1"), name=name)
+    bucket = report.satisfied if begins else report.violations
+    assert ("llama3.1", "name_prefix") in kinds(bucket)
+
+
+def test_the_llama_3_prefix_does_not_match_a_longer_number() -> None:
+    assert kinds(run(on("llama3"), name="Llama-3-Chat").satisfied) == {("llama3", "name_prefix")}
+    assert kinds(run(on("llama3"), name="Llama 30B chat").violations) == {("llama3", "name_prefix")}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_revenue_is_refused(value: float) -> None:
+    with pytest.raises(LicenseError, match="finite"):
+        DeploymentProfile(use="commercial", distribution="hosted", monthly_revenue_usd=value)
+
+
+def test_regions_are_validated_and_normalised() -> None:
+    assert DeploymentProfile(use="research", distribution="hosted", region="fra").region == "FR"
+    with pytest.raises(LicenseError, match="Unknown region 'Atlantis'"):
+        DeploymentProfile(use="research", distribution="hosted", region="Atlantis")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -16,8 +17,8 @@ def check_license(
     lineage: str | Path | None = None,
     use: str = "commercial",
     distribution: str = "hosted",
-    mau: int = 0,
-    monthly_revenue: float = 0,
+    mau: int | float | str = 0,
+    monthly_revenue: float | str = 0,
     name: str | None = None,
     region: str | None = None,
     release_date: str | date | None = None,
@@ -52,14 +53,40 @@ def check_license(
     profile = DeploymentProfile(
         use=use,
         distribution=distribution,
-        mau=mau,
-        monthly_revenue_usd=monthly_revenue,
+        mau=_user_count(mau),
+        monthly_revenue_usd=_amount(monthly_revenue, "Monthly revenue"),
         name=name,
         region=region,
         release_date=release_date,
         grants=tuple(dict.fromkeys((*granted, *tree.grants))),
     )
     return check_compliance(tree, profile, load_catalog())
+
+
+def _amount(value: float | str, what: str) -> float:
+    """A finite number from ``value`` (``"2e6"``, ``2000000``); LicenseError (exit 3) otherwise."""
+    try:
+        number = (
+            float(str(value).replace("_", "").replace(",", "")) if isinstance(value, str) else float(value)
+        )
+    except ValueError:
+        raise LicenseError(f"{what} {value!r} is not a number such as 2000000 or 2e6.") from None
+    if not math.isfinite(number):
+        raise LicenseError(f"{what} must be a finite number, got {value!r}.")
+    if number < 0:
+        raise LicenseError(f"{what} must be 0 or more, got {value!r}.")
+    return number
+
+
+def _user_count(value: int | float | str) -> int:
+    """A whole number of users from ``value`` (``150000000``, ``"1.5e8"``, ``"150_000_000"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number: float | int = value
+    else:
+        number = _amount(value, "Monthly active users")
+    if number != int(number):
+        raise LicenseError(f"Monthly active users must be a whole number, got {value!r}.")
+    return int(number)
 
 
 def show_license(license_id: str) -> License:

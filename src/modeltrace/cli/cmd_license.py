@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+from typer.core import TyperCommand
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json
@@ -34,7 +35,23 @@ _TIER_STYLE = {
 _CLAUSE_WIDTH = 180
 
 
-@license_app.command("check")
+class _InputErrorCommand(TyperCommand):
+    """A command whose usage errors (unknown option, missing value) exit 3, not Click's 2.
+
+    ``license check`` exit 2 means "violations" to a CI gate; a mistyped flag must not read as one.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as error:
+            # Matched by name: Typer >= 0.29 raises its vendored Click's UsageError, older ones Click's.
+            if any(cls.__name__ == "UsageError" for cls in type(error).__mro__):
+                error.exit_code = 3  # type: ignore[attr-defined]
+            raise
+
+
+@license_app.command("check", cls=_InputErrorCommand)
 def check(
     model: Annotated[
         str | None,
@@ -50,13 +67,17 @@ def check(
         str | None,
         typer.Option("--distribution", help="hosted (API/app) | weights (you ship them)  (required)"),
     ] = None,
-    mau: Annotated[int, typer.Option("--mau", help="Monthly active users of your products or services.")] = 0,
+    # Numbers are taken as text and parsed by the facade: "1.5e8" is a valid user count, and a bad
+    # value must exit 3 (input error), not Typer's usage exit 2 (which a CI gate reads as violations).
+    mau: Annotated[
+        str, typer.Option("--mau", help="Monthly active users of your products or services (e.g. 1.5e8).")
+    ] = "0",
     monthly_revenue: Annotated[
-        float, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars.")
-    ] = 0,
+        str, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars (e.g. 2e6).")
+    ] = "0",
     name: Annotated[str | None, typer.Option("--name", help="The name you publish the model under.")] = None,
     region: Annotated[
-        str | None, typer.Option("--region", help="Your domicile: ISO country code or EU.")
+        str | None, typer.Option("--region", help="Your domicile: ISO 3166-1 code (DE, DEU) or EU.")
     ] = None,
     release_date: Annotated[
         str | None, typer.Option("--release-date", help="Date (YYYY-MM-DD) your --mau figure refers to.")
@@ -74,7 +95,7 @@ def check(
     """List every obligation and violation the ancestry's licences impose on this deployment.
 
     Exit codes: 0 compliant with nothing to do, 1 obligations to fulfil (or unknown licences),
-    2 violations, 3 unreadable or missing input.
+    2 violations, 3 unreadable or missing input or a usage error.
     """
     # Checked here rather than by the option parser: a parser usage error exits 2, which a CI gate
     # would read as "violations"; a missing profile is an input error (exit 3).

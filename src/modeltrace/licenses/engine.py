@@ -18,6 +18,7 @@ derivatives only through their notice duties.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -26,6 +27,7 @@ from typing import Any
 from modeltrace.errors import LicenseError
 from modeltrace.licenses.catalog import DERIVATIVES, NOTICE_KINDS, OUTPUTS, Catalog, License
 from modeltrace.licenses.lineage import OUTPUT_RELATION, LineageNode
+from modeltrace.licenses.regions import normalise_region, region_in
 
 USES = ("commercial", "research")
 DISTRIBUTIONS = ("hosted", "weights")
@@ -33,11 +35,6 @@ TIERS = ("research-only", "commercial-restricted", "commercial-permissive")
 
 #: Licence ids meaning "all rights reserved by the owner": the deployer's own when on the root.
 PROPRIETARY_IDS = frozenset({"proprietary", "all-rights-reserved"})
-
-_EU_MEMBERS = frozenset(
-    {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "IE", "IT"}
-    | {"LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
-)
 
 
 @dataclass(frozen=True)
@@ -67,10 +64,16 @@ class DeploymentProfile:
             raise LicenseError(
                 f"Unknown distribution {self.distribution!r}; use one of: {', '.join(DISTRIBUTIONS)}."
             )
-        if self.mau < 0:
-            raise LicenseError(f"Monthly active users must be 0 or more, got {self.mau}.")
-        if self.monthly_revenue_usd < 0:
-            raise LicenseError(f"Monthly revenue must be 0 or more, got {self.monthly_revenue_usd}.")
+        if isinstance(self.mau, bool) or not isinstance(self.mau, int) or self.mau < 0:
+            raise LicenseError(f"Monthly active users must be a whole number, 0 or more, got {self.mau!r}.")
+        # NaN compares false with everything: without this check it would pass every threshold
+        # silently and end up as an invalid NaN in the JSON report.
+        if not math.isfinite(self.monthly_revenue_usd) or self.monthly_revenue_usd < 0:
+            raise LicenseError(
+                f"Monthly revenue must be a finite amount, 0 or more, got {self.monthly_revenue_usd!r}."
+            )
+        if self.region is not None:
+            object.__setattr__(self, "region", normalise_region(self.region))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -450,9 +453,25 @@ def _name_check(prefix: str, todo: str, name: str | None) -> tuple[str, str]:
     """('obligations'|'satisfied'|'violations', text) for a name-prefix duty."""
     if name is None:
         return "obligations", todo
-    if _normalise_name(name).startswith(_normalise_name(prefix)):
+    if _begins_with(name, prefix):
         return "satisfied", f"{todo} '{name}' does."
     return "violations", f"{todo} '{name}' does not: rename it (e.g. '{prefix}-{name}')."
+
+
+def _begins_with(name: str, prefix: str) -> bool:
+    """Whether ``name`` begins with the whole word(s) ``prefix``: "Llamacorp-bot" does not begin with
+    "Llama", "Llama3-8B" and "Llama-Guard" do; "Llama 30B" does not begin with "Llama 3".
+    """
+    name, prefix = _normalise_name(name), _normalise_name(prefix)
+    if not name.startswith(prefix):
+        return False
+    rest = name[len(prefix) :]
+    if not rest:
+        return True
+    # The next character must not continue the prefix's last word (a letter after a letter, a
+    # digit after a digit).
+    last, following = prefix[-1], rest[0]
+    return not ((last.isalpha() and following.isalpha()) or (last.isdigit() and following.isdigit()))
 
 
 def _normalise_name(text: str) -> str:
@@ -461,9 +480,7 @@ def _normalise_name(text: str) -> str:
 
 
 def _region_matches(region: str, regions: Iterable[str]) -> bool:
-    region = region.strip().upper()
-    wanted = {item.upper() for item in regions}
-    return region in wanted or ("EU" in wanted and region in _EU_MEMBERS)
+    return region_in(region, tuple(regions))
 
 
 def _proprietary(node: LineageNode, relation: str) -> Finding:

@@ -111,11 +111,25 @@ def lineage_from_data(data: Any, source: str = "lineage") -> LineageNode:
     a missing ``license`` is kept as None and later reported as unknown, never as permissive.
     """
     counter = [0]
-    return _node(data, source, "root", depth=0, is_root=True, counter=counter)
+    return _node(data, source, "root", depth=0, is_root=True, counter=counter, path=())
 
 
-def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter: list[int]) -> LineageNode:
+def _node(
+    data: Any,
+    source: str,
+    where: str,
+    depth: int,
+    is_root: bool,
+    counter: list[int],
+    path: tuple[tuple[Any, str], ...],
+) -> LineageNode:
+    """One node; ``path`` holds (parsed mapping, name) of every node above it."""
     place = f"{source}: {where}"
+    if any(seen is data for seen, _ in path):
+        # A YAML alias that refers to itself (``&a {name: A, parents: [*a]}``) parses into a
+        # mapping that contains itself: an endless ancestry.
+        names = " -> ".join([*(name for _, name in path), str(data.get("name"))])
+        raise LicenseError(f"{place}: the ancestry is a cycle ({names}); a model cannot be its own ancestor.")
     if depth > MAX_DEPTH:
         raise LicenseError(f"{place}: ancestry deeper than {MAX_DEPTH} levels; is the tree cyclic?")
     counter[0] += 1
@@ -134,6 +148,10 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise LicenseError(f"{place}: every model needs a non-empty 'name'.")
+    earlier = [seen for _, seen in path]
+    if name.strip().lower() in (seen.lower() for seen in earlier):
+        names = " -> ".join([*earlier, name.strip()])
+        raise LicenseError(f"{place}: the ancestry is a cycle ({names}); a model cannot be its own ancestor.")
     license_id = data.get("license")
     if license_id is not None and not isinstance(license_id, str):
         raise LicenseError(f"{place} ({name}): 'license' must be a string id such as 'apache-2.0'.")
@@ -148,8 +166,9 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
     raw_parents = data.get("parents") or []
     if not isinstance(raw_parents, list):
         raise LicenseError(f"{place} ({name}): 'parents' must be a list.")
+    below = (*path, (data, name.strip()))
     parents = tuple(
-        _node(parent, source, f"{where} > parents[{index}]", depth + 1, False, counter)
+        _node(parent, source, f"{where} > parents[{index}]", depth + 1, False, counter, below)
         for index, parent in enumerate(raw_parents)
     )
     return LineageNode(
