@@ -75,6 +75,17 @@ class GeographicCarveOut:
 
 
 @dataclass(frozen=True)
+class SourceText:
+    """Where the stored first-hand copy of a licence (``texts/<file>``) was copied from, and when."""
+
+    file: str | None
+    url: str
+    retrieved: str
+    note: str | None = None
+    unverified: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class License:
     """One licence of the knowledge base; every field mirrors ``schema.json``."""
 
@@ -98,6 +109,7 @@ class License:
     use_restrictions: UseRestrictions | None
     geographic: tuple[GeographicCarveOut, ...]
     version_release_date: str | None = None
+    text: SourceText | None = None
 
     @property
     def key(self) -> str:
@@ -151,6 +163,7 @@ class License:
             "duties": [_plain(duty) for duty in self.duties],
             "use_restrictions": _plain(self.use_restrictions) if self.use_restrictions else None,
             "geographic": [_plain(carve_out) for carve_out in self.geographic],
+            "text": _plain(self.text) if self.text else None,
         }
 
 
@@ -259,6 +272,7 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
         geographic=tuple(
             GeographicCarveOut(**{**item, "regions": tuple(item["regions"])}) for item in data["geographic"]
         ),
+        text=SourceText(**{**data["text"], "unverified": tuple(data["text"].get("unverified", ()))}),
     )
 
 
