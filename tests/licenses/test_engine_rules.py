@@ -178,7 +178,7 @@ def test_revenue_12_months_threshold_for_model_as_a_service() -> None:
         licensor: Test
         versions: []
         source_url: https://example.org/license
-        text: {file: null, url: "https://example.org/l", retrieved: "2026-12-06", note: "A synthetic licence."}
+        text: {file: null, url: "https://example.org/l", retrieved: "2026-12-06", note: "A test licence."}
         commercial_use: {allowed: true, clause: "You may use the model commercially."}
         flows_down: {value: true, clause: "Derivatives remain subject to this licence."}
         outputs: {treatment: not-addressed}
