@@ -174,6 +174,9 @@ def test_revenue_12_months_threshold_for_model_as_a_service() -> None:
         """
         id: LicenseRef-Test-MaaS
         keys: [test-maas]
+        scancode_key: null
+        hf_license: other
+        hf_license_name: test-maas
         name: Test MaaS licence
         licensor: Test
         versions: []

@@ -91,9 +91,13 @@ def _user_count(value: int | float | str) -> int:
 
 def show_license(license_id: str) -> License:
     """One licence of the knowledge base by any accepted id (``llama3.1``, ``Apache-2.0`` ...)."""
-    found = load_catalog().get(license_id)
+    catalog = load_catalog()
+    found = catalog.get(license_id)
     if found is None:
-        known = ", ".join(license_.key for license_ in load_catalog())
+        hint = catalog.hint(license_id)
+        if hint:
+            raise LicenseError(hint)
+        known = ", ".join(license_.key for license_ in catalog)
         raise LicenseError(f"No licence '{license_id}' in the knowledge base; known: {known}.")
     return found
 

@@ -213,6 +213,9 @@ def show(
     console.print(
         f"[bold]{escape(data['name'])}[/] ({escape(data['id'])}; ids: {escape(', '.join(data['keys']))})"
     )
+    ids = data["ids"]
+    hf = ids["hf"] if ids["hf"] != "other" else f"other (license_name: {ids['hf_license_name']})"
+    console.print(f"ScanCode: {ids['scancode'] or '(none)'}; Hugging Face: {escape(hf)}")
     console.print(f"Source: {data['source_url']}")
     console.print(f"Tier: [{_TIER_STYLE[data['tier']]}]{data['tier']}[/]")
     commercial = data["commercial_use"]
@@ -269,7 +272,7 @@ def _threshold_when(threshold: dict[str, Any]) -> str:
 
 @license_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False) -> None:
-    """List the licences modeltrace knows."""
+    """List the licences modeltrace knows, with their SPDX, ScanCode and Hugging Face ids."""
     licenses = api.list_licenses()
     if as_json:
         emit_json(
@@ -277,6 +280,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list a
                 {
                     "license": item.key,
                     "id": item.id,
+                    "ids": item.ids,
                     "name": item.name,
                     "tier": item.tier,
                     "keys": list(item.keys),
@@ -287,8 +291,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list a
         )
         return
     table = Table(title=f"{len(licenses)} licences")
-    for column in ("Id", "SPDX / LicenseRef", "Name", "Tier"):
-        table.add_column(column)
+    for column in ("Id", "SPDX id", "ScanCode", "HF tag", "Name", "Tier"):
+        table.add_column(column, overflow="fold")
     for item in licenses:
-        table.add_row(item.key, item.id, escape(item.name), f"[{_TIER_STYLE[item.tier]}]{item.tier}[/]")
+        hf = item.hf_license if item.hf_license != "other" else f"other: {item.hf_license_name}"
+        table.add_row(
+            item.key,
+            item.id,
+            item.scancode_key or "-",
+            hf,
+            escape(item.name),
+            f"[{_TIER_STYLE[item.tier]}]{item.tier}[/]",
+        )
     console.print(table)

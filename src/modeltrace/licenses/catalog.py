@@ -1,9 +1,10 @@
 """The licence knowledge base: ``data/*.yaml`` validated against ``schema.json`` into frozen values.
 
 The YAML files hold no logic, only each licence's terms with the verbatim clause they come from.
-This module turns them into :class:`License` values and resolves the ids users write (Hugging
-Face ids such as ``llama3.1``, SPDX ids such as ``Apache-2.0``) to one licence. The engine never
-reads files; it receives a :class:`Catalog`.
+This module turns them into :class:`License` values and resolves the ids users write to one
+licence: modeltrace's keys (``llama3.1``), SPDX ids (``Apache-2.0``) or ``LicenseRef-`` ids,
+ScanCode LicenseDB keys (``llama-3.1-license-2024``) and Hugging Face ``license:`` tags (or the
+``license_name`` of ``license: other``). The engine never reads files; it receives a :class:`Catalog`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from modeltrace.errors import LicenseError
 NOTICE_KINDS = frozenset(
     {"license_copy", "notice_file", "copyright_notice", "modification_notice", "attribution"}
 )
+
+#: Ids that name a family of licences rather than one: resolving them would guess. They are reported
+#: as unknown with this hint (Hugging Face's ``openrail`` tag covers non-commercial members too).
+FAMILIES = {
+    "openrail": (
+        "'openrail' is Hugging Face's tag for the OpenRAIL family, whose members differ (some are "
+        "non-commercial): give the specific licence, e.g. creativeml-openrail-m, "
+        "bigscience-openrail-m, bigcode-openrail-m, bigscience-bloom-rail-1.0 or openrail++."
+    ),
+    "openrail-m": (
+        "'openrail-m' names the OpenRAIL-M family, not one licence: give the specific licence, e.g. "
+        "creativeml-openrail-m, bigscience-openrail-m or bigcode-openrail-m."
+    ),
+}
 
 #: Relations of the deployed model to an ancestor (see ``covers`` in the schema).
 DERIVATIVES = "derivatives"
@@ -89,8 +104,10 @@ class SourceText:
 class License:
     """One licence of the knowledge base; every field mirrors ``schema.json``."""
 
-    id: str
+    id: str  # SPDX id, else ScanCode's LicenseRef-scancode-<key>, else LicenseRef-<Name>
     keys: tuple[str, ...]
+    scancode_key: str | None
+    hf_license: str  # the Hub's model-card ``license:`` tag ("other" for custom licences)
     name: str
     licensor: str
     versions: tuple[str, ...]
@@ -110,6 +127,8 @@ class License:
     geographic: tuple[GeographicCarveOut, ...]
     version_release_date: str | None = None
     text: SourceText | None = None
+    hf_license_name: str | None = None  # the card's ``license_name`` when hf_license is "other"
+    former_ids: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -135,12 +154,34 @@ class License:
         )
         return "commercial-restricted" if restrictive else "commercial-permissive"
 
+    @property
+    def ids(self) -> dict[str, str | None]:
+        """The licence's id in each standard scheme."""
+        return {
+            "spdx": self.id,
+            "scancode": self.scancode_key,
+            "hf": self.hf_license,
+            "hf_license_name": self.hf_license_name,
+        }
+
+    def accepted_ids(self) -> tuple[str, ...]:
+        """Every spelling ``license check`` resolves to this licence (Hugging Face's 'other' excluded)."""
+        names = [*self.keys, self.id, *self.former_ids]
+        names += [name for name in (self.scancode_key, self.hf_license_name) if name]
+        if self.hf_license != "other":
+            names.append(self.hf_license)
+        unique: dict[str, str] = {}
+        for name in names:
+            unique.setdefault(name.lower(), name)
+        return tuple(unique.values())
+
     def as_dict(self) -> dict[str, Any]:
         """The licence as plain JSON-ready data (for ``license show --json``)."""
         return {
             "license": self.key,
             "id": self.id,
             "keys": list(self.keys),
+            "ids": self.ids,
             "name": self.name,
             "licensor": self.licensor,
             "versions": list(self.versions),
@@ -176,28 +217,57 @@ def _plain(value: Any) -> dict[str, Any]:
 
 
 class Catalog:
-    """Licences by id; lookups are case-insensitive and accept every key and the SPDX/LicenseRef id."""
+    """Licences by id; lookups are case-insensitive and accept every id a licence lists.
+
+    An id two licences both claim (Kimi K2 and K2.5 are both ``other`` + ``modified-mit`` on the
+    Hub) resolves to neither: :meth:`hint` names the candidates instead of guessing.
+    """
 
     def __init__(self, licenses: Iterable[License]) -> None:
         self._licenses: dict[str, License] = {}
         self._by_name: dict[str, License] = {}
+        claims: dict[str, list[License]] = {}
         for license_ in licenses:
             if license_.key in self._licenses:
                 raise LicenseError(f"Two licence files use the key '{license_.key}'; keys must be unique.")
             self._licenses[license_.key] = license_
-            for name in (*license_.keys, license_.id):
-                existing = self._by_name.get(name.lower())
-                if existing is not None and existing is not license_:
-                    raise LicenseError(
-                        f"Licence id '{name}' is claimed by both '{existing.key}' and '{license_.key}'."
-                    )
-                self._by_name[name.lower()] = license_
+            for name in license_.accepted_ids():
+                claims.setdefault(name.lower(), []).append(license_)
+        self._ambiguous: dict[str, tuple[License, ...]] = {}
+        for name, claimants in claims.items():
+            if len(claimants) == 1:
+                self._by_name[name] = claimants[0]
+                continue
+            own = [item for item in claimants if name in {key.lower() for key in (*item.keys, item.id)}]
+            if own:
+                names = ", ".join(f"'{item.key}'" for item in claimants)
+                raise LicenseError(f"Licence id '{name}' is claimed by {names}.")
+            self._ambiguous[name] = tuple(claimants)
 
     def get(self, license_id: str | None) -> License | None:
-        """The licence for ``license_id`` (any accepted spelling), or None when it is not known."""
+        """The licence for ``license_id`` (any accepted spelling), or None when it is not known.
+
+        ``LicenseRef-<id>`` (how provenance labels write a non-SPDX id) resolves like ``<id>``.
+        """
         if not license_id:
             return None
-        return self._by_name.get(license_id.strip().lower())
+        name = license_id.strip().lower()
+        found = self._by_name.get(name)
+        if found is None and name.startswith("licenseref-"):
+            found = self._by_name.get(name.removeprefix("licenseref-"))
+        return found
+
+    def hint(self, license_id: str | None) -> str | None:
+        """Why an id does not resolve when it is a family or ambiguous id (None otherwise)."""
+        if not license_id:
+            return None
+        name = license_id.strip().lower().removeprefix("licenseref-")
+        if name in FAMILIES:
+            return FAMILIES[name]
+        if name in self._ambiguous:
+            keys = " or ".join(item.key for item in self._ambiguous[name])
+            return f"'{license_id}' names several licences ({keys}): give the specific one."
+        return None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self._licenses.values(), key=lambda license_: license_.key))
@@ -236,6 +306,10 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
     return License(
         id=data["id"],
         keys=tuple(data["keys"]),
+        scancode_key=data["scancode_key"],
+        hf_license=data["hf_license"],
+        hf_license_name=data.get("hf_license_name"),
+        former_ids=tuple(data.get("former_ids", ())),
         name=data["name"],
         licensor=data["licensor"],
         versions=tuple(data["versions"]),

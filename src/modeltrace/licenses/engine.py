@@ -226,7 +226,7 @@ def check_compliance(root: LineageNode, profile: DeploymentProfile, catalog: Cat
                     findings.add("obligations", _proprietary(node, relation))
                     tiers.append("commercial-restricted")
                 continue
-            unknown.append(_unknown(node, relation))
+            unknown.append(_unknown(node, relation, catalog.hint(node.license)))
             continue
         tier = _evaluate(license_, node, relation, reach, profile, weight_licenses, granted, findings)
         if tier is not None:
@@ -497,10 +497,12 @@ def _proprietary(node: LineageNode, relation: str) -> Finding:
     )
 
 
-def _unknown(node: LineageNode, relation: str) -> UnknownLicense:
+def _unknown(node: LineageNode, relation: str, hint: str | None) -> UnknownLicense:
     declared = node.license
     if declared is None:
         text = f"'{node.name}' declares no licence: find its licence before relying on it."
+    elif hint:
+        text = f"Licence '{declared}' of '{node.name}' is not one licence: {hint}"
     else:
         text = (
             f"Licence '{declared}' of '{node.name}' is not in the knowledge base: read it yourself "
