@@ -23,6 +23,7 @@ def check_license(
     region: str | None = None,
     release_date: str | date | None = None,
     granted: Iterable[str] = (),
+    purposes: Iterable[str] = (),
 ) -> ComplianceReport:
     """What every licence in a model's ancestry demands of this deployment.
 
@@ -31,7 +32,9 @@ def check_license(
     the licences and ancestors the card or label lacks. Raises LicenseError on unreadable input or
     option values; an unknown licence id is reported in ``report.unknown``, not raised.
     ``granted`` lists licences whose licensor granted you the licence they make you request above
-    a threshold; the lineage file's ``grants:`` adds to it.
+    a threshold; the lineage file's ``grants:`` adds to it. ``purposes`` are categories of
+    :data:`~modeltrace.licenses.profile.PURPOSES` the model is used for: each ancestor's clause that
+    forbids one is a violation.
     """
     from modeltrace.licenses import sources
 
@@ -59,6 +62,7 @@ def check_license(
         region=region,
         release_date=release_date,
         grants=tuple(dict.fromkeys((*granted, *tree.grants))),
+        purposes=tuple(dict.fromkeys(purpose.strip().lower() for purpose in purposes)),
     )
     return check_compliance(tree, profile, load_catalog())
 

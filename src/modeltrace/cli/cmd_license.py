@@ -33,6 +33,12 @@ _TIER_STYLE = {
     "unknown": "bold magenta",
 }
 _CLAUSE_WIDTH = 180
+#: The --purpose categories (modeltrace.licenses.profile.PURPOSES; a test keeps the two equal).
+_PURPOSES = (
+    "military, weapons, surveillance, biometric-identification, medical-advice, legal-advice, "
+    "financial-advice, minors, critical-infrastructure, disinformation, automated-decisions, "
+    "discrimination, malware"
+)
 
 
 class _InputErrorCommand(TyperCommand):
@@ -90,6 +96,14 @@ def check(
             "threshold (Llama > 700M MAU, Qwen > 100M MAU). Repeatable.",
         ),
     ] = None,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--purpose",
+            help=f"What the model is used for, checked against each licence's prohibited uses "
+            f"(repeatable): {_PURPOSES}.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """List every obligation and violation the ancestry's licences impose on this deployment.
@@ -115,6 +129,7 @@ def check(
         region=region,
         release_date=release_date,
         granted=granted or (),
+        purposes=purpose or (),
     )
     if as_json:
         emit_json(report.as_dict())
@@ -131,6 +146,7 @@ def _print_report(report: dict[str, Any]) -> None:
         + (f", named '{escape(profile['name'])}'" if profile["name"] else "")
         + (f", region {escape(profile['region'])}" if profile["region"] else "")
         + (f", granted: {escape(', '.join(profile['grants']))}" if profile["grants"] else "")
+        + (f", purposes: {escape(', '.join(profile['purposes']))}" if profile["purposes"] else "")
     )
     console.print(_ancestry_tree(report["ancestry"]))
     for title, key, style in (

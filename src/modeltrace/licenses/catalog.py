@@ -81,6 +81,15 @@ class UseRestrictions:
 
 
 @dataclass(frozen=True)
+class ProhibitedUse:
+    """A clause forbidding some uses, mapped to the ``--purpose`` categories it covers."""
+
+    categories: tuple[str, ...]
+    policy: str  # where the clause is: the licence itself or its acceptable-use policy
+    clause: str
+
+
+@dataclass(frozen=True)
 class GeographicCarveOut:
     regions: tuple[str, ...]
     applies_to_models: str  # "all" or "multimodal"
@@ -128,6 +137,7 @@ class License:
     version_release_date: str | None = None
     text: SourceText | None = None
     hf_license_name: str | None = None  # the card's ``license_name`` when hf_license is "other"
+    prohibited_uses: tuple[ProhibitedUse, ...] = ()
     former_ids: tuple[str, ...] = ()
 
     @property
@@ -204,6 +214,7 @@ class License:
             "duties": [_plain(duty) for duty in self.duties],
             "use_restrictions": _plain(self.use_restrictions) if self.use_restrictions else None,
             "geographic": [_plain(carve_out) for carve_out in self.geographic],
+            "prohibited_uses": [_plain(rule) for rule in self.prohibited_uses],
             "text": _plain(self.text) if self.text else None,
         }
 
@@ -310,6 +321,10 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
         hf_license=data["hf_license"],
         hf_license_name=data.get("hf_license_name"),
         former_ids=tuple(data.get("former_ids", ())),
+        prohibited_uses=tuple(
+            ProhibitedUse(**{**item, "categories": tuple(item["categories"])})
+            for item in data.get("prohibited_uses", ())
+        ),
         name=data["name"],
         licensor=data["licensor"],
         versions=tuple(data["versions"]),

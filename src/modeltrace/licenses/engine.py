@@ -18,7 +18,6 @@ derivatives only through their notice duties.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -27,168 +26,27 @@ from typing import Any
 from modeltrace.errors import LicenseError
 from modeltrace.licenses.catalog import DERIVATIVES, NOTICE_KINDS, OUTPUTS, Catalog, License
 from modeltrace.licenses.lineage import OUTPUT_RELATION, LineageNode
-from modeltrace.licenses.regions import normalise_region, region_in
+from modeltrace.licenses.profile import DISTRIBUTIONS, PURPOSES, USES, DeploymentProfile
+from modeltrace.licenses.regions import region_in
+from modeltrace.licenses.report import Ancestor, ComplianceReport, Finding, UnknownLicense
 
-USES = ("commercial", "research")
-DISTRIBUTIONS = ("hosted", "weights")
+__all__ = [
+    "DISTRIBUTIONS",
+    "PURPOSES",
+    "TIERS",
+    "USES",
+    "Ancestor",
+    "ComplianceReport",
+    "DeploymentProfile",
+    "Finding",
+    "UnknownLicense",
+    "check_compliance",
+]
+
 TIERS = ("research-only", "commercial-restricted", "commercial-permissive")
 
 #: Licence ids meaning "all rights reserved by the owner": the deployer's own when on the root.
 PROPRIETARY_IDS = frozenset({"proprietary", "all-rights-reserved"})
-
-
-@dataclass(frozen=True)
-class DeploymentProfile:
-    """How the model will be deployed. ``region`` is the deployer's domicile (ISO code or ``EU``).
-
-    ``mau`` and ``monthly_revenue_usd`` are the deployer's figures; ``release_date`` is the date
-    those figures refer to (used to explain licences that count users on their own release date).
-    ``grants`` are the licence ids whose licensor has granted the deployer the licence it must
-    request above a threshold (Llama above 700 M users, Qwen above 100 M): without a grant, no
-    rights can be exercised there, so crossing such a threshold is a violation.
-    """
-
-    use: str
-    distribution: str
-    mau: int = 0
-    monthly_revenue_usd: float = 0
-    name: str | None = None
-    region: str | None = None
-    release_date: date | None = None
-    grants: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.use not in USES:
-            raise LicenseError(f"Unknown use {self.use!r}; use one of: {', '.join(USES)}.")
-        if self.distribution not in DISTRIBUTIONS:
-            raise LicenseError(
-                f"Unknown distribution {self.distribution!r}; use one of: {', '.join(DISTRIBUTIONS)}."
-            )
-        if isinstance(self.mau, bool) or not isinstance(self.mau, int) or self.mau < 0:
-            raise LicenseError(f"Monthly active users must be a whole number, 0 or more, got {self.mau!r}.")
-        # NaN compares false with everything: without this check it would pass every threshold
-        # silently and end up as an invalid NaN in the JSON report.
-        if not math.isfinite(self.monthly_revenue_usd) or self.monthly_revenue_usd < 0:
-            raise LicenseError(
-                f"Monthly revenue must be a finite amount, 0 or more, got {self.monthly_revenue_usd!r}."
-            )
-        if self.region is not None:
-            object.__setattr__(self, "region", normalise_region(self.region))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "use": self.use,
-            "distribution": self.distribution,
-            "mau": self.mau,
-            "monthly_revenue_usd": self.monthly_revenue_usd,
-            "name": self.name,
-            "region": self.region,
-            "release_date": self.release_date.isoformat() if self.release_date else None,
-            "grants": list(self.grants),
-        }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One obligation, violation or satisfied duty, traced to a licence clause and an ancestor."""
-
-    license: str  # canonical key, e.g. "llama3.3"
-    license_id: str  # SPDX id or LicenseRef-...
-    license_name: str
-    ancestor: str  # the closest ancestor it comes from
-    relation: str  # how that ancestor reaches the deployed model: self, derivative, outputs
-    kind: str
-    text: str  # what to do (or what is wrong)
-    clause: str  # the licence's own words
-    source_url: str
-    ancestors: tuple[str, ...] = ()  # every ancestor that imposes the same term
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "license": self.license,
-            "license_id": self.license_id,
-            "license_name": self.license_name,
-            "ancestor": self.ancestor,
-            "ancestors": list(self.ancestors or (self.ancestor,)),
-            "relation": self.relation,
-            "kind": self.kind,
-            "text": self.text,
-            "clause": self.clause,
-            "source_url": self.source_url,
-        }
-
-
-@dataclass(frozen=True)
-class UnknownLicense:
-    license: str | None
-    ancestor: str
-    relation: str
-    text: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "license": self.license,
-            "ancestor": self.ancestor,
-            "relation": self.relation,
-            "text": self.text,
-        }
-
-
-@dataclass(frozen=True)
-class Ancestor:
-    """One model of the ancestry with how it reaches the deployed model."""
-
-    name: str
-    license: str | None
-    known: bool
-    relation: str  # self, derivative, outputs (derivative wins when both paths exist)
-    path: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "license": self.license,
-            "known": self.known,
-            "relation": self.relation,
-            "path": list(self.path),
-        }
-
-
-@dataclass(frozen=True)
-class ComplianceReport:
-    model: str
-    profile: DeploymentProfile
-    tier: str  # one of TIERS, or "unknown" when an unknown licence could change it
-    obligations: tuple[Finding, ...]
-    violations: tuple[Finding, ...]
-    satisfied: tuple[Finding, ...]
-    unknown: tuple[UnknownLicense, ...]
-    ancestry: tuple[Ancestor, ...]
-
-    @property
-    def exit_code(self) -> int:
-        """0 nothing to do, 1 obligations to fulfil (or licences to identify), 2 violations."""
-        if self.violations:
-            return 2
-        return 1 if self.obligations or self.unknown else 0
-
-    @property
-    def compliant(self) -> bool:
-        return not self.violations and not self.unknown
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "tier": self.tier,
-            "compliant": self.compliant,
-            "exit_code": self.exit_code,
-            "profile": self.profile.as_dict(),
-            "obligations": [finding.as_dict() for finding in self.obligations],
-            "violations": [finding.as_dict() for finding in self.violations],
-            "satisfied": [finding.as_dict() for finding in self.satisfied],
-            "unknown": [item.as_dict() for item in self.unknown],
-            "ancestry": [ancestor.as_dict() for ancestor in self.ancestry],
-        }
 
 
 @dataclass
@@ -373,6 +231,16 @@ def _evaluate(
         examples = "; ".join(policy.examples)
         text = f"Comply with the {policy.policy} ({policy.url}); among other uses it forbids: {examples}."
         findings.add("obligations", finding("use_restrictions", text, policy.clause))
+
+    if full_terms and as_derivative and profile.purposes:
+        for rule in license_.prohibited_uses:
+            forbidden = [purpose for purpose in profile.purposes if purpose in rule.categories]
+            if forbidden:
+                text = (
+                    f"The {rule.policy} forbids this use ({', '.join(forbidden)}; the clause gives its "
+                    "exact scope): it is not licensed. Drop it or replace this ancestor."
+                )
+                findings.add("violations", finding("prohibited_use", text, rule.clause))
 
     if full_terms and as_derivative and profile.region:
         for carve_out in license_.geographic:
