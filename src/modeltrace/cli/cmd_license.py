@@ -280,6 +280,8 @@ def _threshold_when(threshold: dict[str, Any]) -> str:
         parts.append(f"> US${threshold['monthly_revenue_usd']:,}/month")
     if "revenue_12_months_usd" in threshold:
         parts.append(f"> US${threshold['revenue_12_months_usd']:,} over 12 months (MaaS)")
+    if "annual_revenue_usd" in threshold:
+        parts.append(f"> US${threshold['annual_revenue_usd']:,} annual revenue")
     when = " or ".join(parts)
     if threshold["kind"] == "mau_on_version_release_date":
         when += " on the version release date"

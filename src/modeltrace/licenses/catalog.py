@@ -68,6 +68,7 @@ class Threshold:
     mau: int | None = None
     monthly_revenue_usd: int | None = None
     revenue_12_months_usd: int | None = None
+    annual_revenue_usd: int | None = None
     display_text: str | None = None
     covers: tuple[str, ...] = (DERIVATIVES,)
 

@@ -300,6 +300,14 @@ def _threshold_reason(threshold: Any, license_: License, profile: DeploymentProf
             f"model-as-a-service revenue over 12 months, estimated as 12 x monthly revenue = "
             f"US${yearly:,.0f} > US${threshold.revenue_12_months_usd:,}"
         )
+    if threshold.kind == "annual_revenue":
+        yearly = revenue * 12
+        if yearly <= (threshold.annual_revenue_usd or 0):
+            return None
+        return (
+            f"annual revenue, estimated as 12 x monthly revenue = US${yearly:,.0f} > "
+            f"US${threshold.annual_revenue_usd:,}"
+        )
     if threshold.mau is None or mau <= threshold.mau:
         return None
     reason = f"{mau:,} monthly active users > {threshold.mau:,}"
