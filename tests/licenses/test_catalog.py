@@ -97,7 +97,7 @@ def test_tiers_follow_from_the_terms() -> None:
     for license_ in load_catalog():
         assert (license_.tier == "research-only") == (not license_.commercial_allowed)
     assert {key for key, tier in tiers.items() if tier == "commercial-permissive"} == {
-        "mit", "apache-2.0", "cc-by-4.0"
+        "mit", "apache-2.0", "cc-by-4.0", "openmdw-1.0"
     }  # fmt: skip
 
 
