@@ -91,6 +91,14 @@ class ProhibitedUse:
 
 
 @dataclass(frozen=True)
+class NoDerivatives:
+    """The licence lets no one share adapted material (CC ND)."""
+
+    todo: str
+    clause: str
+
+
+@dataclass(frozen=True)
 class GeographicCarveOut:
     regions: tuple[str, ...]
     applies_to_models: str  # "all" or "multimodal"
@@ -139,6 +147,7 @@ class License:
     text: SourceText | None = None
     hf_license_name: str | None = None  # the card's ``license_name`` when hf_license is "other"
     prohibited_uses: tuple[ProhibitedUse, ...] = ()
+    no_derivatives: NoDerivatives | None = None
     former_ids: tuple[str, ...] = ()
 
     @property
@@ -161,6 +170,7 @@ class License:
             or self.use_restrictions is not None
             or self.geographic
             or self.outputs_treatment == "restricted"
+            or self.no_derivatives is not None
             or any(duty.kind not in NOTICE_KINDS for duty in self.duties)
         )
         return "commercial-restricted" if restrictive else "commercial-permissive"
@@ -216,6 +226,7 @@ class License:
             "use_restrictions": _plain(self.use_restrictions) if self.use_restrictions else None,
             "geographic": [_plain(carve_out) for carve_out in self.geographic],
             "prohibited_uses": [_plain(rule) for rule in self.prohibited_uses],
+            "no_derivatives": _plain(self.no_derivatives) if self.no_derivatives else None,
             "text": _plain(self.text) if self.text else None,
         }
 
@@ -322,6 +333,7 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
         hf_license=data["hf_license"],
         hf_license_name=data.get("hf_license_name"),
         former_ids=tuple(data.get("former_ids", ())),
+        no_derivatives=NoDerivatives(**data["no_derivatives"]) if data.get("no_derivatives") else None,
         prohibited_uses=tuple(
             ProhibitedUse(**{**item, "categories": tuple(item["categories"])})
             for item in data.get("prohibited_uses", ())

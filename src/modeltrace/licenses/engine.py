@@ -232,6 +232,11 @@ def _evaluate(
         text = f"Comply with the {policy.policy} ({policy.url}); among other uses it forbids: {examples}."
         findings.add("obligations", finding("use_restrictions", text, policy.clause))
 
+    # Sharing a model built on ND material shares Adapted Material; the original itself may be shared.
+    no_derivatives = license_.no_derivatives
+    if no_derivatives and relation != "self" and as_derivative and profile.distribution == "weights":
+        findings.add("violations", finding("no_derivatives", no_derivatives.todo, no_derivatives.clause))
+
     if full_terms and as_derivative and profile.purposes:
         for rule in license_.prohibited_uses:
             forbidden = [purpose for purpose in profile.purposes if purpose in rule.categories]

@@ -65,6 +65,8 @@ def quotes(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "use_restrictions.clause", data["use_restrictions"]["clause"]
     for index, carve_out in enumerate(data["geographic"]):
         yield f"geographic[{index}].clause", carve_out["clause"]
+    if data.get("no_derivatives"):
+        yield "no_derivatives.clause", data["no_derivatives"]["clause"]
     for index, purpose in enumerate(data.get("prohibited_uses", [])):
         yield f"prohibited_uses[{index}].clause", purpose["clause"]
 
