@@ -261,11 +261,16 @@ class Catalog:
             if len(claimants) == 1:
                 self._by_name[name] = claimants[0]
                 continue
+            # A licence's own key or id wins over another's Hub tag (gpt-oss models are tagged
+            # apache-2.0); two licences with the same own id are an error in the data.
             own = [item for item in claimants if name in {key.lower() for key in (*item.keys, item.id)}]
-            if own:
-                names = ", ".join(f"'{item.key}'" for item in claimants)
+            if len(own) > 1:
+                names = ", ".join(f"'{item.key}'" for item in own)
                 raise LicenseError(f"Licence id '{name}' is claimed by {names}.")
-            self._ambiguous[name] = tuple(claimants)
+            if own:
+                self._by_name[name] = own[0]
+            else:
+                self._ambiguous[name] = tuple(claimants)
 
     def get(self, license_id: str | None) -> License | None:
         """The licence for ``license_id`` (any accepted spelling), or None when it is not known.
