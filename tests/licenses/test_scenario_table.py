@@ -130,6 +130,9 @@ SCENARIOS = [
              [parent("falcon-11B", "falcon-2-11b")], {"distribution": "weights"},
              obligations=of("falcon-2-11b", "pass_on_use_restrictions", "license_copy", "modification_notice",
                             "display", "use_restrictions")),
+    Scenario("Yi-34B (Yi License 1.0) fine-tune in a commercial product",
+             [parent("Yi-34B", "yi-1.0")], {},
+             violations={("yi-1.0", "commercial_use")}, obligations={("yi-1.0", "attribution")}, exit_code=2),
     Scenario("DeepSeek (OpenRAIL-style) model used for fully automated credit decisions",
              [parent("deepseek-llm", "deepseek")], {"purposes": ("automated-decisions",)},
              violations={("deepseek", "prohibited_use")},
@@ -158,7 +161,7 @@ def test_every_licence_added_in_v2_has_a_scenario() -> None:
     v2 = {"llama1", "flux-1-dev-non-commercial", "openrail++", "stability-ai-community", "nvidia-open-model",
           "openmdw-1.0", "bigscience-bloom-rail-1.0", "bigcode-openrail-m", "tongyi-qianwen-research",
           "tencent-hunyuan", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "gpt-oss",
-          "minimax", "falcon-2-11b"}  # fmt: skip
+          "minimax", "falcon-2-11b", "yi-1.0"}  # fmt: skip
     assert v2 - covered <= {"openmdw-1.0"}  # OpenMDW's scenario has nothing to do: exit 0
     assert len(load_catalog()) >= 35
 
