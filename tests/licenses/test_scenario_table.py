@@ -133,6 +133,9 @@ SCENARIOS = [
     Scenario("Yi-34B (Yi License 1.0) fine-tune in a commercial product",
              [parent("Yi-34B", "yi-1.0")], {},
              violations={("yi-1.0", "commercial_use")}, obligations={("yi-1.0", "attribution")}, exit_code=2),
+    Scenario("ChatGLM3-6B fine-tune in a commercial product (registration required)",
+             [parent("chatglm3-6b", "chatglm3-6b")], {},
+             obligations={("chatglm3-6b", "separate_agreement")}),
     Scenario("DeepSeek (OpenRAIL-style) model used for fully automated credit decisions",
              [parent("deepseek-llm", "deepseek")], {"purposes": ("automated-decisions",)},
              violations={("deepseek", "prohibited_use")},
@@ -161,7 +164,7 @@ def test_every_licence_added_in_v2_has_a_scenario() -> None:
     v2 = {"llama1", "flux-1-dev-non-commercial", "openrail++", "stability-ai-community", "nvidia-open-model",
           "openmdw-1.0", "bigscience-bloom-rail-1.0", "bigcode-openrail-m", "tongyi-qianwen-research",
           "tencent-hunyuan", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "gpt-oss",
-          "minimax", "falcon-2-11b", "yi-1.0"}  # fmt: skip
+          "minimax", "falcon-2-11b", "yi-1.0", "chatglm3-6b"}  # fmt: skip
     assert v2 - covered <= {"openmdw-1.0"}  # OpenMDW's scenario has nothing to do: exit 0
     assert len(load_catalog()) >= 35
 

@@ -305,6 +305,8 @@ def _threshold_reason(threshold: Any, license_: License, profile: DeploymentProf
             f"model-as-a-service revenue over 12 months, estimated as 12 x monthly revenue = "
             f"US${yearly:,.0f} > US${threshold.revenue_12_months_usd:,}"
         )
+    if threshold.kind == "commercial_use":  # e.g. "must register" before any commercial use
+        return "commercial use" if profile.use == "commercial" else None
     if threshold.kind == "annual_revenue":
         yearly = revenue * 12
         if yearly <= (threshold.annual_revenue_usd or 0):
