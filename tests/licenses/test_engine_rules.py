@@ -32,21 +32,54 @@ def on(license_id: str, relation: str = "finetune", **extra: Any) -> dict[str, A
 
 
 def test_qwen_threshold_is_strictly_more_than_100m_and_commercial_only() -> None:
-    assert ("qwen", "license_request") not in kinds(run(on("qwen"), mau=100_000_000).obligations)
-    assert ("qwen", "license_request") in kinds(run(on("qwen"), mau=100_000_001).obligations)
-    assert ("qwen", "license_request") not in kinds(run(on("qwen"), use="research", mau=10**9).obligations)
+    assert ("qwen", "license_request") not in kinds(run(on("qwen"), mau=100_000_000).violations)
+    assert ("qwen", "license_request") in kinds(run(on("qwen"), mau=100_000_001).violations)
+    # The Qwen licence asks for a grant only when "commercially using the Materials".
+    assert ("qwen", "license_request") not in kinds(run(on("qwen"), use="research", mau=10**9).violations)
 
 
-def test_llama_700m_threshold_applies_to_research_use_too_and_names_the_release_date() -> None:
+@pytest.mark.parametrize("key", ["llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4"])
+def test_llama_above_700m_users_is_a_violation_for_research_too(key: str) -> None:
+    # Llama's 700M clause makes no commercial/research distinction: --use must not change it.
+    for use in ("commercial", "research"):
+        report = run(on(key), use=use, mau=800_000_000)
+        assert (key, "license_request") in kinds(report.violations)
+        assert ("license_request") not in {finding.kind for finding in report.obligations}
+        assert report.exit_code == 2 and not report.compliant
+
+
+@pytest.mark.parametrize("key", ["qwen", "tongyi-qianwen"])
+def test_qwen_licences_above_100m_users_need_a_grant(key: str) -> None:
+    report = run(on(key), mau=100_000_001)
+    assert (key, "license_request") in kinds(report.violations)
+    granted = run(on(key), mau=100_000_001, grants=(key,))
+    assert (key, "license_request") in kinds(granted.satisfied)
+    assert (key, "license_request") not in kinds(granted.violations)
+
+
+def test_a_grant_is_per_licence_and_accepts_any_spelling() -> None:
+    tree = on("llama3.1")
+    tree["parents"].append({"name": "qwen-base", "license": "qwen", "relation": "merge"})
+    report = run(tree, mau=800_000_000, grants=("LicenseRef-Llama-3.1-Community",))
+    assert kinds(report.violations) == {("qwen", "license_request")}
+    assert ("llama3.1", "license_request") in kinds(report.satisfied)
+
+
+def test_an_unknown_grant_is_refused() -> None:
+    with pytest.raises(LicenseError, match="Granted licence 'acme'"):
+        run(on("llama3.1"), grants=("acme",))
+
+
+def test_llama_700m_threshold_names_the_release_date() -> None:
     report = run(on("llama3.1"), use="research", mau=800_000_000)
-    request = next(finding for finding in report.obligations if finding.kind == "license_request")
+    request = next(finding for finding in report.violations if finding.kind == "license_request")
     assert "2024-07-23" in request.text
     assert "request a license from Meta" in request.clause
 
 
 def test_a_later_mau_figure_is_flagged_against_the_llama_release_date() -> None:
     report = run(on("llama2"), mau=800_000_000, release_date=date(2025, 6, 1))
-    request = next(finding for finding in report.obligations if finding.kind == "license_request")
+    request = next(finding for finding in report.violations if finding.kind == "license_request")
     assert "your figure is dated 2025-06-01" in request.text
 
 
@@ -141,10 +174,14 @@ def test_revenue_12_months_threshold_for_model_as_a_service() -> None:
         """
         id: LicenseRef-Test-MaaS
         keys: [test-maas]
+        scancode_key: null
+        hf_license: other
+        hf_license_name: test-maas
         name: Test MaaS licence
         licensor: Test
         versions: []
         source_url: https://example.org/license
+        text: {file: null, url: "https://example.org/l", retrieved: "2026-12-06", note: "A test licence."}
         commercial_use: {allowed: true, clause: "You may use the model commercially."}
         flows_down: {value: true, clause: "Derivatives remain subject to this licence."}
         outputs: {treatment: not-addressed}
@@ -190,7 +227,7 @@ RELATIONS = st.sampled_from(
 
 @st.composite
 def trees(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
-    node: dict[str, Any] = {"name": f"m{draw(st.integers(0, 10_000))}", "license": draw(LICENSE_IDS)}
+    node: dict[str, Any] = {"name": f"m{depth}-{draw(st.integers(0, 10_000))}", "license": draw(LICENSE_IDS)}
     if depth > 0:
         node["relation"] = draw(RELATIONS)
     if depth < 3:
@@ -240,3 +277,31 @@ def test_a_new_weight_ancestor_can_lift_an_outputs_restriction() -> None:
     assert run(distilled).violations != ()
     distilled["parents"].append({"name": "llama-2-7b", "license": "llama2", "relation": "finetune"})
     assert run(distilled).violations == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "begins"),
+    [("Llama-Support-8B", True), ("llama_support", True), ("Llama3-Support", True), ("Llama", True),
+     ("Llamacorp-bot", False), ("LlamaIndex-RAG", False), ("My-Llama-Bot", False)],
+)  # fmt: skip
+def test_the_llama_name_prefix_is_a_whole_word(name: str, begins: bool) -> None:
+    report = run(on("llama3.1"), name=name)
+    bucket = report.satisfied if begins else report.violations
+    assert ("llama3.1", "name_prefix") in kinds(bucket)
+
+
+def test_the_llama_3_prefix_does_not_match_a_longer_number() -> None:
+    assert kinds(run(on("llama3"), name="Llama-3-Chat").satisfied) == {("llama3", "name_prefix")}
+    assert kinds(run(on("llama3"), name="Llama 30B chat").violations) == {("llama3", "name_prefix")}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_revenue_is_refused(value: float) -> None:
+    with pytest.raises(LicenseError, match="finite"):
+        DeploymentProfile(use="commercial", distribution="hosted", monthly_revenue_usd=value)
+
+
+def test_regions_are_validated_and_normalised() -> None:
+    assert DeploymentProfile(use="research", distribution="hosted", region="fra").region == "FR"
+    with pytest.raises(LicenseError, match="Unknown region 'Atlantis'"):
+        DeploymentProfile(use="research", distribution="hosted", region="Atlantis")

@@ -56,17 +56,29 @@ KIMI_DEV_72B = {
 }
 
 
-def test_kimi_dev_72b_inherits_qwen_terms_under_its_mit_licence() -> None:
+def test_kimi_dev_72b_above_100m_users_needs_alibaba_s_grant() -> None:
+    # "You cannot exercise your rights under this Agreement without our authorization": crossing
+    # the threshold without a grant is a violation, not an obligation.
     report = run(KIMI_DEV_72B, use="commercial", distribution="hosted", mau=150_000_000)
-    assert triples(report.obligations) == {
-        ("qwen", "Qwen2.5-72B", "license_request"),  # > 100M MAU: request a licence from Alibaba
-        ("qwen", "Qwen2.5-72B", "display"),  # "Built with Qwen" / "Improved using Qwen"
-    }
-    request = next(finding for finding in report.obligations if finding.kind == "license_request")
+    assert triples(report.violations) == {("qwen", "Qwen2.5-72B", "license_request")}
+    assert triples(report.obligations) == {("qwen", "Qwen2.5-72B", "display")}  # "Built with Qwen"
+    (request,) = report.violations
     assert "Request a licence from Alibaba Cloud" in request.text
+    assert "--granted qwen" in request.text
     assert "more than 100 million monthly active users, You shall request a license from Us" in request.clause
     assert report.tier == "commercial-restricted"
-    assert report.exit_code == 1
+    assert not report.compliant
+    assert report.exit_code == 2
+
+
+def test_kimi_dev_72b_with_alibaba_s_grant_declared() -> None:
+    report = run(KIMI_DEV_72B, use="commercial", distribution="hosted", mau=150_000_000, grants=("qwen",))
+    assert report.violations == ()
+    assert triples(report.satisfied) == {("qwen", "Qwen2.5-72B", "license_request")}
+    assert "You declared that Alibaba Cloud granted it" in report.satisfied[0].text
+    assert report.as_dict()["profile"]["grants"] == ["qwen"]
+    assert report.compliant
+    assert report.exit_code == 1  # "Built with Qwen" remains
 
 
 def test_kimi_dev_72b_weights_distribution_adds_the_notices_of_both_licences() -> None:

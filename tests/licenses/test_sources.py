@@ -82,7 +82,9 @@ def test_a_yaml_alias_bomb_is_bounded(tmp_path: Path) -> None:
     lines = ["name: r", "parents:", "  - &a0 {name: x, license: mit, relation: finetune}"]
     for level in range(1, 31):
         previous = f"*a{level - 1}"
-        lines.append(f"  - &a{level} {{name: x, relation: finetune, parents: [{previous}, {previous}]}}")
+        lines.append(
+            f"  - &a{level} {{name: x{level}, relation: finetune, parents: [{previous}, {previous}]}}"
+        )
     with pytest.raises(LicenseError, match="more than 10,000 models"):
         sources.load_lineage_file(write(tmp_path / "bomb.yaml", "\n".join(lines) + "\n"))
 
@@ -179,3 +181,30 @@ def test_a_folder_with_neither_label_nor_card_is_a_licence_error(tmp_path: Path)
         sources.lineage_for_model(tmp_path / "empty")
     with pytest.raises(LicenseError, match="no such file"):
         sources.lineage_for_model(tmp_path / "absent")
+
+
+def test_a_cycle_by_name_is_reported_as_a_cycle(tmp_path: Path) -> None:
+    text = (
+        "name: A\nparents:\n  - name: B\n    license: mit\n    relation: finetune\n    parents:\n"
+        "      - {name: a, license: mit, relation: finetune}\n"
+    )
+    with pytest.raises(LicenseError, match=r"cycle \(A -> B -> a\)"):
+        sources.load_lineage_file(write(tmp_path / "cycle.yaml", text))
+
+
+def test_a_self_referencing_yaml_alias_is_reported_as_a_cycle(tmp_path: Path) -> None:
+    text = "name: root\nparents:\n  - &a {name: A, license: mit, relation: finetune, parents: [*a]}\n"
+    with pytest.raises(LicenseError, match="cycle"):
+        sources.load_lineage_file(write(tmp_path / "alias.yaml", text))
+
+
+def test_a_shared_ancestor_is_not_a_cycle(tmp_path: Path) -> None:
+    # A merge of two fine-tunes of the same base names the base twice, on different paths.
+    text = (
+        "name: merged\nparents:\n"
+        "  - {name: ft1, license: mit, relation: merge, parents: [&base {name: base, license: mit, "
+        "relation: finetune}]}\n"
+        "  - {name: ft2, license: mit, relation: merge, parents: [*base]}\n"
+    )
+    tree = sources.load_lineage_file(write(tmp_path / "dag.yaml", text))
+    assert [node.name for node, _ in tree.walk()] == ["merged", "ft1", "base", "ft2", "base"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -15,11 +17,13 @@ def check_license(
     lineage: str | Path | None = None,
     use: str = "commercial",
     distribution: str = "hosted",
-    mau: int = 0,
-    monthly_revenue: float = 0,
+    mau: int | float | str = 0,
+    monthly_revenue: float | str = 0,
     name: str | None = None,
     region: str | None = None,
     release_date: str | date | None = None,
+    granted: Iterable[str] = (),
+    purposes: Iterable[str] = (),
 ) -> ComplianceReport:
     """What every licence in a model's ancestry demands of this deployment.
 
@@ -27,6 +31,10 @@ def check_license(
     card or a label file; ``lineage`` a YAML/JSON lineage tree. With both, the lineage file supplies
     the licences and ancestors the card or label lacks. Raises LicenseError on unreadable input or
     option values; an unknown licence id is reported in ``report.unknown``, not raised.
+    ``granted`` lists licences whose licensor granted you the licence they make you request above
+    a threshold; the lineage file's ``grants:`` adds to it. ``purposes`` are categories of
+    :data:`~modeltrace.licenses.profile.PURPOSES` the model is used for: each ancestor's clause that
+    forbids one is a violation.
     """
     from modeltrace.licenses import sources
 
@@ -48,20 +56,52 @@ def check_license(
     profile = DeploymentProfile(
         use=use,
         distribution=distribution,
-        mau=mau,
-        monthly_revenue_usd=monthly_revenue,
+        mau=_user_count(mau),
+        monthly_revenue_usd=_amount(monthly_revenue, "Monthly revenue"),
         name=name,
         region=region,
         release_date=release_date,
+        grants=tuple(dict.fromkeys((*granted, *tree.grants))),
+        purposes=tuple(dict.fromkeys(purpose.strip().lower() for purpose in purposes)),
     )
     return check_compliance(tree, profile, load_catalog())
 
 
+def _amount(value: float | str, what: str) -> float:
+    """A finite number from ``value`` (``"2e6"``, ``2000000``); LicenseError (exit 3) otherwise."""
+    try:
+        number = (
+            float(str(value).replace("_", "").replace(",", "")) if isinstance(value, str) else float(value)
+        )
+    except ValueError:
+        raise LicenseError(f"{what} {value!r} is not a number such as 2000000 or 2e6.") from None
+    if not math.isfinite(number):
+        raise LicenseError(f"{what} must be a finite number, got {value!r}.")
+    if number < 0:
+        raise LicenseError(f"{what} must be 0 or more, got {value!r}.")
+    return number
+
+
+def _user_count(value: int | float | str) -> int:
+    """A whole number of users from ``value`` (``150000000``, ``"1.5e8"``, ``"150_000_000"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number: float | int = value
+    else:
+        number = _amount(value, "Monthly active users")
+    if number != int(number):
+        raise LicenseError(f"Monthly active users must be a whole number, got {value!r}.")
+    return int(number)
+
+
 def show_license(license_id: str) -> License:
     """One licence of the knowledge base by any accepted id (``llama3.1``, ``Apache-2.0`` ...)."""
-    found = load_catalog().get(license_id)
+    catalog = load_catalog()
+    found = catalog.get(license_id)
     if found is None:
-        known = ", ".join(license_.key for license_ in load_catalog())
+        hint = catalog.hint(license_id)
+        if hint:
+            raise LicenseError(hint)
+        known = ", ".join(license_.key for license_ in catalog)
         raise LicenseError(f"No licence '{license_id}' in the knowledge base; known: {known}.")
     return found
 

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+from typer.core import TyperCommand
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json
@@ -32,9 +33,31 @@ _TIER_STYLE = {
     "unknown": "bold magenta",
 }
 _CLAUSE_WIDTH = 180
+#: The --purpose categories (modeltrace.licenses.profile.PURPOSES; a test keeps the two equal).
+_PURPOSES = (
+    "military, weapons, surveillance, biometric-identification, medical-advice, legal-advice, "
+    "financial-advice, minors, critical-infrastructure, disinformation, automated-decisions, "
+    "discrimination, malware"
+)
 
 
-@license_app.command("check")
+class _InputErrorCommand(TyperCommand):
+    """A command whose usage errors (unknown option, missing value) exit 3, not Click's 2.
+
+    ``license check`` exit 2 means "violations" to a CI gate; a mistyped flag must not read as one.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as error:
+            # Matched by name: Typer >= 0.29 raises its vendored Click's UsageError, older ones Click's.
+            if any(cls.__name__ == "UsageError" for cls in type(error).__mro__):
+                error.exit_code = 3  # type: ignore[attr-defined]
+            raise
+
+
+@license_app.command("check", cls=_InputErrorCommand)
 def check(
     model: Annotated[
         str | None,
@@ -50,23 +73,43 @@ def check(
         str | None,
         typer.Option("--distribution", help="hosted (API/app) | weights (you ship them)  (required)"),
     ] = None,
-    mau: Annotated[int, typer.Option("--mau", help="Monthly active users of your products or services.")] = 0,
+    # Numbers are taken as text and parsed by the facade: "1.5e8" is a valid user count, and a bad
+    # value must exit 3 (input error), not Typer's usage exit 2 (which a CI gate reads as violations).
+    mau: Annotated[
+        str, typer.Option("--mau", help="Monthly active users of your products or services (e.g. 1.5e8).")
+    ] = "0",
     monthly_revenue: Annotated[
-        float, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars.")
-    ] = 0,
+        str, typer.Option("--monthly-revenue", help="Monthly revenue in US dollars (e.g. 2e6).")
+    ] = "0",
     name: Annotated[str | None, typer.Option("--name", help="The name you publish the model under.")] = None,
     region: Annotated[
-        str | None, typer.Option("--region", help="Your domicile: ISO country code or EU.")
+        str | None, typer.Option("--region", help="Your domicile: ISO 3166-1 code (DE, DEU) or EU.")
     ] = None,
     release_date: Annotated[
         str | None, typer.Option("--release-date", help="Date (YYYY-MM-DD) your --mau figure refers to.")
+    ] = None,
+    granted: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--granted",
+            help="Licence id whose licensor granted you the licence it makes you request above a "
+            "threshold (Llama > 700M MAU, Qwen > 100M MAU). Repeatable.",
+        ),
+    ] = None,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--purpose",
+            help=f"What the model is used for, checked against each licence's prohibited uses "
+            f"(repeatable): {_PURPOSES}.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """List every obligation and violation the ancestry's licences impose on this deployment.
 
     Exit codes: 0 compliant with nothing to do, 1 obligations to fulfil (or unknown licences),
-    2 violations, 3 unreadable or missing input.
+    2 violations, 3 unreadable or missing input or a usage error.
     """
     # Checked here rather than by the option parser: a parser usage error exits 2, which a CI gate
     # would read as "violations"; a missing profile is an input error (exit 3).
@@ -85,6 +128,8 @@ def check(
         name=name,
         region=region,
         release_date=release_date,
+        granted=granted or (),
+        purposes=purpose or (),
     )
     if as_json:
         emit_json(report.as_dict())
@@ -100,6 +145,8 @@ def _print_report(report: dict[str, Any]) -> None:
         f"[bold]{escape(report['model'])}[/]: {profile['use']} use, {profile['distribution']}, {scale}"
         + (f", named '{escape(profile['name'])}'" if profile["name"] else "")
         + (f", region {escape(profile['region'])}" if profile["region"] else "")
+        + (f", granted: {escape(', '.join(profile['grants']))}" if profile["grants"] else "")
+        + (f", purposes: {escape(', '.join(profile['purposes']))}" if profile["purposes"] else "")
     )
     console.print(_ancestry_tree(report["ancestry"]))
     for title, key, style in (
@@ -182,6 +229,9 @@ def show(
     console.print(
         f"[bold]{escape(data['name'])}[/] ({escape(data['id'])}; ids: {escape(', '.join(data['keys']))})"
     )
+    ids = data["ids"]
+    hf = ids["hf"] if ids["hf"] != "other" else f"other (license_name: {ids['hf_license_name']})"
+    console.print(f"ScanCode: {ids['scancode'] or '(none)'}; Hugging Face: {escape(hf)}")
     console.print(f"Source: {data['source_url']}")
     console.print(f"Tier: [{_TIER_STYLE[data['tier']]}]{data['tier']}[/]")
     commercial = data["commercial_use"]
@@ -230,6 +280,8 @@ def _threshold_when(threshold: dict[str, Any]) -> str:
         parts.append(f"> US${threshold['monthly_revenue_usd']:,}/month")
     if "revenue_12_months_usd" in threshold:
         parts.append(f"> US${threshold['revenue_12_months_usd']:,} over 12 months (MaaS)")
+    if "annual_revenue_usd" in threshold:
+        parts.append(f"> US${threshold['annual_revenue_usd']:,} annual revenue")
     when = " or ".join(parts)
     if threshold["kind"] == "mau_on_version_release_date":
         when += " on the version release date"
@@ -238,7 +290,7 @@ def _threshold_when(threshold: dict[str, Any]) -> str:
 
 @license_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False) -> None:
-    """List the licences modeltrace knows."""
+    """List the licences modeltrace knows, with their SPDX, ScanCode and Hugging Face ids."""
     licenses = api.list_licenses()
     if as_json:
         emit_json(
@@ -246,6 +298,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list a
                 {
                     "license": item.key,
                     "id": item.id,
+                    "ids": item.ids,
                     "name": item.name,
                     "tier": item.tier,
                     "keys": list(item.keys),
@@ -256,8 +309,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print the list a
         )
         return
     table = Table(title=f"{len(licenses)} licences")
-    for column in ("Id", "SPDX / LicenseRef", "Name", "Tier"):
+    for column in ("Id", "SPDX id", "ScanCode", "HF tag", "Name", "Tier"):
         table.add_column(column, no_wrap=column != "Name")
     for item in licenses:
-        table.add_row(item.key, item.id, escape(item.name), f"[{_TIER_STYLE[item.tier]}]{item.tier}[/]")
+        hf = item.hf_license if item.hf_license != "other" else f"other: {item.hf_license_name}"
+        table.add_row(
+            item.key,
+            item.id,
+            item.scancode_key or "-",
+            hf,
+            escape(item.name),
+            f"[{_TIER_STYLE[item.tier]}]{item.tier}[/]",
+        )
     console.print(table)

@@ -1,9 +1,10 @@
 """The licence knowledge base: ``data/*.yaml`` validated against ``schema.json`` into frozen values.
 
 The YAML files hold no logic, only each licence's terms with the verbatim clause they come from.
-This module turns them into :class:`License` values and resolves the ids users write (Hugging
-Face ids such as ``llama3.1``, SPDX ids such as ``Apache-2.0``) to one licence. The engine never
-reads files; it receives a :class:`Catalog`.
+This module turns them into :class:`License` values and resolves the ids users write to one
+licence: modeltrace's keys (``llama3.1``), SPDX ids (``Apache-2.0``) or ``LicenseRef-`` ids,
+ScanCode LicenseDB keys (``llama-3.1-license-2024``) and Hugging Face ``license:`` tags (or the
+``license_name`` of ``license: other``). The engine never reads files; it receives a :class:`Catalog`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from modeltrace.errors import LicenseError
 NOTICE_KINDS = frozenset(
     {"license_copy", "notice_file", "copyright_notice", "modification_notice", "attribution"}
 )
+
+#: Ids that name a family of licences rather than one: resolving them would guess. They are reported
+#: as unknown with this hint (Hugging Face's ``openrail`` tag covers non-commercial members too).
+FAMILIES = {
+    "openrail": (
+        "'openrail' is Hugging Face's tag for the OpenRAIL family, whose members differ (some are "
+        "non-commercial): give the specific licence, e.g. creativeml-openrail-m, "
+        "bigscience-openrail-m, bigcode-openrail-m, bigscience-bloom-rail-1.0 or openrail++."
+    ),
+    "openrail-m": (
+        "'openrail-m' names the OpenRAIL-M family, not one licence: give the specific licence, e.g. "
+        "creativeml-openrail-m, bigscience-openrail-m or bigcode-openrail-m."
+    ),
+}
 
 #: Relations of the deployed model to an ancestor (see ``covers`` in the schema).
 DERIVATIVES = "derivatives"
@@ -53,6 +68,7 @@ class Threshold:
     mau: int | None = None
     monthly_revenue_usd: int | None = None
     revenue_12_months_usd: int | None = None
+    annual_revenue_usd: int | None = None
     display_text: str | None = None
     covers: tuple[str, ...] = (DERIVATIVES,)
 
@@ -66,6 +82,23 @@ class UseRestrictions:
 
 
 @dataclass(frozen=True)
+class ProhibitedUse:
+    """A clause forbidding some uses, mapped to the ``--purpose`` categories it covers."""
+
+    categories: tuple[str, ...]
+    policy: str  # where the clause is: the licence itself or its acceptable-use policy
+    clause: str
+
+
+@dataclass(frozen=True)
+class NoDerivatives:
+    """The licence lets no one share adapted material (CC ND)."""
+
+    todo: str
+    clause: str
+
+
+@dataclass(frozen=True)
 class GeographicCarveOut:
     regions: tuple[str, ...]
     applies_to_models: str  # "all" or "multimodal"
@@ -75,11 +108,24 @@ class GeographicCarveOut:
 
 
 @dataclass(frozen=True)
+class SourceText:
+    """Where the stored first-hand copy of a licence (``texts/<file>``) was copied from, and when."""
+
+    file: str | None
+    url: str
+    retrieved: str
+    note: str | None = None
+    unverified: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class License:
     """One licence of the knowledge base; every field mirrors ``schema.json``."""
 
-    id: str
+    id: str  # SPDX id, else ScanCode's LicenseRef-scancode-<key>, else LicenseRef-<Name>
     keys: tuple[str, ...]
+    scancode_key: str | None
+    hf_license: str  # the Hub's model-card ``license:`` tag ("other" for custom licences)
     name: str
     licensor: str
     versions: tuple[str, ...]
@@ -98,6 +144,11 @@ class License:
     use_restrictions: UseRestrictions | None
     geographic: tuple[GeographicCarveOut, ...]
     version_release_date: str | None = None
+    text: SourceText | None = None
+    hf_license_name: str | None = None  # the card's ``license_name`` when hf_license is "other"
+    prohibited_uses: tuple[ProhibitedUse, ...] = ()
+    no_derivatives: NoDerivatives | None = None
+    former_ids: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -119,9 +170,31 @@ class License:
             or self.use_restrictions is not None
             or self.geographic
             or self.outputs_treatment == "restricted"
+            or self.no_derivatives is not None
             or any(duty.kind not in NOTICE_KINDS for duty in self.duties)
         )
         return "commercial-restricted" if restrictive else "commercial-permissive"
+
+    @property
+    def ids(self) -> dict[str, str | None]:
+        """The licence's id in each standard scheme."""
+        return {
+            "spdx": self.id,
+            "scancode": self.scancode_key,
+            "hf": self.hf_license,
+            "hf_license_name": self.hf_license_name,
+        }
+
+    def accepted_ids(self) -> tuple[str, ...]:
+        """Every spelling ``license check`` resolves to this licence (Hugging Face's 'other' excluded)."""
+        names = [*self.keys, self.id, *self.former_ids]
+        names += [name for name in (self.scancode_key, self.hf_license_name) if name]
+        if self.hf_license != "other":
+            names.append(self.hf_license)
+        unique: dict[str, str] = {}
+        for name in names:
+            unique.setdefault(name.lower(), name)
+        return tuple(unique.values())
 
     def as_dict(self) -> dict[str, Any]:
         """The licence as plain JSON-ready data (for ``license show --json``)."""
@@ -129,6 +202,7 @@ class License:
             "license": self.key,
             "id": self.id,
             "keys": list(self.keys),
+            "ids": self.ids,
             "name": self.name,
             "licensor": self.licensor,
             "versions": list(self.versions),
@@ -151,6 +225,9 @@ class License:
             "duties": [_plain(duty) for duty in self.duties],
             "use_restrictions": _plain(self.use_restrictions) if self.use_restrictions else None,
             "geographic": [_plain(carve_out) for carve_out in self.geographic],
+            "prohibited_uses": [_plain(rule) for rule in self.prohibited_uses],
+            "no_derivatives": _plain(self.no_derivatives) if self.no_derivatives else None,
+            "text": _plain(self.text) if self.text else None,
         }
 
 
@@ -163,28 +240,62 @@ def _plain(value: Any) -> dict[str, Any]:
 
 
 class Catalog:
-    """Licences by id; lookups are case-insensitive and accept every key and the SPDX/LicenseRef id."""
+    """Licences by id; lookups are case-insensitive and accept every id a licence lists.
+
+    An id two licences both claim (Kimi K2 and K2.5 are both ``other`` + ``modified-mit`` on the
+    Hub) resolves to neither: :meth:`hint` names the candidates instead of guessing.
+    """
 
     def __init__(self, licenses: Iterable[License]) -> None:
         self._licenses: dict[str, License] = {}
         self._by_name: dict[str, License] = {}
+        claims: dict[str, list[License]] = {}
         for license_ in licenses:
             if license_.key in self._licenses:
                 raise LicenseError(f"Two licence files use the key '{license_.key}'; keys must be unique.")
             self._licenses[license_.key] = license_
-            for name in (*license_.keys, license_.id):
-                existing = self._by_name.get(name.lower())
-                if existing is not None and existing is not license_:
-                    raise LicenseError(
-                        f"Licence id '{name}' is claimed by both '{existing.key}' and '{license_.key}'."
-                    )
-                self._by_name[name.lower()] = license_
+            for name in license_.accepted_ids():
+                claims.setdefault(name.lower(), []).append(license_)
+        self._ambiguous: dict[str, tuple[License, ...]] = {}
+        for name, claimants in claims.items():
+            if len(claimants) == 1:
+                self._by_name[name] = claimants[0]
+                continue
+            # A licence's own key or id wins over another's Hub tag (gpt-oss models are tagged
+            # apache-2.0); two licences with the same own id are an error in the data.
+            own = [item for item in claimants if name in {key.lower() for key in (*item.keys, item.id)}]
+            if len(own) > 1:
+                names = ", ".join(f"'{item.key}'" for item in own)
+                raise LicenseError(f"Licence id '{name}' is claimed by {names}.")
+            if own:
+                self._by_name[name] = own[0]
+            else:
+                self._ambiguous[name] = tuple(claimants)
 
     def get(self, license_id: str | None) -> License | None:
-        """The licence for ``license_id`` (any accepted spelling), or None when it is not known."""
+        """The licence for ``license_id`` (any accepted spelling), or None when it is not known.
+
+        ``LicenseRef-<id>`` (how provenance labels write a non-SPDX id) resolves like ``<id>``.
+        """
         if not license_id:
             return None
-        return self._by_name.get(license_id.strip().lower())
+        name = license_id.strip().lower()
+        found = self._by_name.get(name)
+        if found is None and name.startswith("licenseref-"):
+            found = self._by_name.get(name.removeprefix("licenseref-"))
+        return found
+
+    def hint(self, license_id: str | None) -> str | None:
+        """Why an id does not resolve when it is a family or ambiguous id (None otherwise)."""
+        if not license_id:
+            return None
+        name = license_id.strip().lower().removeprefix("licenseref-")
+        if name in FAMILIES:
+            return FAMILIES[name]
+        if name in self._ambiguous:
+            keys = " or ".join(item.key for item in self._ambiguous[name])
+            return f"'{license_id}' names several licences ({keys}): give the specific one."
+        return None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self._licenses.values(), key=lambda license_: license_.key))
@@ -223,6 +334,15 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
     return License(
         id=data["id"],
         keys=tuple(data["keys"]),
+        scancode_key=data["scancode_key"],
+        hf_license=data["hf_license"],
+        hf_license_name=data.get("hf_license_name"),
+        former_ids=tuple(data.get("former_ids", ())),
+        no_derivatives=NoDerivatives(**data["no_derivatives"]) if data.get("no_derivatives") else None,
+        prohibited_uses=tuple(
+            ProhibitedUse(**{**item, "categories": tuple(item["categories"])})
+            for item in data.get("prohibited_uses", ())
+        ),
         name=data["name"],
         licensor=data["licensor"],
         versions=tuple(data["versions"]),
@@ -259,6 +379,7 @@ def license_from_data(data: Mapping[str, Any], source: str) -> License:
         geographic=tuple(
             GeographicCarveOut(**{**item, "regions": tuple(item["regions"])}) for item in data["geographic"]
         ),
+        text=SourceText(**{**data["text"], "unverified": tuple(data["text"].get("unverified", ()))}),
     )
 
 

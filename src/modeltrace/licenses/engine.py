@@ -26,161 +26,27 @@ from typing import Any
 from modeltrace.errors import LicenseError
 from modeltrace.licenses.catalog import DERIVATIVES, NOTICE_KINDS, OUTPUTS, Catalog, License
 from modeltrace.licenses.lineage import OUTPUT_RELATION, LineageNode
+from modeltrace.licenses.profile import DISTRIBUTIONS, PURPOSES, USES, DeploymentProfile
+from modeltrace.licenses.regions import region_in
+from modeltrace.licenses.report import Ancestor, ComplianceReport, Finding, UnknownLicense
 
-USES = ("commercial", "research")
-DISTRIBUTIONS = ("hosted", "weights")
+__all__ = [
+    "DISTRIBUTIONS",
+    "PURPOSES",
+    "TIERS",
+    "USES",
+    "Ancestor",
+    "ComplianceReport",
+    "DeploymentProfile",
+    "Finding",
+    "UnknownLicense",
+    "check_compliance",
+]
+
 TIERS = ("research-only", "commercial-restricted", "commercial-permissive")
 
 #: Licence ids meaning "all rights reserved by the owner": the deployer's own when on the root.
 PROPRIETARY_IDS = frozenset({"proprietary", "all-rights-reserved"})
-
-_EU_MEMBERS = frozenset(
-    {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "IE", "IT"}
-    | {"LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
-)
-
-
-@dataclass(frozen=True)
-class DeploymentProfile:
-    """How the model will be deployed. ``region`` is the deployer's domicile (ISO code or ``EU``).
-
-    ``mau`` and ``monthly_revenue_usd`` are the deployer's figures; ``release_date`` is the date
-    those figures refer to (used to explain licences that count users on their own release date).
-    """
-
-    use: str
-    distribution: str
-    mau: int = 0
-    monthly_revenue_usd: float = 0
-    name: str | None = None
-    region: str | None = None
-    release_date: date | None = None
-
-    def __post_init__(self) -> None:
-        if self.use not in USES:
-            raise LicenseError(f"Unknown use {self.use!r}; use one of: {', '.join(USES)}.")
-        if self.distribution not in DISTRIBUTIONS:
-            raise LicenseError(
-                f"Unknown distribution {self.distribution!r}; use one of: {', '.join(DISTRIBUTIONS)}."
-            )
-        if self.mau < 0:
-            raise LicenseError(f"Monthly active users must be 0 or more, got {self.mau}.")
-        if self.monthly_revenue_usd < 0:
-            raise LicenseError(f"Monthly revenue must be 0 or more, got {self.monthly_revenue_usd}.")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "use": self.use,
-            "distribution": self.distribution,
-            "mau": self.mau,
-            "monthly_revenue_usd": self.monthly_revenue_usd,
-            "name": self.name,
-            "region": self.region,
-            "release_date": self.release_date.isoformat() if self.release_date else None,
-        }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One obligation, violation or satisfied duty, traced to a licence clause and an ancestor."""
-
-    license: str  # canonical key, e.g. "llama3.3"
-    license_id: str  # SPDX id or LicenseRef-...
-    license_name: str
-    ancestor: str  # the closest ancestor it comes from
-    relation: str  # how that ancestor reaches the deployed model: self, derivative, outputs
-    kind: str
-    text: str  # what to do (or what is wrong)
-    clause: str  # the licence's own words
-    source_url: str
-    ancestors: tuple[str, ...] = ()  # every ancestor that imposes the same term
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "license": self.license,
-            "license_id": self.license_id,
-            "license_name": self.license_name,
-            "ancestor": self.ancestor,
-            "ancestors": list(self.ancestors or (self.ancestor,)),
-            "relation": self.relation,
-            "kind": self.kind,
-            "text": self.text,
-            "clause": self.clause,
-            "source_url": self.source_url,
-        }
-
-
-@dataclass(frozen=True)
-class UnknownLicense:
-    license: str | None
-    ancestor: str
-    relation: str
-    text: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "license": self.license,
-            "ancestor": self.ancestor,
-            "relation": self.relation,
-            "text": self.text,
-        }
-
-
-@dataclass(frozen=True)
-class Ancestor:
-    """One model of the ancestry with how it reaches the deployed model."""
-
-    name: str
-    license: str | None
-    known: bool
-    relation: str  # self, derivative, outputs (derivative wins when both paths exist)
-    path: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "license": self.license,
-            "known": self.known,
-            "relation": self.relation,
-            "path": list(self.path),
-        }
-
-
-@dataclass(frozen=True)
-class ComplianceReport:
-    model: str
-    profile: DeploymentProfile
-    tier: str  # one of TIERS, or "unknown" when an unknown licence could change it
-    obligations: tuple[Finding, ...]
-    violations: tuple[Finding, ...]
-    satisfied: tuple[Finding, ...]
-    unknown: tuple[UnknownLicense, ...]
-    ancestry: tuple[Ancestor, ...]
-
-    @property
-    def exit_code(self) -> int:
-        """0 nothing to do, 1 obligations to fulfil (or licences to identify), 2 violations."""
-        if self.violations:
-            return 2
-        return 1 if self.obligations or self.unknown else 0
-
-    @property
-    def compliant(self) -> bool:
-        return not self.violations and not self.unknown
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "tier": self.tier,
-            "compliant": self.compliant,
-            "exit_code": self.exit_code,
-            "profile": self.profile.as_dict(),
-            "obligations": [finding.as_dict() for finding in self.obligations],
-            "violations": [finding.as_dict() for finding in self.violations],
-            "satisfied": [finding.as_dict() for finding in self.satisfied],
-            "unknown": [item.as_dict() for item in self.unknown],
-            "ancestry": [ancestor.as_dict() for ancestor in self.ancestry],
-        }
 
 
 @dataclass
@@ -193,6 +59,7 @@ class _Reach:
 def check_compliance(root: LineageNode, profile: DeploymentProfile, catalog: Catalog) -> ComplianceReport:
     """Every obligation and violation that the licences in ``root``'s ancestry impose on ``profile``."""
     reaches = _reaches(root)
+    granted = _granted_keys(profile.grants, catalog)
     # Licences the deployed model holds weights under: the exception of "restricted" output clauses
     # ("excluding Llama 2 or derivative works thereof") is judged against these.
     weight_licenses = {
@@ -217,9 +84,9 @@ def check_compliance(root: LineageNode, profile: DeploymentProfile, catalog: Cat
                     findings.add("obligations", _proprietary(node, relation))
                     tiers.append("commercial-restricted")
                 continue
-            unknown.append(_unknown(node, relation))
+            unknown.append(_unknown(node, relation, catalog.hint(node.license)))
             continue
-        tier = _evaluate(license_, node, relation, reach, profile, weight_licenses, findings)
+        tier = _evaluate(license_, node, relation, reach, profile, weight_licenses, granted, findings)
         if tier is not None:
             tiers.append(tier)
     return ComplianceReport(
@@ -283,6 +150,7 @@ def _evaluate(
     reach: _Reach,
     profile: DeploymentProfile,
     weight_licenses: set[str],
+    granted: frozenset[str],
     findings: _Findings,
 ) -> str | None:
     """Add the findings of one ancestor's licence; return the tier it imposes (None: none applies)."""
@@ -329,11 +197,23 @@ def _evaluate(
             if not applies(threshold.covers) or (threshold.commercial_only and profile.use != "commercial"):
                 continue
             reason = _threshold_reason(threshold, license_, profile)
-            if reason:
-                findings.add(
-                    "obligations",
-                    finding(threshold.triggers, f"{threshold.todo} Triggered: {reason}.", threshold.clause),
+            if not reason:
+                continue
+            text = f"{threshold.todo} Triggered: {reason}."
+            if threshold.triggers != "license_request":
+                findings.add("obligations", finding(threshold.triggers, text, threshold.clause))
+            elif license_.key in granted:
+                text += f" You declared that {license_.licensor} granted it (--granted {license_.key})."
+                findings.add("satisfied", finding("license_request", text, threshold.clause))
+            else:
+                # "You are not authorized to exercise any of the rights ... unless or until Meta
+                # grants you such rights": until then every use is outside the licence.
+                text += (
+                    f" Until {license_.licensor} grants it you hold no rights under this licence; "
+                    f"once granted, declare it with --granted {license_.key} (or 'grants:' in the "
+                    "lineage file)."
                 )
+                findings.add("violations", finding("license_request", text, threshold.clause))
 
     for duty in license_.duties:
         if not full_terms and duty.kind not in NOTICE_KINDS:
@@ -352,6 +232,21 @@ def _evaluate(
         text = f"Comply with the {policy.policy} ({policy.url}); among other uses it forbids: {examples}."
         findings.add("obligations", finding("use_restrictions", text, policy.clause))
 
+    # Sharing a model built on ND material shares Adapted Material; the original itself may be shared.
+    no_derivatives = license_.no_derivatives
+    if no_derivatives and relation != "self" and as_derivative and profile.distribution == "weights":
+        findings.add("violations", finding("no_derivatives", no_derivatives.todo, no_derivatives.clause))
+
+    if full_terms and as_derivative and profile.purposes:
+        for rule in license_.prohibited_uses:
+            forbidden = [purpose for purpose in profile.purposes if purpose in rule.categories]
+            if forbidden:
+                text = (
+                    f"The {rule.policy} forbids this use ({', '.join(forbidden)}; the clause gives its "
+                    "exact scope): it is not licensed. Drop it or replace this ancestor."
+                )
+                findings.add("violations", finding("prohibited_use", text, rule.clause))
+
     if full_terms and as_derivative and profile.region:
         for carve_out in license_.geographic:
             if not _region_matches(profile.region, carve_out.regions):
@@ -362,6 +257,20 @@ def _evaluate(
                 text = f"Confirm that '{node.name}' is not a multimodal model: {carve_out.todo}"
                 findings.add("obligations", finding("geographic", text, carve_out.clause))
     return tier
+
+
+def _granted_keys(grants: Iterable[str], catalog: Catalog) -> frozenset[str]:
+    """Canonical keys of the declared grants; an id the catalog does not know is refused."""
+    keys = set()
+    for grant in grants:
+        found = catalog.get(grant)
+        if found is None:
+            raise LicenseError(
+                f"Granted licence {grant!r} is not in the knowledge base; use an id from "
+                "`modeltrace license list` (e.g. --granted llama3.1)."
+            )
+        keys.add(found.key)
+    return frozenset(keys)
 
 
 def _outputs_tier(license_: License) -> str | None:
@@ -396,6 +305,16 @@ def _threshold_reason(threshold: Any, license_: License, profile: DeploymentProf
             f"model-as-a-service revenue over 12 months, estimated as 12 x monthly revenue = "
             f"US${yearly:,.0f} > US${threshold.revenue_12_months_usd:,}"
         )
+    if threshold.kind == "commercial_use":  # e.g. "must register" before any commercial use
+        return "commercial use" if profile.use == "commercial" else None
+    if threshold.kind == "annual_revenue":
+        yearly = revenue * 12
+        if yearly <= (threshold.annual_revenue_usd or 0):
+            return None
+        return (
+            f"annual revenue, estimated as 12 x monthly revenue = US${yearly:,.0f} > "
+            f"US${threshold.annual_revenue_usd:,}"
+        )
     if threshold.mau is None or mau <= threshold.mau:
         return None
     reason = f"{mau:,} monthly active users > {threshold.mau:,}"
@@ -417,9 +336,25 @@ def _name_check(prefix: str, todo: str, name: str | None) -> tuple[str, str]:
     """('obligations'|'satisfied'|'violations', text) for a name-prefix duty."""
     if name is None:
         return "obligations", todo
-    if _normalise_name(name).startswith(_normalise_name(prefix)):
+    if _begins_with(name, prefix):
         return "satisfied", f"{todo} '{name}' does."
     return "violations", f"{todo} '{name}' does not: rename it (e.g. '{prefix}-{name}')."
+
+
+def _begins_with(name: str, prefix: str) -> bool:
+    """Whether ``name`` begins with the whole word(s) ``prefix``: "Llamacorp-bot" does not begin with
+    "Llama", "Llama3-8B" and "Llama-Guard" do; "Llama 30B" does not begin with "Llama 3".
+    """
+    name, prefix = _normalise_name(name), _normalise_name(prefix)
+    if not name.startswith(prefix):
+        return False
+    rest = name[len(prefix) :]
+    if not rest:
+        return True
+    # The next character must not continue the prefix's last word (a letter after a letter, a
+    # digit after a digit).
+    last, following = prefix[-1], rest[0]
+    return not ((last.isalpha() and following.isalpha()) or (last.isdigit() and following.isdigit()))
 
 
 def _normalise_name(text: str) -> str:
@@ -428,9 +363,7 @@ def _normalise_name(text: str) -> str:
 
 
 def _region_matches(region: str, regions: Iterable[str]) -> bool:
-    region = region.strip().upper()
-    wanted = {item.upper() for item in regions}
-    return region in wanted or ("EU" in wanted and region in _EU_MEMBERS)
+    return region_in(region, tuple(regions))
 
 
 def _proprietary(node: LineageNode, relation: str) -> Finding:
@@ -447,10 +380,12 @@ def _proprietary(node: LineageNode, relation: str) -> Finding:
     )
 
 
-def _unknown(node: LineageNode, relation: str) -> UnknownLicense:
+def _unknown(node: LineageNode, relation: str, hint: str | None) -> UnknownLicense:
     declared = node.license
     if declared is None:
         text = f"'{node.name}' declares no licence: find its licence before relying on it."
+    elif hint:
+        text = f"Licence '{declared}' of '{node.name}' is not one licence: {hint}"
     else:
         text = (
             f"Licence '{declared}' of '{node.name}' is not in the knowledge base: read it yourself "

@@ -51,6 +51,8 @@ MAX_DEPTH = 64
 MAX_NODES = 10_000
 
 _NODE_KEYS = frozenset({"name", "license", "relation", "parents", "multimodal"})
+#: Keys only the root (the deployed model) takes: ``grants`` lists licences granted to the deployer.
+_ROOT_KEYS = frozenset({"grants"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class LineageNode:
 
     ``relation`` is None only for the root (the deployed model). ``multimodal`` matters only for
     licences with a carve-out for multimodal models (Llama 3.2); None means not stated.
+    ``grants`` (root only) are licence ids whose licensor granted the deployer a licence.
     """
 
     name: str
@@ -66,6 +69,7 @@ class LineageNode:
     relation: str | None = None
     parents: tuple[LineageNode, ...] = ()
     multimodal: bool | None = None
+    grants: tuple[str, ...] = ()
 
     def walk(self) -> Iterator[tuple[LineageNode, tuple[LineageNode, ...]]]:
         """Every node with the path from the root to it (root first, node last), depth first."""
@@ -82,6 +86,8 @@ class LineageNode:
             out["relation"] = self.relation
         if self.multimodal is not None:
             out["multimodal"] = self.multimodal
+        if self.grants:
+            out["grants"] = list(self.grants)
         if self.parents:
             out["parents"] = [parent.as_dict() for parent in self.parents]
         return out
@@ -105,11 +111,25 @@ def lineage_from_data(data: Any, source: str = "lineage") -> LineageNode:
     a missing ``license`` is kept as None and later reported as unknown, never as permissive.
     """
     counter = [0]
-    return _node(data, source, "root", depth=0, is_root=True, counter=counter)
+    return _node(data, source, "root", depth=0, is_root=True, counter=counter, path=())
 
 
-def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter: list[int]) -> LineageNode:
+def _node(
+    data: Any,
+    source: str,
+    where: str,
+    depth: int,
+    is_root: bool,
+    counter: list[int],
+    path: tuple[tuple[Any, str], ...],
+) -> LineageNode:
+    """One node; ``path`` holds (parsed mapping, name) of every node above it."""
     place = f"{source}: {where}"
+    if any(seen is data for seen, _ in path):
+        # A YAML alias that refers to itself (``&a {name: A, parents: [*a]}``) parses into a
+        # mapping that contains itself: an endless ancestry.
+        names = " -> ".join([*(name for _, name in path), str(data.get("name"))])
+        raise LicenseError(f"{place}: the ancestry is a cycle ({names}); a model cannot be its own ancestor.")
     if depth > MAX_DEPTH:
         raise LicenseError(f"{place}: ancestry deeper than {MAX_DEPTH} levels; is the tree cyclic?")
     counter[0] += 1
@@ -117,14 +137,21 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
         raise LicenseError(f"{source}: more than {MAX_NODES:,} models in the ancestry; refusing to read it.")
     if not isinstance(data, Mapping):
         raise LicenseError(f"{place}: expected a mapping with 'name', got {type(data).__name__}.")
-    unknown = sorted(str(key) for key in data if key not in _NODE_KEYS)
+    allowed = _NODE_KEYS | _ROOT_KEYS if is_root else _NODE_KEYS
+    unknown = sorted(str(key) for key in data if key not in allowed)
     if unknown:
         raise LicenseError(
-            f"{place}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_NODE_KEYS))}."
+            f"{place}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            + ("" if is_root else " ('grants' belongs on the root, the deployed model)")
+            + "."
         )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise LicenseError(f"{place}: every model needs a non-empty 'name'.")
+    earlier = [seen for _, seen in path]
+    if name.strip().lower() in (seen.lower() for seen in earlier):
+        names = " -> ".join([*earlier, name.strip()])
+        raise LicenseError(f"{place}: the ancestry is a cycle ({names}); a model cannot be its own ancestor.")
     license_id = data.get("license")
     if license_id is not None and not isinstance(license_id, str):
         raise LicenseError(f"{place} ({name}): 'license' must be a string id such as 'apache-2.0'.")
@@ -139,8 +166,9 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
     raw_parents = data.get("parents") or []
     if not isinstance(raw_parents, list):
         raise LicenseError(f"{place} ({name}): 'parents' must be a list.")
+    below = (*path, (data, name.strip()))
     parents = tuple(
-        _node(parent, source, f"{where} > parents[{index}]", depth + 1, False, counter)
+        _node(parent, source, f"{where} > parents[{index}]", depth + 1, False, counter, below)
         for index, parent in enumerate(raw_parents)
     )
     return LineageNode(
@@ -149,4 +177,15 @@ def _node(data: Any, source: str, where: str, depth: int, is_root: bool, counter
         relation=relation,
         parents=parents,
         multimodal=multimodal,
+        grants=_grants(data.get("grants"), f"{place} ({name})"),
     )
+
+
+def _grants(value: Any, place: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise LicenseError(f"{place}: 'grants' must be a list of licence ids such as [llama3.1].")
+    return tuple(item.strip() for item in value)

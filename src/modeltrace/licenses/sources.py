@@ -265,6 +265,7 @@ def merge_lineage(model: LineageNode, lineage: LineageNode) -> LineageNode:
         license=model.license or lineage.license,
         parents=tuple(parents),
         multimodal=model.multimodal,
+        grants=(*model.grants, *(grant for grant in lineage.grants if grant not in model.grants)),
     )
 
 
