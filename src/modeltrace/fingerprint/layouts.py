@@ -5,11 +5,12 @@ counting them with the same rules used for real weights (:mod:`modeltrace.finger
 One counting path means a config-only card and a weights card of the same model agree exactly, and
 the names can be checked against a real checkpoint's ``*.index.json`` weight map.
 
-Families covered (``model_type``): llama, mistral, qwen2, qwen3 (dense decoders); mixtral;
-qwen2_moe, qwen3_moe; deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention, fine-grained
-MoE, multi-token-prediction layers); gpt_oss (fused expert tensors with biases, attention sinks);
-chatglm (ChatGLM2/3, CodeGeeX2). Anything else with the usual decoder keys is laid out as a llama
-decoder and flagged as an approximation by the caller.
+Families checked against real checkpoints (``model_type``): llama, mistral, qwen2, qwen3 (dense
+decoders); mixtral; qwen2_moe, qwen3_moe; gpt_oss (fused expert tensors with biases, attention sinks);
+chatglm (ChatGLM2/3, CodeGeeX2); deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention,
+fine-grained MoE, multi-token-prediction layers), which are laid out from their fields by
+:mod:`modeltrace.fingerprint.field_layout`. Any other ``model_type`` is laid out from its fields too,
+and the caller says that this layout was not checked against a checkpoint.
 """
 
 from __future__ import annotations
