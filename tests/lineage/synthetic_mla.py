@@ -68,13 +68,17 @@ def _gated_mlp(params: Params, prefix: str, rng: np.random.Generator, bank: np.n
     params[f"{prefix}.down_proj.weight"] = down * signs[None, :]
 
 
-def make_mla_params(seed: int, shape: MlaShape = SHAPE, data_seed: int = 0, universal: float = 0.5) -> Params:
+def make_mla_params(
+    seed: int, shape: MlaShape = SHAPE, data_seed: int = 0, universal: float = 0.5, value_coins: bool = True
+) -> Params:
+    """``value_coins=False`` gives every value dimension sign +1 in every model: a law no trained model
+    has, for showing that the null check can fail."""
     s = shape
     data = np.random.default_rng(data_seed)
     latent = data.standard_normal((s.vocab, 16)).astype(np.float32)
     mlp_bank = data.standard_normal((s.layers, 2 * s.inner, 16)).astype(np.float32)
     kv_bank = data.standard_normal((s.layers, s.kv_lora, 16)).astype(np.float32)  # what the latent reads
-    value_bank = data.standard_normal((s.layers, s.heads * s.v_dim, s.kv_lora)).astype(np.float32)
+    value_bank = data.standard_normal((s.layers, 2 * s.heads * s.v_dim, 16)).astype(np.float32)
     rng = np.random.default_rng(seed)
     mix = rng.standard_normal((16, s.hidden)).astype(np.float32) / 4
     params: Params = {
@@ -105,17 +109,23 @@ def make_mla_params(seed: int, shape: MlaShape = SHAPE, data_seed: int = 0, univ
         params[f"{p}.self_attn.kv_a_layernorm.weight"] = (1 + 0.1 * rng.standard_normal(s.kv_lora)).astype(
             np.float32
         )
-        # kv_b_proj: per head, `nope` key rows then `v_dim` value rows; value rows read universal
-        # latent directions, each value dimension with its own sign coin shared with its o_proj column.
+        # kv_b_proj: per head, `nope` key rows then `v_dim` value rows. Each value dimension's composed
+        # map from the attention input (value row . latent norm . latent) reads a universal token
+        # feature, as values of models trained on the same data do, with its own sign coin shared
+        # with its o_proj column.
         kv_b = normal(s.heads * (s.nope + s.v_dim), s.kv_lora).reshape(s.heads, s.nope + s.v_dim, s.kv_lora)
-        own_values = rng.standard_normal((s.heads * s.v_dim, s.kv_lora)).astype(np.float32)
-        values = (1 - universal) * own_values + universal * value_bank[layer][
-            rng.permutation(s.heads * s.v_dim)
-        ]
-        value_signs = _coins(rng, s.heads * s.v_dim)
-        kv_b[:, s.nope :, :] = (values / np.sqrt(s.kv_lora) * value_signs[:, None]).reshape(
-            s.heads, s.v_dim, -1
+        own_values = rng.standard_normal((s.heads * s.v_dim, s.hidden)).astype(np.float32)
+        shared_values = (
+            value_bank[layer][rng.permutation(len(value_bank[layer]))[: s.heads * s.v_dim]] @ mix * 4
         )
+        composed = ((1 - universal) * own_values + universal * shared_values) / np.sqrt(s.hidden)
+        latent_map = params[f"{p}.self_attn.kv_a_proj_with_mqa.weight"][: s.kv_lora]
+        latent_map = latent_map * params[f"{p}.self_attn.kv_a_layernorm.weight"][:, None]
+        values = composed @ np.linalg.pinv(latent_map)  # the value rows whose composed map is `composed`
+        value_signs = (
+            _coins(rng, s.heads * s.v_dim) if value_coins else np.ones(s.heads * s.v_dim, np.float32)
+        )
+        kv_b[:, s.nope :, :] = (values * value_signs[:, None]).reshape(s.heads, s.v_dim, s.kv_lora)
         params[f"{p}.self_attn.kv_b_proj.weight"] = kv_b.reshape(-1, s.kv_lora)
         params[f"{p}.self_attn.o_proj.weight"] = normal(s.hidden, s.heads * s.v_dim) * value_signs[None, :]
         bank = mlp_bank[layer]

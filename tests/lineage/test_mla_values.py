@@ -149,18 +149,29 @@ def test_value_signs_flipped_too_are_not_claimed(base_fp: Fingerprint, tmp_path:
     assert result["verdict"] == "unrelated"
 
 
+def _independent_value_p(tmp_path: Path, pairs: int, value_coins: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Value-sign p-values and final p-values of ``pairs`` independent pairs of MLA models."""
+    params = (make_mla_params(200 + i, universal=0.3, value_coins=value_coins) for i in range(2 * pairs))
+    fps = [_fp(write_mla_model(tmp_path / f"m{i}", p)) for i, p in enumerate(params)]
+    results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1]) for i in range(pairs)]
+    assert all(r["value_signs"] is not None for r in results)
+    return np.array([10 ** r["value_signs"]["log10_p"] for r in results]), np.array(
+        [r["p_value"] for r in results]
+    )
+
+
 def test_value_sign_p_values_are_uniform_on_independent_mla_pairs(tmp_path: Path) -> None:
     """Independent MLA models sharing 'training data' (token structure, universal MLP, latent and value
     features): the value-sign p-values must be uniform (Kolmogorov-Smirnov) and false positives at
     alpha = 0.05 within the binomial 99.9 % bound."""
     pairs = 30
-    fps = [
-        _fp(write_mla_model(tmp_path / f"m{i}", make_mla_params(200 + i, universal=0.3)))
-        for i in range(2 * pairs)
-    ]
-    results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1]) for i in range(pairs)]
-    assert all(r["value_signs"] is not None for r in results)
-    value_p = np.array([10 ** r["value_signs"]["log10_p"] for r in results])
+    value_p, p_values = _independent_value_p(tmp_path, pairs, value_coins=True)
     assert stats.kstest(value_p, "uniform").pvalue > 0.001
-    p_values = np.array([r["p_value"] for r in results])
     assert int(np.sum(p_values < 0.05)) <= stats.binom.ppf(0.999, pairs, 0.05)
+
+
+def test_the_null_check_fails_when_value_signs_are_not_coins(tmp_path: Path) -> None:
+    """The same independent pairs with every value sign +1 (no coins): the shared value features then
+    agree in sign across models and the uniformity check above must reject, so it can fail."""
+    value_p, _ = _independent_value_p(tmp_path, 12, value_coins=False)
+    assert stats.kstest(value_p, "uniform").pvalue < 1e-6
