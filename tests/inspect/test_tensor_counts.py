@@ -240,11 +240,11 @@ def test_unknown_experts_per_token_leaves_active_unknown() -> None:
     assert any("experts-per-token unknown" in note for note in card.notes)
 
 
-def test_unknown_model_type_is_counted_as_llama_and_flagged() -> None:
+def test_unknown_model_type_is_laid_out_from_its_fields_and_flagged() -> None:
     config = llama_config(32, 2, 4, 4, 48, 100, True) | {"model_type": "somethingnew"}
     card = card_from_config(config)
     assert card.total_params == llama_params(32, 2, 4, 4, 48, 100, True)
-    assert any("approximate" in note for note in card.notes)
+    assert any("laid out from the config's fields" in note for note in card.notes)
 
 
 def test_config_without_sizes_gives_no_count() -> None:

@@ -60,6 +60,32 @@ def _shape_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{_or_unknown(experts['per_token'])} per token, in {experts['moe_layers']} layers",
             )
         )
+    return rows + _structure_rows(card)
+
+
+def _structure_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the config's fields state beyond the sizes: MLA ranks, sparse indexer, towers."""
+    rows = []
+    structure = card.get("structure") or {}
+    mla = structure.get("mla")
+    if mla:
+        rows.append((
+            "Latent attention",
+            f"q_lora_rank {_or_unknown(mla['q_lora_rank'])}, kv_lora_rank {mla['kv_lora_rank']}, "
+            f"head key {mla['qk_nope_head_dim']}+{mla['qk_rope_head_dim']} rotary, value {mla['v_head_dim']}",
+        ))  # fmt: skip
+    indexer = structure.get("indexer")
+    if indexer:
+        rows.append((
+            "Sparse indexer",
+            f"{indexer['heads']} heads of {indexer['head_dim']}, top {_or_unknown(indexer['topk'])} tokens",
+        ))  # fmt: skip
+    if structure.get("dense_layers"):
+        rows.append(("Dense MLP layers", ", ".join(map(str, structure["dense_layers"]))))
+    for tower in card.get("towers") or []:
+        params = "parameters unknown (no weights)" if tower["params"] is None else _count(tower["params"])
+        sizes = f"{_or_unknown(tower['layers'])} layers, hidden {_or_unknown(tower['hidden_size'])}"
+        rows.append((f"{tower['kind'].capitalize()} tower", f"{sizes}; {params}; not in the totals"))
     return rows
 
 

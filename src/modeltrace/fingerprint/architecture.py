@@ -19,11 +19,13 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modeltrace.fingerprint.field_layout import describe, read_fields, structure
 from modeltrace.fingerprint.layouts import ConfigView, config_tensor_shapes, text_config
 from modeltrace.fingerprint.param_count import CountHints, ParamCount, count_parameters, role_of
+from modeltrace.fingerprint.towers import Tower, merge_towers, split_towers, towers_from_config
 from modeltrace.types import TensorInfo
 
 CONVENTIONS: dict[str, str] = {
@@ -87,6 +89,9 @@ class Dimensions:
     experts_per_token: int | None = None
     mtp_layers: int = 0
     packed_bits: int = 4
+    #: What the config's fields state about the structure: MLA ranks, sparse-attention indexer,
+    #: dense layers among MoE ones, MTP layers (see :func:`modeltrace.fingerprint.field_layout.structure`).
+    structure: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class ArchitectureCard:
     config_total_params: int | None = None  # from config.json, when weights were counted too
     config_active_params: int | None = None
     notes: tuple[str, ...] = ()
+    towers: tuple[Tower, ...] = ()  # vision/audio towers of a multimodal wrapper, counted apart
 
     @property
     def activation_rate(self) -> float | None:
@@ -118,7 +124,12 @@ class ArchitectureCard:
             return None
         if name == "llama" and self.experts is not None:  # GGUF stores Mixtral as "llama"
             return "mixtral"
-        return FAMILIES.get(name)
+        if name in FAMILIES:
+            return FAMILIES[name]
+        # An unknown model_type: the fields name DeepSeek's design when they state latent attention.
+        if self.dims.attention == "mla":
+            return "deepseek-mla-moe" if self.experts is not None else "deepseek-mla"
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         d = self.dims
@@ -143,6 +154,8 @@ class ArchitectureCard:
             "vocab_size": d.vocab_size,
             "context_length": d.context_length,
             "experts": self.experts.as_dict() if self.experts else None,
+            "structure": dict(d.structure),
+            "towers": [tower.as_dict() for tower in self.towers],
             "tensor_count": self.tensor_count,
             "total_bytes": self.total_bytes,
             "dtypes": dict(self.dtypes),
@@ -219,6 +232,7 @@ def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
         experts_per_token=view.int("num_experts_per_tok", "experts_per_token", "moe_topk"),
         mtp_layers=view.int("num_nextn_predict_layers", default=0) or 0,
         packed_bits=_packed_bits(text),
+        structure=structure(text),
     )
 
 
@@ -317,19 +331,29 @@ def _experts(count: ParamCount, dims: Dimensions) -> ExpertCounts | None:
 def _config_notes(config: Mapping[str, Any], exact: bool) -> list[str]:
     notes = []
     if not exact:
+        fields = read_fields(text_config(config))
+        facts = "; ".join(describe(fields)) if fields is not None else ""
         notes.append(
-            f"model_type {text_config(config).get('model_type')!r} has no known layout; parameters counted "
-            "as a llama-style decoder (approximate)"
+            f"model_type {text_config(config).get('model_type')!r} has no layout checked against a real "
+            f"checkpoint; tensors laid out from the config's fields ({facts})"
         )
-    if isinstance(config.get("vision_config"), dict) and config.get("text_config") is not None:
-        notes.append("vision tower not counted from config (its layout is defined by the model's own code)")
+    for kind in towers_from_config(config):
+        notes.append(
+            f"{kind} tower not counted from config (its layout is defined by the model's own code); "
+            "its sizes are listed under towers"
+        )
     return notes
 
 
 def _count_config(config: Mapping[str, Any], dims: Dimensions) -> tuple[ParamCount | None, list[str]]:
     laid_out = config_tensor_shapes(config)
     if laid_out is None:
-        return None, ["config lacks the sizes needed to count parameters"]
+        model_type = text_config(config).get("model_type")
+        return None, [
+            f"architecture unknown: model_type {model_type!r} is not one modeltrace knows and the config "
+            "lacks the fields to lay it out (hidden size, layers, vocabulary, heads, MLP width); "
+            "parameters not counted"
+        ]
     shapes, exact = laid_out
     tensors = [TensorInfo(name, shape, "", 0, "") for name, shape in shapes.items()]
     return count_parameters(tensors, _hints(dims)), _config_notes(config, exact)
@@ -339,8 +363,9 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
     """The card of a model known only by its config.json (no weights)."""
     dims = dims_from_config(config)
     count, notes = _count_config(config, dims)
+    towers = merge_towers(towers_from_config(config), {})
     if count is None:
-        return ArchitectureCard("config", dims, None, None, None, notes=tuple(notes))
+        return ArchitectureCard("config", dims, None, None, None, notes=tuple(notes), towers=towers)
     if count.mtp:
         notes.append(f"{count.mtp:,} multi-token-prediction parameters not counted in the totals")
     return ArchitectureCard(
@@ -352,7 +377,42 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
         embedding_params=count.embedding,
         mtp_params=count.mtp,
         notes=tuple(notes),
+        towers=towers,
     )
+
+
+def _weights_win(dims: Dimensions, from_tensors: Dimensions) -> tuple[Dimensions, list[str]]:
+    """Sizes the config states but the weights contradict: the weights' value is kept, and said."""
+    notes, values = [], {}
+    for name, label in (("layers", "layers"), ("hidden_size", "hidden size"), ("vocab_size", "vocabulary"),
+                        ("routed_experts", "routed experts per layer")):  # fmt: skip
+        stated, held = getattr(dims, name), getattr(from_tensors, name)
+        embedding_axes = (from_tensors.vocab_size, from_tensors.hidden_size)
+        if name in ("hidden_size", "vocab_size") and stated in embedding_axes:
+            continue  # the embedding's axes are told apart by size only: either order agrees
+        if stated is not None and held is not None and stated != held:
+            notes.append(
+                f"config.json says {label} {stated:,} but the weights hold {held:,}; the weights are used"
+            )
+            values[name] = held
+    return (replace(dims, **values) if values else dims), notes
+
+
+def _shape_disagreements(config: Mapping[str, Any], listed: list[TensorInfo]) -> list[str]:
+    """Tensors the config's layout names with other shapes than the weights hold (weights win)."""
+    laid_out = config_tensor_shapes(config)
+    if laid_out is None:
+        return []
+    shapes = laid_out[0]
+    differing = [(info.name, shapes[info.name], info.shape) for info in listed
+                 if info.name in shapes and tuple(shapes[info.name]) != tuple(info.shape)]  # fmt: skip
+    if not differing:
+        return []
+    examples = ", ".join(f"{name} {list(want)} vs {list(have)}" for name, want, have in differing[:3])
+    return [
+        f"{len(differing):,} tensors have other shapes than config.json implies (config vs weights: "
+        f"{examples}); counts follow the weights"
+    ]
 
 
 def card_from_tensors(
@@ -367,16 +427,20 @@ def card_from_tensors(
     counted instead of the stored ones when given."""
     listed = list(tensors)
     counted = list(logical) if logical is not None else listed
+    text_tensors, tower_tensors = split_towers(counted)
     dims = Dimensions()
     if config:
         dims = dims_from_config(config)
     gguf_dims = dims_from_gguf(metadata) if metadata else None
     if gguf_dims is not None:
         dims = _merge(dims, gguf_dims)
-    first_pass = count_parameters(counted, _hints(dims))
-    dims = _merge(dims, _dims_from_tensors(counted, first_pass))
-    count = count_parameters(counted, _hints(dims))
-    notes: list[str] = []
+    first_pass = count_parameters(text_tensors, _hints(dims))
+    from_tensors = _dims_from_tensors(text_tensors, first_pass)
+    dims, notes = _weights_win(dims, from_tensors)
+    dims = _merge(dims, from_tensors)
+    count = count_parameters(text_tensors, _hints(dims))
+    if config:
+        notes.extend(_shape_disagreements(config, text_tensors))
     if count.routed and count.active is None:
         notes.append("routed experts found but experts-per-token unknown: active parameters not computed")
     if count.mtp:
@@ -390,6 +454,8 @@ def card_from_tensors(
                 notes.append(
                     f"config.json implies {config_total:,} parameters but the weights hold {count.total:,}"
                 )
+    tower_counts = {kind: (count_parameters(part, CountHints()).total, len(part))
+                    for kind, part in tower_tensors.items()}  # fmt: skip
     return ArchitectureCard(
         counted_from="tensors",
         dims=dims,
@@ -404,4 +470,5 @@ def card_from_tensors(
         config_total_params=config_total,
         config_active_params=config_active,
         notes=tuple(notes),
+        towers=merge_towers(towers_from_config(config), tower_counts),
     )

@@ -31,6 +31,7 @@ import numpy as np
 from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint import vocabulary as vocab_module
 from modeltrace.fingerprint.architecture import dims_from_config, dims_from_gguf
+from modeltrace.fingerprint.mla import mla_attention_samples, mla_geometry
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
 from modeltrace.fingerprint.roles import (
     MlpBlock,
@@ -316,6 +317,15 @@ def build_fingerprint(
     attention = [
         _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry) for p in projections
     ]
+    if roles.method == "names" and not attention:  # MLA: values are rows of kv_b_proj (see fingerprint.mla)
+        attention = mla_attention_samples(
+            reader, tensors, config, frame, roles.hidden_size,
+            lambda total, heads: value_rows(total, budget.value_rows_per_layer, heads, budget.seed),
+            budget.read_whole,
+        )  # fmt: skip
+        mla = mla_geometry(config)
+        if attention and mla is not None:
+            geometry = (mla.heads, mla.v_dim)
     inventory = [[name, list(info.shape), info.dtype] for name, info in list(tensors.items())[:MAX_INVENTORY]]
     header: dict[str, Any] = {
         "model": {"name": source.name, "path": str(source.path), "format": source.format},

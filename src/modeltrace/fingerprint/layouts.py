@@ -5,11 +5,12 @@ counting them with the same rules used for real weights (:mod:`modeltrace.finger
 One counting path means a config-only card and a weights card of the same model agree exactly, and
 the names can be checked against a real checkpoint's ``*.index.json`` weight map.
 
-Families covered (``model_type``): llama, mistral, qwen2, qwen3 (dense decoders); mixtral;
-qwen2_moe, qwen3_moe; deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention, fine-grained
-MoE, multi-token-prediction layers); gpt_oss (fused expert tensors with biases, attention sinks);
-chatglm (ChatGLM2/3, CodeGeeX2). Anything else with the usual decoder keys is laid out as a llama
-decoder and flagged as an approximation by the caller.
+Families checked against real checkpoints (``model_type``): llama, mistral, qwen2, qwen3 (dense
+decoders); mixtral; qwen2_moe, qwen3_moe; gpt_oss (fused expert tensors with biases, attention sinks);
+chatglm (ChatGLM2/3, CodeGeeX2); deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention,
+fine-grained MoE, multi-token-prediction layers), which are laid out from their fields by
+:mod:`modeltrace.fingerprint.field_layout`. Any other ``model_type`` is laid out from its fields too,
+and the caller says that this layout was not checked against a checkpoint.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modeltrace.errors import FormatError, ResourceLimitError
+from modeltrace.fingerprint.field_layout import MAX_CONFIG_INT, read_fields
+from modeltrace.fingerprint.field_layout import layout as field_layout
 from modeltrace.formats import limits
 
 Shapes = dict[str, tuple[int, ...]]
-
-#: Largest value accepted for a size key of a config (hidden size, experts, layers ...).
-MAX_CONFIG_INT = 1 << 24
 
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3")
 DEEPSEEK_LIKE = ("deepseek_v2", "deepseek_v3", "kimi_k2")
@@ -206,66 +206,12 @@ def _qwen_moe(view: ConfigView, model_type: str) -> Shapes:
     return shapes
 
 
-def _mla_attention(shapes: Shapes, prefix: str, view: ConfigView, hidden: int) -> None:
-    """DeepSeek multi-head latent attention: queries and keys/values pass through low-rank latents."""
-    heads = view.need("num_attention_heads")
-    q_lora, kv_lora = view.int("q_lora_rank"), view.need("kv_lora_rank")
-    rope, nope, v_dim = view.need("qk_rope_head_dim"), view.need("qk_nope_head_dim"), view.need("v_head_dim")
-    bias = view.flag("attention_bias", False)
-    if q_lora:
-        _linear(shapes, f"{prefix}.q_a_proj", q_lora, hidden, bias)
-        shapes[f"{prefix}.q_a_layernorm.weight"] = (q_lora,)
-        _linear(shapes, f"{prefix}.q_b_proj", heads * (nope + rope), q_lora)
-    else:  # DeepSeek-V2-Lite projects queries directly
-        _linear(shapes, f"{prefix}.q_proj", heads * (nope + rope), hidden)
-    _linear(shapes, f"{prefix}.kv_a_proj_with_mqa", kv_lora + rope, hidden, bias)
-    shapes[f"{prefix}.kv_a_layernorm.weight"] = (kv_lora,)
-    _linear(shapes, f"{prefix}.kv_b_proj", heads * (nope + v_dim), kv_lora)
-    _linear(shapes, f"{prefix}.o_proj", hidden, heads * v_dim, bias)
-
-
-def _deepseek_layer(shapes: Shapes, prefix: str, view: ConfigView, index: int) -> None:
-    hidden = view.need("hidden_size")
-    _layer_norms(shapes, prefix, hidden)
-    _mla_attention(shapes, f"{prefix}.self_attn", view, hidden)
-    first_dense = view.int("first_k_dense_replace", default=0) or 0
-    frequency = view.int("moe_layer_freq", default=1) or 1
-    experts = view.int("n_routed_experts") or 0
-    if not experts or index < first_dense or index % frequency != 0:
-        _gated_mlp(shapes, f"{prefix}.mlp", hidden, view.need("intermediate_size"), _HF_MLP)
-        return
-    expert_inner = view.need("moe_intermediate_size")
-    _linear(shapes, f"{prefix}.mlp.gate", experts, hidden)
-    if view.config.get("topk_method") == "noaux_tc":  # V3's load-balancing bias, one per expert
-        shapes[f"{prefix}.mlp.gate.e_score_correction_bias"] = (experts,)
-    for expert in range(experts):
-        _gated_mlp(shapes, f"{prefix}.mlp.experts.{expert}", hidden, expert_inner, _HF_MLP)
-    shared = view.int("n_shared_experts", default=0) or 0
-    if shared:  # the shared experts are stored fused as one wider MLP
-        _gated_mlp(shapes, f"{prefix}.mlp.shared_experts", hidden, expert_inner * shared, _HF_MLP)
-
-
-def _deepseek(view: ConfigView, model_type: str) -> Shapes:
-    hidden, layers, vocab = view.need("hidden_size"), view.need("num_hidden_layers"), view.need("vocab_size")
-    mtp_layers = view.int("num_nextn_predict_layers", default=0) or 0
-    _check_size(layers + mtp_layers, 24 + 3 * (view.int("n_routed_experts") or 0))
-    shapes: Shapes = {}
-    _embeddings(shapes, view, hidden, vocab)
-    for index in range(layers):
-        _deepseek_layer(shapes, f"model.layers.{index}", view, index)
-    _head(shapes, view, hidden, vocab)
-    # Multi-token-prediction modules follow the main layers, as DeepSeek-V3's checkpoint stores
-    # them: a full MoE layer plus its own embedding, projection, norms and output head.
-    for index in range(layers, layers + mtp_layers):
-        prefix = f"model.layers.{index}"
-        _deepseek_layer(shapes, prefix, view, index)
-        shapes[f"{prefix}.embed_tokens.weight"] = (vocab, hidden)
-        shapes[f"{prefix}.enorm.weight"] = (hidden,)
-        shapes[f"{prefix}.hnorm.weight"] = (hidden,)
-        _linear(shapes, f"{prefix}.eh_proj", hidden, 2 * hidden)
-        shapes[f"{prefix}.shared_head.norm.weight"] = (hidden,)
-        shapes[f"{prefix}.shared_head.head.weight"] = (vocab, hidden)
-    return shapes
+def _from_fields(view: ConfigView, model_type: str) -> Shapes:
+    """Families whose layout their config fields state completely (DeepSeek's MLA + MoE design)."""
+    fields = read_fields(view.config)
+    if fields is None:
+        raise FormatError(None, f"config of {model_type!r} lacks the sizes needed to count parameters")
+    return field_layout(fields)
 
 
 def _gpt_oss(view: ConfigView, model_type: str) -> Shapes:
@@ -330,7 +276,7 @@ _FAMILIES: dict[str, Callable[[ConfigView, str], Shapes]] = {
     **dict.fromkeys(LLAMA_LIKE, _llama),
     "mixtral": _mixtral,
     **dict.fromkeys(QWEN_MOE, _qwen_moe),
-    **dict.fromkeys(DEEPSEEK_LIKE, _deepseek),
+    **dict.fromkeys(DEEPSEEK_LIKE, _from_fields),
     "gpt_oss": _gpt_oss,
     "chatglm": _chatglm,
 }
@@ -343,8 +289,10 @@ def known_family(model_type: str | None) -> bool:
 def config_tensor_shapes(config: Mapping[str, Any]) -> tuple[Shapes, bool] | None:
     """Tensor names and shapes implied by the (text part of the) config, and whether exact.
 
-    Returns ``(shapes, exact)``; ``exact`` is False when the family is unknown and the config was
-    laid out as a llama decoder. None when the config lacks the keys to lay anything out.
+    Returns ``(shapes, exact)``; ``exact`` is False when the ``model_type`` is not one whose layout
+    was checked against real checkpoints and the tensors were laid out from the config's fields
+    (:mod:`modeltrace.fingerprint.field_layout`). None when the fields do not say enough to lay out
+    anything: the count is then unknown, never guessed.
     """
     text = text_config(config)
     model_type = text.get("model_type")
@@ -352,7 +300,7 @@ def config_tensor_shapes(config: Mapping[str, Any]) -> tuple[Shapes, bool] | Non
     builder = _FAMILIES.get(model_type) if isinstance(model_type, str) else None
     if builder is not None:
         return builder(view, str(model_type)), True
-    needed = ("hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size", "num_attention_heads")
-    if all(isinstance(text.get(key), int) for key in needed):
-        return _llama(view, "llama"), False
-    return None
+    fields = read_fields(text)
+    if fields is None:
+        return None
+    return field_layout(fields), False

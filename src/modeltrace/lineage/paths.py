@@ -21,7 +21,10 @@
   tell the two signs apart. So under "independently initialised" each of B's value dimensions carries
   its own fair coin. Matching S's sampled value rows to B's on |cosine| (blind to the coins) and
   counting positive matched cosines gives Binomial(n, 1/2), whatever the MLP is (GELU MLPs have no
-  sign symmetry of their own) and whatever order S's heads or MLP units are in.
+  sign symmetry of their own) and whatever order S's heads or MLP units are in. Multi-head latent
+  attention has the same symmetry on the value rows of ``kv_b_proj`` with the matching ``o_proj``
+  columns (see :mod:`modeltrace.fingerprint.mla`); the test does not care which projection the rows
+  came from.
 """
 
 from __future__ import annotations
