@@ -111,7 +111,10 @@ def test_units_and_heads_shuffled_gelu_copy_is_related(minilm: Fingerprint, tmp_
     )
     with open_model(tmp_path) as source:
         result = compare_fingerprints(build_fingerprint(source), minilm)
-    assert result["verdict"] == "related" and result["p_value_test"] == "value-signs"
+    # The residual basis is untouched (the residual-dimension test sees it too); the value signs alone
+    # must be decisive.
+    assert result["verdict"] == "related" and result["p_value_test"] in ("value-signs", "residual-dims")
     assert result["exact"]["log10_p"] > -3  # the units are no longer in place...
-    assert result["value_signs"]["agreement"] == 1.0 and result["log10_p"] < -100  # ...the values still are
+    values = result["value_signs"]
+    assert values["agreement"] == 1.0 and values["log10_p"] < -100  # ...the values still are
     assert result["layer_map"] == {str(i): i for i in range(6)}
