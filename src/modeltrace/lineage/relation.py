@@ -94,6 +94,52 @@ def describe_relation(
         return result
     kinds: list[str] = []
     structure: list[str] = []  # size facts: what differs, which says nothing about direction
+    exact_significant = exact is not None and exact.log_p < math.log(alpha)
+    robust_significant = any(t is not None and t.log_p < math.log(alpha) for t in (signs, values))
+    residual_significant = residual is not None and residual.log_p < math.log(alpha)
+    if residual_significant and not exact_significant and not robust_significant:
+        # Only the embeddings tell (residual-dimension test): no layer pair is evidence, so no layer map.
+        result["layer_map"] = {}
+        kinds.append("embeddings shared (no layer matched: layers retrained or taken from elsewhere)")
+        structure.append(f"suspect has {len(suspect.layers())} layers, base {len(base.layers())}")
+    else:
+        _layer_kinds(suspect, base, pairs, layer_map, kinds, structure)
+    vocab_kind, vocab_note = _vocab_relation(suspect, base)
+    if vocab_kind:
+        kinds.append(vocab_kind)
+        if vocab_note:
+            structure.append(vocab_note)
+    if exact is not None and not exact_significant and robust_significant:
+        kinds.append("hidden units permuted")
+    if not kinds:
+        reencoded = suspect.header.get("dtypes") != base.header.get("dtypes") or suspect.header.get(
+            "model", {}
+        ).get("format") != base.header.get("model", {}).get("format")
+        close = exact is not None and exact.matched_cosine >= QUANTISED_COSINE
+        if reencoded and close:
+            kinds.append("re-encoded/quantized")
+        elif close and exact is not None and exact.matched_cosine > 0.999:
+            kinds.append("function-preserving transform or lossless re-encoding")
+        else:
+            kinds.append("fine-tuned, continued-pretrained or merged")
+    result["relations"] = kinds
+    result["relation"] = kinds[0]
+    direction, evidence = _direction(suspect, base, kinds)
+    result["direction"] = direction
+    result["direction_evidence"] = evidence
+    result["structure"] = structure
+    return result
+
+
+def _layer_kinds(
+    suspect: Fingerprint,
+    base: Fingerprint,
+    pairs: list[tuple[int, int]],
+    layer_map: dict[str, int],
+    kinds: list[str],
+    structure: list[str],
+) -> None:
+    """The derivation kinds that the layer map and the block shapes show (appended to ``kinds``)."""
     s_layers, b_layers = suspect.layers(), base.layers()
     targets = list(layer_map.values())
     if len(s_layers) < len(b_layers):
@@ -122,36 +168,6 @@ def describe_relation(
     elif wider:
         kinds.append("width-pruned (base from suspect)")
         structure.append(f"{len(wider)} base MLPs have fewer units than their suspect layer")
-    vocab_kind, vocab_note = _vocab_relation(suspect, base)
-    if vocab_kind:
-        kinds.append(vocab_kind)
-        if vocab_note:
-            structure.append(vocab_note)
-    exact_significant = exact is not None and exact.log_p < math.log(alpha)
-    robust_significant = any(t is not None and t.log_p < math.log(alpha) for t in (signs, values))
-    if exact is not None and not exact_significant and robust_significant:
-        kinds.append("hidden units permuted")
-    residual_significant = residual is not None and residual.log_p < math.log(alpha)
-    if residual_significant and not exact_significant and not robust_significant:
-        kinds.append("embeddings shared (no layer matched: separately retrained layers)")
-    if not kinds:
-        reencoded = suspect.header.get("dtypes") != base.header.get("dtypes") or suspect.header.get(
-            "model", {}
-        ).get("format") != base.header.get("model", {}).get("format")
-        close = exact is not None and exact.matched_cosine >= QUANTISED_COSINE
-        if reencoded and close:
-            kinds.append("re-encoded/quantized")
-        elif close and exact is not None and exact.matched_cosine > 0.999:
-            kinds.append("function-preserving transform or lossless re-encoding")
-        else:
-            kinds.append("fine-tuned, continued-pretrained or merged")
-    result["relations"] = kinds
-    result["relation"] = kinds[0]
-    direction, evidence = _direction(suspect, base, kinds)
-    result["direction"] = direction
-    result["direction_evidence"] = evidence
-    result["structure"] = structure
-    return result
 
 
 def _direction(suspect: Fingerprint, base: Fingerprint, kinds: list[str]) -> tuple[str, list[str]]:
