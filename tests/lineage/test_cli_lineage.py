@@ -50,3 +50,26 @@ def test_fingerprint_compare_identify(
         main(["identify", str(child), "--against", str(candidates)])
     table = capsys.readouterr().out
     assert "closest ancestor: base.mtfp" in table and str(candidates) not in table.split("Candidate")[1]
+
+
+def test_identify_detects_candidates_by_content_and_lists_what_it_skipped(
+    model_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Candidate files named without a known extension are read by content; what is no candidate is
+    listed with the reason, never dropped silently."""
+    base = model_factory(make_params(1))
+    child = model_factory(fine_tune(make_params(1), np.random.default_rng(0)))
+    candidates = tmp_path / "candidates"
+    candidates.mkdir()
+    (candidates / "base-weights").write_bytes((base / "model.safetensors").read_bytes())  # no extension
+    (candidates / "NOTES").write_text("candidate list for the audit\n")
+    (candidates / "settings.json").write_text("{}")
+    ranking = _run(capsys, "identify", str(child), "--against", str(candidates), "--json")
+    assert [row["candidate"] for row in ranking["candidates"]] == [str(candidates / "base-weights")]
+    assert ranking["candidates"][0]["verdict"] == "related"
+    skipped = {Path(item["path"]).name: item["reason"] for item in ranking["skipped"]}
+    assert set(skipped) == {"NOTES", "settings.json"}
+    assert "not a recognised model file" in skipped["NOTES"] and "without weights" in skipped["settings.json"]
+    with pytest.raises(SystemExit):
+        main(["identify", str(child), "--against", str(candidates)])
+    assert "skipped NOTES: not a recognised model file" in capsys.readouterr().out

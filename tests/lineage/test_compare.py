@@ -58,7 +58,8 @@ def test_dropped_layers_are_mapped(base_fp: Fingerprint, model_factory) -> None:
     result = compare_fingerprints(_fp(model_factory(drop_layers(BASE, [0, 2, 3]))), base_fp)
     assert result["verdict"] == "related"
     assert result["layer_map"] == {"0": 0, "1": 2, "2": 3}
-    assert result["relation"] == "layers dropped" and result["direction"] == "suspect derived from base"
+    assert result["relation"] == "layers dropped" and result["direction"] == "direction not determined"
+    assert result["structure"] == ["suspect has 3 layers, base 4"]  # depth alone says nothing of direction
 
 
 def test_permuted_units_are_found_by_the_unit_sign_test(base_fp: Fingerprint, model_factory) -> None:
@@ -85,7 +86,10 @@ def test_permuted_and_sign_flipped_units_are_found_by_the_value_sign_test(
     the base's sign coins."""
     both = flip_unit_signs(permute_units(BASE, np.random.default_rng(5)), np.random.default_rng(6))
     result = compare_fingerprints(_fp(model_factory(both)), base_fp)
-    assert result["verdict"] == "related" and result["p_value_test"] == "value-signs"
+    # The residual basis is untouched, so the residual-dimension test sees it too; the value signs alone
+    # must still be decisive.
+    assert result["verdict"] == "related" and result["p_value_test"] in ("value-signs", "residual-dims")
+    assert result["value_signs"]["log10_p"] < -10
     assert result["unit_signs"]["agreement"] < 0.7
     values = result["value_signs"]
     assert values["positive_signs"] == values["matched_dimensions"] > 50
@@ -104,13 +108,28 @@ def test_permuted_heads_and_units_are_found_by_the_value_sign_test(
 
 
 def test_every_sign_and_order_symmetry_applied_is_not_claimed(base_fp: Fingerprint, model_factory) -> None:
-    """The documented blind spot: MLP units permuted and sign-flipped, value dimensions sign-flipped and
-    heads permuted leave no exact test any power, and the engine must not invent evidence."""
+    """The documented blind spot: MLP units permuted and sign-flipped, value dimensions sign-flipped,
+    heads permuted and the residual stream permuted leave no exact test any power, and the engine must
+    not invent evidence."""
     rng = np.random.default_rng(11)
     hidden = flip_unit_signs(permute_units(BASE, rng), rng)
-    everything = flip_value_signs(permute_heads(hidden, rng), rng)
+    everything = rotate_residual(flip_value_signs(permute_heads(hidden, rng), rng), rng)
     result = compare_fingerprints(_fp(model_factory(everything)), base_fp)
     assert result["verdict"] == "unrelated"
+
+
+def test_only_the_residual_basis_tells_when_every_layer_symmetry_is_applied(
+    base_fp: Fingerprint, model_factory
+) -> None:
+    """Without the residual permutation, the same model keeps its ancestor's embedding columns in place:
+    the residual-dimension test finds it at an exact p-value, and says what it saw."""
+    rng = np.random.default_rng(11)
+    everything = flip_value_signs(permute_heads(flip_unit_signs(permute_units(BASE, rng), rng), rng), rng)
+    result = compare_fingerprints(_fp(model_factory(everything)), base_fp)
+    assert result["verdict"] == "related" and result["p_value_test"] == "residual-dims"
+    residual = result["residual_dims"]
+    assert residual["fixed_points"] == residual["dimensions"] == 48 and result["log10_p"] < -50
+    assert result["paths_tried"][-1] == "residual-dims" and result["direction"] == "direction not determined"
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

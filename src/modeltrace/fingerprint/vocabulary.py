@@ -1,86 +1,86 @@
-"""Token strings of a model, by token id, from whatever the model ships.
+"""Token strings as the lineage engine sees them: one spelling across tokenizer families.
 
-Sources, in order: the weight file itself (GGUF ``tokenizer.ggml.tokens`` via the reader's
-``vocabulary()``), ``tokenizer.json`` (BPE/WordPiece/WordLevel ``model.vocab`` mapping or Unigram
-list), ``vocab.json`` and ``vocab.txt``. Only strings matter: the lineage engine matches tokens of two
-models by string, never by id. Files are parsed as data (JSON/text), never executed.
+Anchor tokens are chosen by a hash of their string and matched between two models by string, so two
+vocabularies share anchors only where they spell a token the same way. Tokenizer families do not:
+the word " the" is ``Ġthe`` in byte-level BPE (GPT-2, Llama 3, Qwen), ``▁the`` in SentencePiece
+(Llama 2, T5, Gemma) and ``the`` in WordPiece (BERT), whose word-internal pieces carry ``##`` instead.
+:func:`anchor_key` maps every family to one spelling (SentencePiece's): a word-initial piece starts
+with ``▁``, a continuation has no marker, byte-level characters are decoded to the text they stand
+for. Special tokens (``[CLS]``, ``<s>``, ``<|endoftext|>``) stay as they are. The family is read from
+the vocabulary as a whole (:func:`vocabulary_family`), never from one token.
+
+Which tokens become anchors depends on strings only, never on weights, so the normalisation cannot
+touch the validity of any test; it decides only how many anchors two models share (their power).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import re
+from collections.abc import Sequence
+from functools import cache
 
-from modeltrace.errors import FingerprintError
-
-#: Largest tokenizer file parsed (the biggest real tokenizer.json files are ~30 MB).
-MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
-#: More ids than this is not a vocabulary.
-MAX_VOCAB = 4_000_000
-
-
-def _from_mapping(mapping: Mapping[str, Any], where: Path) -> list[str]:
-    ids = [value for value in mapping.values() if isinstance(value, int) and not isinstance(value, bool)]
-    if not ids:
-        return []
-    size = max(ids) + 1
-    if size > MAX_VOCAB or min(ids) < 0:
-        raise FingerprintError(f"Cannot read the vocabulary of '{where}': token ids run to {size:,}.")
-    tokens = [""] * size
-    for token, index in mapping.items():
-        if isinstance(index, int) and not isinstance(index, bool):
-            tokens[index] = str(token)
-    return tokens
+#: SentencePiece's word-boundary marker, the canonical spelling of a leading space.
+WORD_START = "\u2581"
+_BYTE_LEVEL_SPACE = "\u0120"  # "Ġ": byte 0x20 in GPT-2's byte-to-unicode table
+_SPECIAL = re.compile(r"^(?:<[^<>]*>|\[[^\[\]]*\]|<\|.*\|>)$")
+#: Share of a vocabulary that must carry a family's marker for the family to be recognised.
+_FAMILY_SHARE = 0.05
 
 
-def _load_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_TOKENIZER_BYTES:
-        raise FingerprintError(f"Cannot read '{path}': over {MAX_TOKENIZER_BYTES:,} bytes.")
+@cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's reversible byte -> printable character table, inverted (character -> byte)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    characters = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            characters.append(256 + extra)
+            extra += 1
+    return {chr(char): byte for byte, char in zip(printable, characters, strict=True)}
+
+
+def vocabulary_family(tokens: Sequence[str] | None) -> str:
+    """``byte-level``, ``sentencepiece``, ``wordpiece`` or ``plain``, from the markers the tokens carry."""
+    if not tokens:
+        return "plain"
+    counts = {
+        "byte-level": sum(token.startswith(_BYTE_LEVEL_SPACE) for token in tokens),
+        "sentencepiece": sum(token.startswith(WORD_START) for token in tokens),
+        "wordpiece": sum(token.startswith("##") and len(token) > 2 for token in tokens),
+    }
+    family, count = max(counts.items(), key=lambda item: item[1])
+    return family if count >= _FAMILY_SHARE * len(tokens) else "plain"
+
+
+def _decode_byte_level(token: str) -> str:
+    decoder = _byte_decoder()
+    if not all(char in decoder for char in token):
+        return token  # added tokens are stored as plain text
+    data = bytes(decoder[char] for char in token)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, 5,000-digit ints
-        raise FingerprintError(f"Cannot read '{path}': not valid JSON ({str(error)[:200]}).") from error
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return token  # a fragment of a multi-byte character: keep the byte-level spelling (unique)
 
 
-def from_tokenizer_json(path: Path) -> list[str]:
-    data = _load_json(path)
-    model = data.get("model") if isinstance(data, dict) else None
-    vocab = model.get("vocab") if isinstance(model, dict) else None
-    if isinstance(vocab, dict):
-        tokens = _from_mapping(vocab, path)
-    elif isinstance(vocab, list):  # Unigram: [[piece, score], ...] in id order
-        tokens = [str(item[0]) if isinstance(item, list) and item else "" for item in vocab[:MAX_VOCAB]]
-    else:
-        return []
-    for added in data.get("added_tokens") or []:
-        if isinstance(added, dict) and isinstance(added.get("id"), int) and 0 <= added["id"] < MAX_VOCAB:
-            while len(tokens) <= added["id"]:
-                tokens.append("")
-            tokens[added["id"]] = str(added.get("content", ""))
-    return tokens
+def anchor_key(token: str, family: str) -> str:
+    """The family-independent spelling of ``token`` (see the module doc)."""
+    if family == "plain" or _SPECIAL.match(token):
+        return token
+    if family == "wordpiece":
+        return token[2:] if token.startswith("##") and len(token) > 2 else WORD_START + token
+    if family == "byte-level":
+        token = _decode_byte_level(token)
+    return token.replace(" ", WORD_START)
 
 
-def from_files(files: Mapping[str, Path]) -> tuple[list[str] | None, str | None]:
-    """``(tokens, file name)`` from a model folder's tokenizer files, or ``(None, None)``."""
-    if "tokenizer.json" in files:
-        tokens = from_tokenizer_json(files["tokenizer.json"])
-        if tokens:
-            return tokens, "tokenizer.json"
-    if "vocab.json" in files:
-        data = _load_json(files["vocab.json"])
-        if isinstance(data, dict) and (tokens := _from_mapping(data, files["vocab.json"])):
-            return tokens, "vocab.json"
-    if "vocab.txt" in files:
-        path = files["vocab.txt"]
-        if path.stat().st_size <= MAX_TOKENIZER_BYTES:
-            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            return lines[:MAX_VOCAB], "vocab.txt"
-    return None, None
+def anchor_keys(tokens: Sequence[str]) -> list[str]:
+    """:func:`anchor_key` of every token, the family read from ``tokens`` as a whole."""
+    family = vocabulary_family(tokens)
+    return [anchor_key(token, family) for token in tokens]
 
 
 def digest(tokens: list[str] | None) -> str | None:

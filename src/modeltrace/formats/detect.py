@@ -71,9 +71,30 @@ def sniff_file(path: Path) -> str:
         return "pytorch"
     if name.endswith(".gguf"):
         return "gguf"  # named .gguf but wrong magic: let the reader say what is wrong
+    by_content = _sniff_content(head)
+    if by_content is not None:
+        return by_content
     raise UnsupportedFormatError(
         path, "not a recognised model file (expected .safetensors, .bin/.pt, .gguf, .onnx or config.json)"
     )
+
+
+#: ONNX ModelProto fields that may follow ``ir_version`` (field 1): producer name/version, domain,
+#: model version, doc string, graph, opset imports. Their protobuf tags are one byte each.
+_ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42})
+
+
+def _sniff_content(head: bytes) -> str | None:
+    """The format of a file whose name says nothing, from its first bytes (the readers then validate).
+
+    safetensors: an 8-byte little-endian header length, then the JSON header's ``{``. ONNX has no magic;
+    a serialised ModelProto opens with ``ir_version`` (tag 0x08, a small varint) and another model field.
+    """
+    if len(head) >= 10 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 1 << 32:
+        return "safetensors"
+    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in _ONNX_NEXT_TAGS:
+        return "onnx"
+    return None
 
 
 def _weights_in_folder(folder: Path) -> tuple[str, Path, list[Path] | None] | None:

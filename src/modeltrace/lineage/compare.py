@@ -31,6 +31,7 @@ from modeltrace.lineage.features import (
 )
 from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
+from modeltrace.lineage.residual import residual_test
 
 #: Fewer shared anchor tokens than this leaves too little shared structure to test.
 MIN_SHARED_ANCHORS = 16
@@ -200,6 +201,32 @@ def _inconclusive(reason: str, suspect: Fingerprint, base: Fingerprint) -> dict[
     }
 
 
+def _why_no_test(suspect: Fingerprint, base: Fingerprint, roles_named: bool) -> str:
+    """The inconclusive message: which of the four tests could not run, and what each was missing."""
+    missing = []
+    same_units = {(b.units, len(b.unit_rows)) for b in suspect.blocks} & {
+        (b.units, len(b.unit_rows)) for b in base.blocks
+    }
+    if not same_units:
+        missing.append("fixed-point test: no MLP layer of the same width on both sides")
+    gated = all(b.gate is not None for b in suspect.blocks + base.blocks)
+    if not gated:
+        missing.append("unit-sign test: needs gated MLPs on both sides")
+    elif not roles_named:
+        missing.append("unit-sign test: up and gate projections not known by name")
+    if not suspect.attention or not base.attention:
+        side = " and ".join(fp.name for fp in (suspect, base) if not fp.attention)
+        missing.append(f"value-sign test: no attention value projection found in {side}")
+    if suspect.residual is None or base.residual is None:
+        missing.append("residual-dimension test: a fingerprint older than format 3")
+    elif suspect.residual.hidden != base.residual.hidden:
+        sizes = f"{suspect.residual.hidden} vs {base.residual.hidden}"
+        missing.append(f"residual-dimension test: hidden sizes differ ({sizes})")
+    else:
+        missing.append("residual-dimension test: too few live residual dimensions")
+    return "no lineage test could run (" + "; ".join(missing) + ")"
+
+
 def compare_fingerprints(
     suspect: Fingerprint,
     base: Fingerprint,
@@ -248,24 +275,20 @@ def compare_fingerprints(
         )
         signs = sign_test(*parts, sign_pairs, u)
     values = _value_signs(suspect, base, frame_s, frame_b, pairs, similarity)
-    if exact is None and signs is None and values is None:
-        return _inconclusive(
-            "no layer pair holds the same units, the unit-sign test needs gated MLPs whose up and gate "
-            "projections are known by name, and the value-sign test attention value projections known by "
-            "name; compare with --full or against the full models",
-            suspect,
-            base,
-        )
+    residual = residual_test(suspect, base, shared)
+    if exact is None and signs is None and values is None and residual is None:
+        return _inconclusive(_why_no_test(suspect, base, roles_named), suspect, base)
     candidates = (
         ([("unit-signs", signs.log_p)] if signs else [])
         + ([("value-signs", values.log_p)] if values else [])
         + ([("fixed-points", exact.log_p)] if exact else [])
+        + ([("residual-dims", residual.log_p)] if residual else [])
     )
     test, best_log_p = min(candidates, key=lambda item: item[1])
     log_p = min(0.0, best_log_p + math.log(len(candidates)))  # Bonferroni over the paths tried
     same = _same_weights(suspect, base)
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
-    relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha, values)
+    relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha, values, residual)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
     return {
         "verdict": verdict,
@@ -279,6 +302,7 @@ def compare_fingerprints(
         "relations": relation["relations"],
         "direction": relation["direction"],
         "direction_evidence": relation["direction_evidence"],
+        "structure": relation["structure"],
         "layer_map": relation["layer_map"],
         "block_map": [
             {
@@ -293,6 +317,7 @@ def compare_fingerprints(
             "sign_agreement": None if signs is None else signs.agreement,
             "value_sign_agreement": None if values is None else values.agreement,
             "diagonal_cosine": exact.matched_cosine if exact else None,
+            "residual_diagonal_cosine": None if residual is None else residual.matched_cosine,
         },
         "exact": None
         if exact is None
@@ -304,6 +329,7 @@ def compare_fingerprints(
         },
         "unit_signs": _sign_json(signs, "matched_units", "per_block"),
         "value_signs": _sign_json(values, "matched_dimensions", "per_layer"),
+        "residual_dims": None if residual is None else residual.as_dict(),
         "similarity_matrix": {
             "suspect_blocks": [b.label for b in suspect.blocks],
             "base_blocks": [b.label for b in base.blocks],
