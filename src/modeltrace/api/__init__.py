@@ -57,6 +57,7 @@ from modeltrace.api._probe import (
     tokenizer_library,
 )
 from modeltrace.api._registry import (
+    create_service,
     open_registry,
     registry_add,
     registry_add_upload,
@@ -68,6 +69,7 @@ from modeltrace.api._registry import (
     registry_remove,
     registry_show,
     registry_url,
+    serve,
     token_create,
     token_namespace,
 )
@@ -95,6 +97,7 @@ __all__ = [
     "build_zoo",
     "check_license",
     "compare",
+    "create_service",
     "demo_zoo_members",
     "digest",
     "fingerprint",
@@ -129,6 +132,7 @@ __all__ = [
     "registry_url",
     "remove_tokenizer",
     "run_zoo_pairs",
+    "serve",
     "show_license",
     "token_create",
     "token_namespace",

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -252,6 +253,7 @@ def _attach_label(arrival: Arrival, path: Path) -> None:
 
 _FINGERPRINTS: OrderedDict[str, Fingerprint] = OrderedDict()
 _CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()  # the service calls in from many threads
 
 
 def _load_fingerprint_bytes(data: bytes) -> Fingerprint:
@@ -259,24 +261,31 @@ def _load_fingerprint_bytes(data: bytes) -> Fingerprint:
     from modeltrace.fingerprint.model import load_fingerprint
 
     key = hashlib.sha256(data).hexdigest()
-    if key in _FINGERPRINTS:
-        _FINGERPRINTS.move_to_end(key)
-        return _FINGERPRINTS[key]
+    cached = _cached(key)
+    if cached is not None:
+        return cached
     with tempfile.TemporaryDirectory(prefix="modeltrace-fp-") as folder:
         path = Path(folder) / "fingerprint.mtfp"
         path.write_bytes(data)
         fp = load_fingerprint(path)
-    _FINGERPRINTS[key] = fp
-    if len(_FINGERPRINTS) > _CACHE_SIZE:
-        _FINGERPRINTS.popitem(last=False)
+    with _CACHE_LOCK:
+        _FINGERPRINTS[key] = fp
+        if len(_FINGERPRINTS) > _CACHE_SIZE:
+            _FINGERPRINTS.popitem(last=False)
     return fp
 
 
+def _cached(digest: str) -> Fingerprint | None:
+    with _CACHE_LOCK:
+        found = _FINGERPRINTS.get(digest)
+        if found is not None:
+            _FINGERPRINTS.move_to_end(digest)
+        return found
+
+
 def _stored_fingerprint(store: Registry, digest: str) -> Fingerprint:
-    if digest in _FINGERPRINTS:
-        _FINGERPRINTS.move_to_end(digest)
-        return _FINGERPRINTS[digest]
-    return _load_fingerprint_bytes(store.fingerprint(digest))
+    cached = _cached(digest)
+    return cached if cached is not None else _load_fingerprint_bytes(store.fingerprint(digest))
 
 
 def _rank(
@@ -403,7 +412,7 @@ def registry_identify(
         models = store.fingerprinted_models()
         if not models:
             raise RegistryError(
-                f"The registry at {store.where} holds no fingerprinted models: "
+                "The registry holds no fingerprinted models: "
                 "add some with `modeltrace registry add`, or pass --against."
             )
         candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in models]
@@ -422,7 +431,7 @@ def registry_identify(
     ]  # fmt: skip
     closest = next((row["candidate"] for row in rows if row["verdict"] in ("same-weights", "related")), None)
     return {"suspect": fp.name, "candidates": rows, "closest_ancestor": closest, "correction": "Holm",
-            "alpha": level, "registry": store.where}  # fmt: skip
+            "alpha": level}  # fmt: skip
 
 
 # --- reading and removing ------------------------------------------------------------------------
@@ -513,9 +522,10 @@ def registry_license_check(
     monthly_revenue: float = 0,
     db: str | None = None,
     registry: Registry | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
     """The licence obligations of a deployment over a registered model's ancestry (declared and
-    detected bases, with the licences the registry knows); the result is stored."""
+    detected bases, with the licences the registry knows); stored in the registry when ``record``."""
     from modeltrace.api._licenses import check_license
 
     store, owned = _registry(registry, db)
@@ -534,7 +544,8 @@ def registry_license_check(
                 monthly_revenue=monthly_revenue,
             ).as_dict()
         profile = {"use": use, "distribution": distribution, "mau": mau, "monthly_revenue": monthly_revenue}
-        store.record_license(model["id"], profile, report)
+        if record:
+            store.record_license(model["id"], profile, report)
         return {"model": model["name"], "model_id": model["id"], "profile": profile, "report": report}
     finally:
         if owned:
@@ -569,3 +580,30 @@ def _licence_relation(relation: str | None) -> str:
         return normalize_relation(relation or "finetune", "registry")
     except LicenseError:
         return "finetune"
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+def create_service(db: str | None = None, *, private_reads: bool | None = None) -> Any:
+    """The registry service as an ASGI application (FastAPI); see docs/registry.md."""
+    from modeltrace.service import Settings, create_app
+
+    return create_app(Settings.from_env(db=db, private_reads=private_reads))
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    db: str | None = None,
+    private_reads: bool | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the registry service with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_service(db, private_reads=private_reads)
+    # Access logs carry method, path and status only: tokens travel in headers, never in URLs.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True,
+                forwarded_allow_ips="127.0.0.1")  # fmt: skip

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modeltrace.errors import RegistryError
+from modeltrace.errors import RegistryConflictError, RegistryError, RegistryNotFoundError
 from modeltrace.registry import migrate
 from modeltrace.registry.db import create_registry_engine, redacted, resolve_url
 from modeltrace.registry.graph import LineageGraph
@@ -70,7 +70,7 @@ class Registry:
             # A concurrent add of the same digest won the race: the model is there now.
             existing = self._find_by_digest(arrival.digest)
             if existing is None:
-                raise RegistryError(
+                raise RegistryConflictError(
                     f"Model name '{arrival.namespace}/{arrival.name}' is already taken by another model."
                 ) from None
             return self._add(arrival)
@@ -86,7 +86,7 @@ class Registry:
                     )
                 ).first()
                 if clash is not None:
-                    raise RegistryError(
+                    raise RegistryConflictError(
                         f"Model name '{arrival.namespace}/{arrival.name}' is already taken by another model "
                         f"(digest {clash.digest[:16]}...); choose another with --name."
                     )
@@ -223,7 +223,7 @@ class Registry:
     def _resolve(self, session: Session, ref: str | int) -> ModelRow:
         """A model by id, ``namespace/name`` or a name unique across namespaces."""
         text = str(ref).strip()
-        if isinstance(ref, int) or text.isdigit():
+        if (isinstance(ref, int) or text.isdigit()) and 0 < int(text) < 2**31:
             row = session.get(ModelRow, int(text))
             if row is not None:
                 return row
@@ -240,10 +240,8 @@ class Registry:
             return rows[0]
         if len(rows) > 1:
             names = ", ".join(f"{r.namespace}/{r.name}" for r in rows)
-            raise RegistryError(f"'{text}' names several models ({names}); say NAMESPACE/NAME.")
-        raise RegistryError(
-            f"No model '{text}' in the registry ({self.where}); see `modeltrace registry ls`."
-        )
+            raise RegistryConflictError(f"'{text}' names several models ({names}); say NAMESPACE/NAME.")
+        raise RegistryNotFoundError(f"No model '{text}' in the registry; see `modeltrace registry ls`.")
 
     def model_id(self, ref: str | int) -> int:
         with self._sessions() as session:
@@ -277,7 +275,7 @@ class Registry:
         with self._sessions() as session:
             row = session.get(FingerprintRow, digest)
             if row is None:
-                raise RegistryError(f"No fingerprint {digest[:16]}... in the registry.")
+                raise RegistryNotFoundError(f"No fingerprint {digest[:16]}... in the registry.")
             return row.data
 
     def fingerprinted_models(self) -> list[dict[str, Any]]:
@@ -294,9 +292,9 @@ class Registry:
 
     def detected_edge(self, edge_id: int) -> dict[str, Any]:
         with self._sessions() as session:
-            edge = session.get(DetectedEdgeRow, edge_id)
+            edge = session.get(DetectedEdgeRow, edge_id) if 0 < edge_id < 2**31 else None
             if edge is None:
-                raise RegistryError(f"No detected edge {edge_id}.")
+                raise RegistryNotFoundError(f"No detected edge {edge_id}.")
             names = {row.id: row.name for row in session.scalars(select(ModelRow).where(
                 ModelRow.id.in_([edge.suspect_id, edge.base_id])))}  # fmt: skip
             return {**_detected_dict(edge, names), "evidence": edge.evidence}
