@@ -112,6 +112,7 @@ def test_private_reads(db_url: str) -> None:
     with TestClient(api.create_service(db_url, private_reads=True)) as private:
         assert private.get("/api/models").status_code == 401
         assert private.get("/api/models", headers=_token(private, "lab")).status_code == 200
+        assert private.get("/").status_code == 401
 
 
 def test_tokens_and_hostile_names_in_json(client: TestClient, fingerprints: dict[str, bytes]) -> None:
@@ -123,3 +124,15 @@ def test_tokens_and_hostile_names_in_json(client: TestClient, fingerprints: dict
         "/api/models", "/api/models/{model_id}", "/api/models/{model_id}/lineage", "/api/identify",
         "/api/license/check",
     }  # fmt: skip
+
+
+def test_pages_escape_hostile_names(client: TestClient, fingerprints: dict[str, bytes]) -> None:
+    headers = _token(client, "lab")
+    hostile = "<script>alert(1)</script>"
+    _upload(client, headers, fingerprints["base"], "base")
+    model = _upload(client, headers, fingerprints["child"], hostile)["model"]
+    for page in (client.get("/"), client.get(f"/models/{model['id']}")):
+        assert page.status_code == 200
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and hostile not in page.text
+    assert client.get("/models/999999").status_code == 404
+    assert "<svg" in client.get(f"/models/{model['id']}").text

@@ -63,6 +63,7 @@ def registry_add(
     registry: Registry | None = None,
     declared_bases: list[tuple[str, str | None]] | None = None,
     from_scratch: bool | None = None,
+    license: str | None = None,
     detect: bool = True,
     alpha: float | None = None,
 ) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def registry_add(
 
     Returns ``{"model": ..., "created": bool, "detected": [...]}``; ``detected`` lists the edges the
     lineage engine found against the models registered before. ``declared_bases`` adds declared
-    (name, relation) claims beside those read from the label, model card or GGUF metadata.
+    (name, relation) claims beside those read from the label, model card or GGUF metadata;
+    ``from_scratch`` and ``license`` state those claims when nothing on file does.
     """
     from modeltrace.registry.records import DeclaredBase
     from modeltrace.registry.tokens import check_namespace
@@ -84,6 +86,8 @@ def registry_add(
         arrival.declared.append(DeclaredBase(base, relation, "registry add"))
     if from_scratch is not None:
         arrival.from_scratch = from_scratch
+    if license is not None:
+        arrival.license = license
     store, owned = _registry(registry, db)
     try:
         return _register(store, arrival, detect=detect, alpha=alpha)
@@ -242,7 +246,13 @@ def _attach_label(arrival: Arrival, path: Path) -> None:
     arrival.label = raw if isinstance(raw, dict) else dict(label)
     arrival.label_signed = isinstance(raw, dict) and ("payload" in raw or "dsseEnvelope" in raw)
     arrival.label_summary = label_summary(label)
-    arrival.license = arrival.license or (label.get("license") or {}).get("id")
+    licence = label.get("license") or {}
+    # The licence engine knows ids like ``llama3.1`` or ``kimi-k2.5`` that SPDX writes as LicenseRef-...
+    spdx = licence.get("id")
+    as_declared = (
+        spdx if spdx and not str(spdx).startswith("LicenseRef-") else licence.get("declared_as") or spdx
+    )
+    arrival.license = arrival.license or as_declared
     if label.get("from_scratch"):
         arrival.from_scratch = True
     for base in label.get("base_models") or []:
