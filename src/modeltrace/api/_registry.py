@@ -366,6 +366,7 @@ def _detect(store: Registry, model: dict[str, Any], alpha: float | None) -> list
                 modeltrace_version=modeltrace.__version__,
             )
         )
+    _mark_closest(detections, model["id"])
     store.record_detections(detections)
     names = {model["id"]: model["name"], **{m["id"]: m["name"] for m in others}}
     return [
@@ -374,6 +375,25 @@ def _detect(store: Registry, model: dict[str, Any], alpha: float | None) -> list
          "direction": d.evidence["edge_direction"]}
         for d in detections
     ]  # fmt: skip
+
+
+def _mark_closest(detections: list[Any], newcomer: int) -> None:
+    """Mark the newcomer's closest relative among its detected bases: the highest mean similarity of
+    mapped layers (then the smaller p). Derivatives of one base are all related to each other, and
+    a derivative is nearer its parent than its siblings, so this edge is the one the tree follows.
+    Edges where an earlier model derives from the newcomer (as declared or shown by the weights)
+    are that model's own claim and are kept as closest too."""
+    own = [d for d in detections if d.suspect_id == newcomer]
+    for found in detections:
+        found.closest = found.suspect_id != newcomer
+    if own:
+        best = max(own, key=lambda d: (_similarity(d), -(d.log10_p or 0.0)))
+        best.closest = True
+
+
+def _similarity(found: Any) -> float:
+    value = ((found.evidence or {}).get("effect_size") or {}).get("mapped_similarity")
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _direction(

@@ -2,11 +2,14 @@
 
 Declared edges name a base as written (``meta-llama/Llama-3-8B``, ``../base``); they are matched to
 registered models by name (same namespace first), ``namespace/name`` or the last path part.
-Detected edges always join two registered models. A conflict is where the two disagree:
+Detected edges always join two registered models. Every derivative of one base is related to every
+other, so the tree follows each model's *closest* detected base (highest similarity, marked when it
+was detected); all detected edges count as support for a declared base. A conflict is where
+declared and detected lineage disagree:
 
 * ``declared-from-scratch``: "declared from scratch, detected derived from X";
 * ``declared-base-mismatch``: "declared base A, detected B" (no declared base was detected);
-* ``undeclared-base``: a detected base nothing declares.
+* ``undeclared-base``: "undeclared base X": nothing declared, a base detected.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class LineageGraph:
             ("declared", edge["base_id"], edge) for edge in self.declared if edge["model_id"] == model_id
         ]
         found += [
-            ("detected", edge["base_id"], edge) for edge in self.detected if edge["suspect_id"] == model_id
+            ("detected", edge["base_id"], edge)
+            for edge in self.detected
+            if edge["suspect_id"] == model_id and edge.get("closest", True)
         ]
         return found
 
@@ -75,22 +80,24 @@ class LineageGraph:
         model = self.models[model_id]
         declared = [e for e in self.declared if e["model_id"] == model_id]
         detected = [e for e in self.detected if e["suspect_id"] == model_id]
+        closest = [e for e in detected if e.get("closest", True)] or detected
         declared_ids = {e["base_id"] for e in declared if e["base_id"] is not None}
-        found = []
-        for edge in detected:
-            if edge["base_id"] in declared_ids:
-                continue
-            base = edge["base"]
-            if model["from_scratch"]:
-                kind, text = "declared-from-scratch", f"declared from scratch, detected derived from {base}"
-            elif declared and not any(e["base_id"] in {d["base_id"] for d in detected} for e in declared):
-                names = ", ".join(e["base"] for e in declared)
-                kind, text = "declared-base-mismatch", f"declared base {names}, detected {base}"
-            else:
-                kind, text = "undeclared-base", f"undeclared base {base}"
-            found.append({"model": model["name"], "model_id": model_id, "kind": kind, "base": base,
-                          "base_id": edge["base_id"], "message": text})  # fmt: skip
-        return found
+        if not detected:
+            return []
+        if model["from_scratch"]:
+            kind, prefix = "declared-from-scratch", "declared from scratch, detected derived from "
+        elif not declared:
+            kind, prefix = "undeclared-base", "undeclared base "
+        elif not declared_ids & {e["base_id"] for e in detected}:
+            names = ", ".join(e["base"] for e in declared)
+            kind, prefix = "declared-base-mismatch", f"declared base {names}, detected "
+        else:
+            return []  # a declared base is confirmed by the weights
+        return [
+            {"model": model["name"], "model_id": model_id, "kind": kind, "base": edge["base"],
+             "base_id": edge["base_id"], "message": prefix + edge["base"]}
+            for edge in closest
+        ]  # fmt: skip
 
     def lineage(self, model_id: int) -> dict[str, Any]:
         """What ``modeltrace lineage NAME --json`` prints (keys: model, declared, detected,
@@ -118,15 +125,20 @@ class LineageGraph:
             "declared": declared,
             "detected": detected,
             "conflicts": conflicts,
-            "tree": self._tree(model_id, (), 0),
+            "tree": self._tree(model_id, (), 0, set()),
             "descendants": descendants,
             "nodes": [{"id": i, "name": names[i], "namespace": self.models[i]["namespace"]} for i in members],
         }
 
-    def _tree(self, model_id: int, path: tuple[int, ...], depth: int) -> dict[str, Any]:
+    def _tree(self, model_id: int, path: tuple[int, ...], depth: int, expanded: set[int]) -> dict[str, Any]:
+        """The ancestry as a tree; a model reached twice is expanded once (``shown_above`` after)."""
         node: dict[str, Any] = {"model": self.models[model_id]["name"], "model_id": model_id, "bases": []}
         if depth >= MAX_TREE_DEPTH:
             return node
+        if model_id in expanded:
+            node["shown_above"] = True
+            return node
+        expanded.add(model_id)
         unregistered_seen: set[str] = set()
         for kind, base_id, edge in self.parents(model_id):
             entry: dict[str, Any] = {"kind": kind, "relation": edge.get("relation")}
@@ -142,6 +154,6 @@ class LineageGraph:
                 entry["node"] = {"model": self.models[base_id]["name"], "model_id": base_id, "cycle": True,
                                  "bases": []}  # fmt: skip
             else:
-                entry["node"] = self._tree(base_id, (*path, model_id), depth + 1)
+                entry["node"] = self._tree(base_id, (*path, model_id), depth + 1, expanded)
             node["bases"].append(entry)
         return node

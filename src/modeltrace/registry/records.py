@@ -52,6 +52,7 @@ class Detection:
     suspect_fingerprint: str
     base_fingerprint: str
     modeltrace_version: str
+    closest: bool = False
 
 
 def json_safe(value: Any) -> Any:

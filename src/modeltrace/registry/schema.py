@@ -1,6 +1,7 @@
 """The registry's tables (SQLAlchemy 2 declarative). Changing them needs a new migration.
 
-``tests/registry/test_migrations.py`` checks that the migrations build exactly these tables.
+``test_migrations_build_the_declared_schema`` (tests/registry/test_store.py) checks that the
+migrations build exactly these tables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -104,6 +106,8 @@ class DetectedEdgeRow(Base):
     suspect_fingerprint: Mapped[str] = mapped_column(String(64))
     base_fingerprint: Mapped[str] = mapped_column(String(64))
     modeltrace_version: Mapped[str] = mapped_column(String(50))
+    #: The suspect's closest relative among its detected bases (migration 0002): the edge the tree draws.
+    closest: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

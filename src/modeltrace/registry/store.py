@@ -174,6 +174,7 @@ class Registry:
                         suspect_fingerprint=found.suspect_fingerprint,
                         base_fingerprint=found.base_fingerprint,
                         modeltrace_version=found.modeltrace_version,
+                        closest=found.closest,
                     )
                 )
         return len(detections)
@@ -378,4 +379,5 @@ def _detected_dict(edge: DetectedEdgeRow, names: dict[int, str]) -> dict[str, An
         "layer_map": edge.layer_map,
         "fingerprints": {"suspect": edge.suspect_fingerprint, "base": edge.base_fingerprint},
         "modeltrace_version": edge.modeltrace_version,
+        "closest": edge.closest,
     }
