@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lineage"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import fine_tune, make_params, write_model
 

@@ -7,15 +7,11 @@ browser is not installed (outside CI; .ci/run installs it with apt-get).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from serverproc import free_port, start_server
 
 from modeltrace import api
 
@@ -32,31 +28,6 @@ def _require_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(reason + ": .ci/run must install it")
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(db: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``modeltrace serve`` in a child process, returned once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modeltrace", "serve", "--port", str(port), "--db", db],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not start within 60 s")
 
 
 @pytest.fixture(scope="module")
