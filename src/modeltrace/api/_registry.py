@@ -372,7 +372,7 @@ def _detect(store: Registry, model: dict[str, Any], alpha: float | None) -> list
     return [
         {"suspect": names[d.suspect_id], "base": names[d.base_id], "verdict": d.verdict, "p_value": d.p_value,
          "log10_p": d.log10_p, "test": d.test, "relation": d.relation,
-         "direction": d.evidence["edge_direction"]}
+         "direction": d.evidence["edge_direction"], "closest": d.closest}
         for d in detections
     ]  # fmt: skip
 

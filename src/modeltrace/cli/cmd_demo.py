@@ -115,8 +115,12 @@ def _registry_demo(directory: Path) -> None:
                 else (True if entry["transform"] == "base" else None),
             )
             state = "added" if result["created"] else "known"
-            found = ", ".join(edge["base"] for edge in result["detected"] if edge["suspect"] == entry["name"])
-            console.print(f"{state:<6} {entry['name']:<40} detected bases: {found or '-'}", markup=False)
+            own = [edge for edge in result["detected"] if edge["suspect"] == entry["name"]]
+            closest = next((edge["base"] for edge in own if edge["closest"]), "-")
+            others = f" (+{len(own) - 1} more related)" if len(own) > 1 else ""
+            console.print(
+                f"{state:<6} {entry['name']:<38} closest detected base: {closest}{others}", markup=False
+            )
         conflicts = [c for m in api.registry_list(registry=registry, limit=500)["models"]
                      for c in api.registry_lineage(m["id"], registry=registry)["conflicts"]
                      if c["model_id"] == m["id"]]  # fmt: skip
