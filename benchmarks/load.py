@@ -73,8 +73,9 @@ async def _client(index: int, base: str, token: str, template: dict, until: floa
             try:
                 if rng.random() < stats["write_fraction"]:
                     key = f"load-{index}-{count}"
+                    upload = {"label": ("l.json", _label(template, key))}
                     response = await client.post("/api/models", headers=headers, data={"namespace": "load"},
-                                                 files={"label": ("l.json", _label(template, key))})  # fmt: skip
+                                                 files=upload)  # fmt: skip
                     if response.status_code == 201:
                         stats["acknowledged"].append((key, response.json()["model"]["id"]))
                 elif rng.random() < 0.5 or not stats["acknowledged"]:
@@ -140,10 +141,11 @@ def main() -> None:
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
     backend = "postgresql" if db.startswith("postgres") else "sqlite"
     print(
-        f"| backend | clients | seconds | requests | req/s | p50 ms | p99 ms | errors | writes acked | lost writes |"
+        "| backend | clients | seconds | requests | req/s | p50 ms | p99 ms | errors | writes acked | lost writes |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {backend} | {clients} | {elapsed:.0f} | {len(latencies)} | {len(latencies) / elapsed:.1f} | {p50:.0f} | "
+    rate = len(latencies) / elapsed
+    print(f"| {backend} | {clients} | {elapsed:.0f} | {len(latencies)} | {rate:.1f} | {p50:.0f} | "
           f"{p99:.0f} | {stats['errors']} | {len(stats['acknowledged'])} | {lost} |")  # fmt: skip
 
 
