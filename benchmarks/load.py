@@ -140,9 +140,9 @@ def main() -> None:
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
     backend = "postgresql" if db.startswith("postgres") else "sqlite"
-    print(
-        "| backend | clients | seconds | requests | req/s | p50 ms | p99 ms | errors | writes acked | lost writes |"
-    )
+    columns = ("backend", "clients", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "errors",
+               "writes acked", "lost writes")  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rate = len(latencies) / elapsed
     print(f"| {backend} | {clients} | {elapsed:.0f} | {len(latencies)} | {rate:.1f} | {p50:.0f} | "
