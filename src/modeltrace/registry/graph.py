@@ -117,7 +117,7 @@ class LineageGraph:
             for e in self.declared if e["base_id"] == model_id
         ] + [
             {"model": e["suspect"], "model_id": e["suspect_id"], "kind": "detected"}
-            for e in self.detected if e["base_id"] == model_id
+            for e in self.detected if e["base_id"] == model_id and e.get("closest", True)
         ]  # fmt: skip
         return {
             "model": names[model_id],

@@ -74,7 +74,8 @@ def model_page(
     except RegistryNotFoundError as error:
         return _page("error.html", 404, status="404 Not Found", message=str(error))
     lineage = api.registry_lineage(model_id, registry=store)
-    edges = [_edge_view(edge["id"], store) for edge in model["detected"]]
+    ordered = sorted(model["detected"], key=lambda edge: (not edge.get("closest"), edge["id"]))
+    edges = [_edge_view(edge["id"], store) for edge in ordered]
     profile = {"use": use or "commercial", "distribution": distribution, "mau": mau,
                "monthly_revenue": monthly_revenue}  # fmt: skip
     licence, licence_error = None, None
