@@ -47,7 +47,8 @@ def demo(
         _lineage_demo(zoo.parent / "lineage-zoo", rebuild)
     _license_demo(zoo)
     if lineage:
-        _registry_demo(zoo.parent / "lineage-zoo")
+        # With --home the registry lives there too; otherwise $MODELTRACE_DB or MODELTRACE_HOME's.
+        _registry_demo(zoo.parent / "lineage-zoo", None if home is None else str(home / "registry.sqlite"))
 
 
 def _lineage_demo(directory: Path, rebuild: bool) -> None:
@@ -92,14 +93,13 @@ _FALSE_CLAIMS = {
 }
 
 
-def _registry_demo(directory: Path) -> None:
+def _registry_demo(directory: Path, db: str | None = None) -> None:
     console.rule("[bold]4. registry[/]: the zoo in the lineage registry, declared and detected")
     try:
         manifest = api.load_zoo_manifest(directory)
     except ModeltraceError as error:
         console.print(f"[yellow]skipped:[/] {error}")
         return
-    db = None  # $MODELTRACE_DB, else registry.sqlite under MODELTRACE_HOME
     console.print(f"registry: {api.registry_url(db)}")
     with api.open_registry(db) as registry:
         for entry in manifest["models"]:
@@ -128,4 +128,6 @@ def _registry_demo(directory: Path) -> None:
     for conflict in conflicts:
         console.print(f"  {conflict['model']}: {conflict['message']}", markup=False)
     console.print("Serve the registry (web UI and REST API) with:")
-    console.print("modeltrace serve --port 8080", markup=False)
+    console.print(
+        "modeltrace serve --port 8080" + (f" --db {db}" if db else ""), markup=False, soft_wrap=True
+    )
