@@ -62,7 +62,6 @@ from modeltrace.api._registry import (
     registry_add,
     registry_add_upload,
     registry_edge,
-    registry_identify,
     registry_license_check,
     registry_lineage,
     registry_list,
@@ -73,6 +72,7 @@ from modeltrace.api._registry import (
     token_create,
     token_namespace,
 )
+from modeltrace.api._registry_detect import registry_identify
 from modeltrace.api._zoo import (
     build_zoo,
     load_zoo_manifest,
