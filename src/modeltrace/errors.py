@@ -169,6 +169,14 @@ class RegistryError(ModeltraceError):
     exit_code = 3
 
 
+class RegistryNotFoundError(RegistryError, LookupError):
+    """No registered model (or edge, or fingerprint) answers to the name or id given."""
+
+
+class RegistryConflictError(RegistryError):
+    """The write clashes with what is registered (e.g. a name taken by another model)."""
+
+
 class UsageError(ModeltraceError, ValueError):
     """The caller asked for something inconsistent (bad option combination, missing input)."""
 

@@ -54,6 +54,23 @@ _FACADES: dict[str, tuple[str, ...]] = {
     ),
     "_models": ("build_demo_zoo", "demo_zoo_members", "inspect", "symlink_policy"),
     "_probe": ("add_tokenizer", "probe", "probe_set", "remove_tokenizer", "tokenizer_library"),
+    "_registry": (
+        "create_service",
+        "open_registry",
+        "registry_add",
+        "registry_add_upload",
+        "registry_edge",
+        "registry_license_check",
+        "registry_lineage",
+        "registry_list",
+        "registry_remove",
+        "registry_show",
+        "registry_url",
+        "serve",
+        "token_create",
+        "token_namespace",
+    ),
+    "_registry_detect": ("registry_identify",),
     "_zoo": ("build_zoo", "load_zoo_manifest", "run_zoo_pairs", "zoo_accuracy"),
 }
 _MODULE_OF = {name: module for module, names in _FACADES.items() for name in names}
@@ -109,4 +126,21 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     )
     from modeltrace.api._models import build_demo_zoo, demo_zoo_members, inspect, symlink_policy
     from modeltrace.api._probe import add_tokenizer, probe, probe_set, remove_tokenizer, tokenizer_library
+    from modeltrace.api._registry import (
+        create_service,
+        open_registry,
+        registry_add,
+        registry_add_upload,
+        registry_edge,
+        registry_license_check,
+        registry_lineage,
+        registry_list,
+        registry_remove,
+        registry_show,
+        registry_url,
+        serve,
+        token_create,
+        token_namespace,
+    )
+    from modeltrace.api._registry_detect import registry_identify
     from modeltrace.api._zoo import build_zoo, load_zoo_manifest, run_zoo_pairs, zoo_accuracy

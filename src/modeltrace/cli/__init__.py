@@ -16,7 +16,11 @@ from modeltrace.cli import cmd_identify  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_inspect  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_label  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_license  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_lineage  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_probe  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_registry  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_serve  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_token  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_tokenizers  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_version  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_zoo  # noqa: F401  isort: skip

@@ -46,6 +46,9 @@ def demo(
     if lineage:
         _lineage_demo(zoo.parent / "lineage-zoo", rebuild)
     _license_demo(zoo)
+    if lineage:
+        # With --home the registry lives there too; otherwise $MODELTRACE_DB or MODELTRACE_HOME's.
+        _registry_demo(zoo.parent / "lineage-zoo", None if home is None else str(home / "registry.sqlite"))
 
 
 def _lineage_demo(directory: Path, rebuild: bool) -> None:
@@ -81,3 +84,50 @@ def _license_demo(zoo: Path) -> None:
         console.print(f"- [bold]{finding['kind']}[/] ({finding['license']}): {finding['text']}")
         console.print(f"  [dim]clause: \u201c{finding['clause']}\u201d[/]")
     console.print(f"tier: {report['tier']}")
+
+
+#: Two claims the demo makes on purpose against the weights, so the registry has conflicts to show.
+_FALSE_CLAIMS = {
+    "llama-s0.finetune-b": {"from_scratch": True, "declared": []},
+    "llama-s0.rl": {"from_scratch": None, "declared": [("llama-s1", "rl")]},
+}
+
+
+def _registry_demo(directory: Path, db: str | None = None) -> None:
+    console.rule("[bold]4. registry[/]: the zoo in the lineage registry, declared and detected")
+    try:
+        manifest = api.load_zoo_manifest(directory)
+    except ModeltraceError as error:
+        console.print(f"[yellow]skipped:[/] {error}")
+        return
+    console.print(f"registry: {api.registry_url(db)}")
+    with api.open_registry(db) as registry:
+        for entry in manifest["models"]:
+            claim = _FALSE_CLAIMS.get(entry["name"])
+            declared = [(parent, entry["transform"]) for parent in entry["parents"]]
+            result = api.registry_add(
+                directory / entry["path"],
+                name=entry["name"],
+                registry=registry,
+                declared_bases=claim["declared"] if claim else declared,
+                from_scratch=claim["from_scratch"]
+                if claim
+                else (True if entry["transform"] == "base" else None),
+            )
+            state = "added" if result["created"] else "known"
+            own = [edge for edge in result["detected"] if edge["suspect"] == entry["name"]]
+            closest = next((edge["base"] for edge in own if edge["closest"]), "-")
+            others = f" (+{len(own) - 1} more related)" if len(own) > 1 else ""
+            console.print(
+                f"{state:<6} {entry['name']:<38} closest detected base: {closest}{others}", markup=False
+            )
+        conflicts = [c for m in api.registry_list(registry=registry, limit=500)["models"]
+                     for c in api.registry_lineage(m["id"], registry=registry)["conflicts"]
+                     if c["model_id"] == m["id"]]  # fmt: skip
+    console.print(f"false claims made on purpose: {', '.join(_FALSE_CLAIMS)}; conflicts found:")
+    for conflict in conflicts:
+        console.print(f"  {conflict['model']}: {conflict['message']}", markup=False)
+    console.print("Serve the registry (web UI and REST API) with:")
+    console.print(
+        "modeltrace serve --port 8080" + (f" --db {db}" if db else ""), markup=False, soft_wrap=True
+    )

@@ -1,4 +1,4 @@
-"""``modeltrace identify SUSPECT --against DIR_OR_FILES``."""
+"""``modeltrace identify SUSPECT [--against DIR_OR_FILES]``: candidates from a folder or the registry."""
 
 from __future__ import annotations
 
@@ -26,14 +26,24 @@ def _short(candidate: str, against: list[Path]) -> str:
 def identify(
     suspect: Annotated[Path, typer.Argument(help="Suspect model or fingerprint file.")],
     against: Annotated[
-        list[Path], typer.Option("--against", help="Folder of candidates, or candidate paths.")
-    ],
+        list[Path] | None,
+        typer.Option("--against", help="Folder of candidates, or candidate paths (default: the registry)."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the ranking as JSON.")] = False,
     alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.01,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Registry database when --against is not given.")
+    ] = None,
 ) -> None:
-    """Rank candidate bases for SUSPECT, best first, Holm-corrected across candidates."""
-    target: Path | list[str | Path] = against[0] if len(against) == 1 else list(against)
-    result = api.identify(suspect, target, alpha=alpha)
+    """Rank candidate bases for SUSPECT, best first, Holm-corrected across candidates.
+
+    Without --against the candidates are the fingerprinted models of the registry."""
+    if not against:
+        result = api.registry_identify(suspect, db=db, alpha=alpha)
+        against = []
+    else:
+        target: Path | list[str | Path] = against[0] if len(against) == 1 else list(against)
+        result = api.identify(suspect, target, alpha=alpha)
     if json_output:
         emit_json(result)
         return

@@ -1,0 +1,228 @@
+"""Lineage detection for the registry facade: compare a newcomer with the registered fingerprints,
+record the derivations found, and identify a suspect against the registry (Holm-corrected)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modeltrace.errors import RegistryError, UsageError
+
+if TYPE_CHECKING:
+    from modeltrace.fingerprint.model import Fingerprint
+    from modeltrace.registry import Registry
+
+#: A fingerprint is a few MB whatever the model's size.
+MAX_FINGERPRINT_BYTES = 64 * 1024 * 1024
+
+
+# --- detection and identification -----------------------------------------------------------------
+
+_FINGERPRINTS: OrderedDict[str, Fingerprint] = OrderedDict()
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()  # the service calls in from many threads
+
+
+def load_fingerprint_bytes(data: bytes) -> Fingerprint:
+    """A fingerprint from bytes, validated by the file reader; cached by content digest."""
+    from modeltrace.fingerprint.model import load_fingerprint
+
+    key = hashlib.sha256(data).hexdigest()
+    cached = _cached(key)
+    if cached is not None:
+        return cached
+    with tempfile.TemporaryDirectory(prefix="modeltrace-fp-") as folder:
+        path = Path(folder) / "fingerprint.mtfp"
+        path.write_bytes(data)
+        fp = load_fingerprint(path)
+    with _CACHE_LOCK:
+        _FINGERPRINTS[key] = fp
+        if len(_FINGERPRINTS) > _CACHE_SIZE:
+            _FINGERPRINTS.popitem(last=False)
+    return fp
+
+
+def _cached(digest: str) -> Fingerprint | None:
+    with _CACHE_LOCK:
+        found = _FINGERPRINTS.get(digest)
+        if found is not None:
+            _FINGERPRINTS.move_to_end(digest)
+        return found
+
+
+def _stored_fingerprint(store: Registry, digest: str) -> Fingerprint:
+    cached = _cached(digest)
+    return cached if cached is not None else load_fingerprint_bytes(store.fingerprint(digest))
+
+
+def _rank(
+    suspect: Fingerprint, candidates: list[tuple[dict[str, Any], Fingerprint]], alpha: float
+) -> list[tuple[dict[str, Any], dict[str, Any], float | None]]:
+    """Compare with every candidate and apply Holm's correction over them, exactly as
+    ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores)."""
+    from modeltrace.api._blas import one_blas_thread
+    from modeltrace.lineage.compare import compare_fingerprints
+    from modeltrace.lineage.identify import holm_adjust
+
+    with one_blas_thread():
+        results = [(meta, compare_fingerprints(suspect, fp, alpha=alpha)) for meta, fp in candidates]
+    natural = [r["log10_p"] * math.log(10) if r["log10_p"] is not None else None for _, r in results]
+    ranked = []
+    for (meta, result), log_adj in zip(results, holm_adjust(natural), strict=True):
+        if result["verdict"] == "related" and (log_adj is None or log_adj >= math.log(alpha)):
+            result["verdict"] = "unrelated"  # not significant once the number of candidates counts
+        ranked.append((meta, result, None if log_adj is None else log_adj / math.log(10)))
+    order = {"same-weights": 0, "related": 1, "unrelated": 2, "inconclusive": 3}
+    ranked.sort(key=lambda item: (order.get(item[1]["verdict"], 4), item[1]["log10_p"] or 1.0))
+    return ranked
+
+
+def _evidence(result: dict[str, Any], log10_adjusted: float | None, direction: str) -> dict[str, Any]:
+    keep = ("p_value_test", "paths_tried", "alpha", "relations", "direction", "direction_evidence",
+            "block_map", "effect_size", "similarity_matrix", "exact", "shared_anchors",
+            "p_value_kind")  # fmt: skip
+    evidence = {key: result.get(key) for key in keep}
+    evidence["log10_p_adjusted"] = log10_adjusted
+    evidence["correction"] = "Holm"
+    evidence["edge_direction"] = direction
+    return evidence
+
+
+def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
+    """Compare a newcomer with every fingerprinted model and record the derivations found."""
+    import modeltrace
+    from modeltrace.lineage import DEFAULT_ALPHA
+    from modeltrace.registry.records import Detection
+
+    level = DEFAULT_ALPHA if alpha is None else alpha
+    others = [m for m in store.fingerprinted_models() if m["id"] != model["id"]]
+    if not others:
+        return []
+    suspect = _stored_fingerprint(store, model["fingerprint"])
+    own_declared = {d["base"] for d in store.get(model["id"])["declared"]}
+    candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in others]
+    detections = []
+    for meta, result, log10_adjusted in _rank(suspect, candidates, level):
+        if result["verdict"] not in ("related", "same-weights"):
+            continue
+        suspect_id, base_id, direction = _direction(model, meta, own_declared, result)
+        fingerprints = {model["id"]: model["fingerprint"], meta["id"]: meta["fingerprint"]}
+        detections.append(
+            Detection(
+                suspect_id=suspect_id,
+                base_id=base_id,
+                verdict=result["verdict"],
+                p_value=result["p_value"],
+                log10_p=result["log10_p"],
+                test=result.get("p_value_test"),
+                relation=result.get("relation"),
+                layer_map=result.get("layer_map"),
+                evidence=_evidence(result, log10_adjusted, direction),
+                suspect_fingerprint=fingerprints[suspect_id],
+                base_fingerprint=fingerprints[base_id],
+                modeltrace_version=modeltrace.__version__,
+            )
+        )
+    _mark_closest(detections, model["id"])
+    store.record_detections(detections)
+    names = {model["id"]: model["name"], **{m["id"]: m["name"] for m in others}}
+    return [
+        {"suspect": names[d.suspect_id], "base": names[d.base_id], "verdict": d.verdict, "p_value": d.p_value,
+         "log10_p": d.log10_p, "test": d.test, "relation": d.relation,
+         "direction": d.evidence["edge_direction"], "closest": d.closest}
+        for d in detections
+    ]  # fmt: skip
+
+
+def _mark_closest(detections: list[Any], newcomer: int) -> None:
+    """Mark the newcomer's closest relative among its detected bases: the highest mean similarity of
+    mapped layers (then the smaller p). Derivatives of one base are all related to each other, and
+    a derivative is nearer its parent than its siblings, so this edge is the one the tree follows.
+    Edges where an earlier model derives from the newcomer (as declared or shown by the weights)
+    are that model's own claim and are kept as closest too."""
+    own = [d for d in detections if d.suspect_id == newcomer]
+    for found in detections:
+        found.closest = found.suspect_id != newcomer
+    if own:
+        best = max(own, key=lambda d: (_similarity(d), -(d.log10_p or 0.0)))
+        best.closest = True
+
+
+def _similarity(found: Any) -> float:
+    value = ((found.evidence or {}).get("effect_size") or {}).get("mapped_similarity")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _direction(
+    new: dict[str, Any], old: dict[str, Any], new_declared: set[str], result: dict[str, Any]
+) -> tuple[int, int, str]:
+    """Which of two related models is the derivative. The weights rarely say (the engine reports
+    shared ancestry); then a declaration decides, and failing that the newcomer is taken as derived
+    from what was registered before, and the edge says it is an assumption."""
+    said = str(result.get("direction") or "")
+    if said == "suspect derived from base":
+        return new["id"], old["id"], "from the weights"
+    if said == "base derived from suspect":
+        return old["id"], new["id"], "from the weights"
+    if old["name"] in new_declared or f"{old['namespace']}/{old['name']}" in new_declared:
+        return new["id"], old["id"], "as declared"
+    if new["name"] in old["declared"] or f"{new['namespace']}/{new['name']}" in old["declared"]:
+        return old["id"], new["id"], "as declared"
+    return new["id"], old["id"], "assumed: the later registration derives from the earlier"
+
+
+def registry_identify(
+    suspect: str | Path | bytes,
+    *,
+    db: str | None = None,
+    registry: Registry | None = None,
+    alpha: float | None = None,
+) -> dict[str, Any]:
+    """Rank the registered models as bases for ``suspect`` (a model, a fingerprint file or its
+    bytes), Holm-corrected across them; the same keys as :func:`modeltrace.api.identify`."""
+    from modeltrace.api._lineage import load_or_fingerprint
+    from modeltrace.lineage import DEFAULT_ALPHA
+
+    level = DEFAULT_ALPHA if alpha is None else alpha
+    if not 0 < level < 1:
+        raise UsageError(f"alpha must lie in (0, 1), got {level}.")
+    if isinstance(suspect, bytes):
+        if len(suspect) > MAX_FINGERPRINT_BYTES:
+            raise UsageError(
+                f"The fingerprint is {len(suspect):,} bytes; the limit is {MAX_FINGERPRINT_BYTES:,}."
+            )
+        fp = load_fingerprint_bytes(suspect)
+    else:
+        fp = load_or_fingerprint(suspect)
+    from modeltrace.registry import Registry
+
+    store, owned = (registry, False) if registry is not None else (Registry(db), True)
+    try:
+        models = store.fingerprinted_models()
+        if not models:
+            raise RegistryError(
+                "The registry holds no fingerprinted models: "
+                "add some with `modeltrace registry add`, or pass --against."
+            )
+        candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in models]
+        ranked = _rank(fp, candidates, level)
+    finally:
+        if owned:
+            store.close()
+    rows = [
+        {"candidate": f"{meta['namespace']}/{meta['name']}", "model_id": meta["id"],
+         "verdict": result["verdict"],
+         "p_value": result["p_value"], "log10_p": result["log10_p"],
+         "p_value_adjusted": None if adj is None else 10.0**adj, "log10_p_adjusted": adj,
+         "p_value_kind": result["p_value_kind"], "test": result.get("p_value_test"),
+         "relation": result["relation"], "layer_map": result["layer_map"], "bytes_read": result["bytes_read"]}
+        for meta, result, adj in ranked
+    ]  # fmt: skip
+    closest = next((row["candidate"] for row in rows if row["verdict"] in ("same-weights", "related")), None)
+    return {"suspect": fp.name, "candidates": rows, "closest_ancestor": closest, "correction": "Holm",
+            "alpha": level}  # fmt: skip

@@ -1,0 +1,129 @@
+"""Reading what ``registry add`` is given (a model, a fingerprint file, a label) into an Arrival."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modeltrace.errors import LabelError, ModeltraceError
+
+if TYPE_CHECKING:
+    from modeltrace.fingerprint.model import Fingerprint
+    from modeltrace.registry.records import Arrival
+
+_LABEL_SUFFIXES = (".json",)
+
+
+def arrival_from_path(path: Path, name: str | None, namespace: str) -> Arrival:
+    from modeltrace.fingerprint.model import is_fingerprint_file, load_fingerprint
+
+    if is_fingerprint_file(path):
+        return arrival_from_fingerprint(path, load_fingerprint(path), name, namespace, source=str(path))
+    if path.is_file() and path.suffix.lower() in _LABEL_SUFFIXES and path.name != "config.json":
+        try:
+            return arrival_from_label(path, name, namespace, source=str(path))
+        except LabelError:
+            pass  # not a label: maybe a bare config.json-like model file; read it as a model
+    return _arrival_from_model(path, name, namespace)
+
+
+def _arrival_from_model(path: Path, name: str | None, namespace: str) -> Arrival:
+    from modeltrace.api._label import digest
+    from modeltrace.api._lineage import fingerprint as build_fingerprint
+    from modeltrace.api._models import inspect
+    from modeltrace.registry.records import Arrival, DeclaredBase
+
+    card = inspect(path)
+    digests = digest(path)
+    declared = card.get("declared") or {}
+    origin = str(declared.get("source") or "model metadata")
+    relation = declared.get("base_model_relation")
+    arrival = Arrival(
+        name=name or str(card.get("name") or path.name),
+        namespace=namespace,
+        source=str(path),
+        digest=digests.oms_root,
+        oms_root=digests.oms_root,
+        tensor_root=digests.tensor_root,
+        card=card,
+        license=declared.get("license"),
+        declared=[DeclaredBase(str(base), relation, origin) for base in declared.get("base_model") or []],
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="modeltrace-fp-") as folder:
+            output = Path(folder) / "model.mtfp"
+            build_fingerprint(path, output)
+            arrival.fingerprint = output.read_bytes()
+    except ModeltraceError:
+        pass  # e.g. a bare config.json: registered with its card, without lineage evidence
+    label_file = path / "modeltrace-label.json" if path.is_dir() else None
+    if label_file is not None and label_file.is_file():
+        _attach_label(arrival, label_file)
+    return arrival
+
+
+def arrival_from_fingerprint(
+    path: Path, fp: Fingerprint, name: str | None, namespace: str, *, source: str
+) -> Arrival:
+    from modeltrace.registry.records import Arrival
+
+    data = path.read_bytes()
+    model = fp.header.get("model") or {}
+    card = {"format": model.get("format"), "config": fp.header.get("config"),
+            "total_params": fp.header.get("parameters"), "layers": len(fp.layers())}  # fmt: skip
+    return Arrival(
+        name=name or fp.name,
+        namespace=namespace,
+        source=source,
+        digest="mtfp:" + hashlib.sha256(data).hexdigest(),
+        card=card,
+        fingerprint=data,
+    )
+
+
+def arrival_from_label(path: Path, name: str | None, namespace: str, *, source: str) -> Arrival:
+    from modeltrace.label.schema import read_label
+    from modeltrace.registry.records import Arrival
+
+    label = read_label(path)
+    digests = label["model"].get("digests") or {}
+    arrival = Arrival(
+        name=name or str(label["model"]["name"]),
+        namespace=namespace,
+        source=source,
+        digest=str(digests["oms_root"]),
+        oms_root=digests.get("oms_root"),
+        tensor_root=digests.get("tensor_root"),
+        card={"architecture": label["model"].get("architecture"), "format": label["model"].get("format")},
+    )
+    _attach_label(arrival, path)
+    return arrival
+
+
+def _attach_label(arrival: Arrival, path: Path) -> None:
+    from modeltrace.api._label import label_summary
+    from modeltrace.label.schema import read_label
+    from modeltrace.registry.records import DeclaredBase
+
+    label = read_label(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise LabelError(f"Cannot read label '{path}': {error}") from error
+    arrival.label = raw if isinstance(raw, dict) else dict(label)
+    arrival.label_signed = isinstance(raw, dict) and ("payload" in raw or "dsseEnvelope" in raw)
+    arrival.label_summary = label_summary(label)
+    licence = label.get("license") or {}
+    # The licence engine knows ids like ``llama3.1`` or ``kimi-k2.5`` that SPDX writes as LicenseRef-...
+    spdx = licence.get("id")
+    as_declared = (
+        spdx if spdx and not str(spdx).startswith("LicenseRef-") else licence.get("declared_as") or spdx
+    )
+    arrival.license = arrival.license or as_declared
+    if label.get("from_scratch"):
+        arrival.from_scratch = True
+    for base in label.get("base_models") or []:
+        arrival.declared.append(DeclaredBase(str(base["id"]), base.get("relation"), "label"))

@@ -1,0 +1,127 @@
+"""The REST API under ``/api/`` (its OpenAPI document is ``/api/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from modeltrace import api
+from modeltrace.service.app import Credentials, Reader, registry, require_writer
+
+router = APIRouter(prefix="/api", tags=["registry"])
+
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+#: Row ids are 32-bit integers in PostgreSQL.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class ModelPage(BaseModel):
+    models: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+class Registered(BaseModel):
+    model: dict[str, Any]
+    created: bool
+    detected: list[dict[str, Any]]
+
+
+class LicenseCheck(BaseModel):
+    """A deployment profile checked against a registered model's ancestry."""
+
+    model: str = Field(min_length=1, max_length=300, description="Model id, NAME or NAMESPACE/NAME.")
+    use: Literal["commercial", "research"] = "commercial"
+    distribution: Literal["hosted", "weights"] = "hosted"
+    mau: int = Field(0, ge=0, le=10**12, description="Monthly active users.")
+    monthly_revenue: float = Field(0, ge=0, le=1e15, description="Monthly revenue in US$.")
+
+
+async def _read_upload(request: Request, upload: UploadFile | None, what: str) -> bytes | None:
+    if upload is None:
+        return None
+    limit = request.app.state.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"the {what} is larger than {limit:,} bytes")
+    return data
+
+
+@router.get("/models", response_model=ModelPage, summary="List and search registered models")
+def list_models(
+    request: Request,
+    _reader: Reader,
+    q: Annotated[str | None, Query(max_length=200, description="Substring of name or namespace.")] = None,
+    namespace: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    return api.registry_list(
+        query=q, namespace=namespace, limit=limit, offset=offset, registry=registry(request)
+    )
+
+
+@router.post(
+    "/models", response_model=Registered, status_code=201, summary="Register a fingerprint and/or label"
+)
+async def add_model(
+    request: Request,
+    credentials: Credentials,
+    namespace: Annotated[str, Form(pattern=NAMESPACE_PATTERN)] = "default",
+    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    fingerprint: Annotated[
+        UploadFile | None, File(description="A .mtfp file (modeltrace fingerprint).")
+    ] = None,
+    label: Annotated[UploadFile | None, File(description="A provenance label (JSON, signed or not).")] = None,
+) -> dict[str, Any]:
+    """Weights are never uploaded: a fingerprint (a few MB) carries the lineage evidence."""
+    require_writer(request, credentials, namespace)
+    fp_bytes = await _read_upload(request, fingerprint, "fingerprint")
+    label_bytes = await _read_upload(request, label, "label")
+
+    def register() -> dict[str, Any]:
+        with request.app.state.write_lock:
+            return api.registry_add_upload(registry(request), fingerprint=fp_bytes, label=label_bytes,
+                                           name=name, namespace=namespace)  # fmt: skip
+
+    return await run_in_threadpool(register)
+
+
+@router.get("/models/{model_id}", summary="One model: digests, card, label level, edges")
+def get_model(request: Request, _reader: Reader, model_id: RowId) -> dict[str, Any]:
+    return api.registry_show(model_id, registry=registry(request))
+
+
+@router.get("/models/{model_id}/lineage", summary="Ancestry: declared and detected edges, conflicts")
+def get_lineage(request: Request, _reader: Reader, model_id: RowId) -> dict[str, Any]:
+    api.registry_show(model_id, registry=registry(request))  # 404 for an unknown id, not a name lookup
+    return api.registry_lineage(model_id, registry=registry(request))
+
+
+@router.get("/edges/{edge_id}", summary="A detected edge with its evidence (similarity matrix, test)")
+def get_edge(request: Request, _reader: Reader, edge_id: RowId) -> dict[str, Any]:
+    return api.registry_edge(edge_id, registry=registry(request))
+
+
+@router.post("/identify", summary="Rank registered models as bases of an uploaded fingerprint")
+async def identify(
+    request: Request,
+    _reader: Reader,
+    fingerprint: Annotated[UploadFile, File(description="The suspect's .mtfp fingerprint.")],
+    alpha: Annotated[float, Form(gt=0, lt=1)] = 0.01,
+) -> dict[str, Any]:
+    data = await _read_upload(request, fingerprint, "fingerprint")
+    assert data is not None
+    return await run_in_threadpool(api.registry_identify, data, registry=registry(request), alpha=alpha)
+
+
+@router.post("/license/check", summary="Licence obligations of a deployment over a model's ancestry")
+def license_check(request: Request, _reader: Reader, body: LicenseCheck) -> dict[str, Any]:
+    return api.registry_license_check(
+        body.model, use=body.use, distribution=body.distribution, mau=body.mau,
+        monthly_revenue=body.monthly_revenue, registry=registry(request),
+    )  # fmt: skip
