@@ -80,3 +80,35 @@ def test_pairs_across_tokenizer_families_get_a_decided_verdict(model_factory) ->
     assert related["verdict"] == "related" and related["shared_anchors"]["by_string"] >= 200
     unrelated = compare_fingerprints(stranger, base)
     assert unrelated["verdict"] == "unrelated" and unrelated["p_value"] > 0.01
+
+
+def test_a_version_2_fingerprint_loads_respelled_and_compares_without_the_residual_test(
+    model_factory, tmp_path: Path
+) -> None:
+    """Format 2 stored anchors as the tokenizer spells them and had no residual sample: it still loads,
+    its anchors match today's spelling, and it compares with the tests it has."""
+    import json
+    import zipfile
+
+    from modeltrace.fingerprint.model import load_fingerprint
+
+    built = _fingerprint(model_factory, make_params(1), "wordpiece")
+    current, old = tmp_path / "v3.mtfp", tmp_path / "v2.mtfp"
+    built.save(current)
+    with zipfile.ZipFile(current) as src, zipfile.ZipFile(old, "w") as dst:
+        header = json.loads(src.read("header.json"))
+        vocabulary = json.loads(src.read("vocabulary.json"))
+        header["format_version"] = 2
+        header["anchors"] = [
+            [row, None if token is None else vocabulary[row]] for row, token in header["anchors"]
+        ]
+        del header["residual"]
+        dst.writestr("header.json", json.dumps(header))
+        dst.writestr("vocabulary.json", json.dumps(vocabulary))
+        dst.writestr("arrays.npz", src.read("arrays.npz"))
+    loaded = load_fingerprint(old)
+    assert loaded.residual is None and loaded.anchors == built.anchors
+    assert any(token != vocabulary[row] for row, token in loaded.anchors)  # the spelling was rewritten
+    result = compare_fingerprints(built, loaded)
+    assert result["verdict"] == "same-weights" or result["verdict"] == "related"
+    assert "residual-dims" not in result.get("paths_tried", [])
