@@ -180,3 +180,19 @@ def test_false_positive_rate_on_independent_same_data_pairs(tmp_path: Path) -> N
         test_p = np.array([10 ** r[test]["log10_p"] for r in results])
         assert stats.kstest(test_p, "uniform").pvalue > 0.001, test
     assert all(r["verdict"] == "unrelated" for r in results if r["p_value"] >= 0.01)
+
+
+def test_when_no_test_can_run_the_reason_names_what_each_lacked(base_fp: Fingerprint, model_factory) -> None:
+    """A model of another width with an ungated MLP and no value projection found: every test is named
+    with what it was missing (not a blanket 'compare with --full')."""
+    from dataclasses import replace
+
+    wide = _fp(model_factory(make_params(3, hidden=64, inner=128)))
+    stripped = replace(wide, blocks=[replace(block, gate=None) for block in wide.blocks], attention=[])
+    result = compare_fingerprints(stripped, base_fp)
+    assert result["verdict"] == "inconclusive" and result["p_value"] is None
+    reason = result["reason"]
+    for missing in ("no MLP layer of the same width", "needs gated MLPs", "no attention value projection",
+                    "hidden sizes differ (64 vs 48)"):  # fmt: skip
+        assert missing in reason
+    assert "--full" not in reason

@@ -33,8 +33,8 @@ def test_null_is_uniform_on_independent_pairs_trained_on_the_same_data() -> None
     shared = _all_rows(400)
     log_ps = []
     for pair in range(200):
-        s = make_params(1000 + 2 * pair, layers=1, hidden=48, inner=8)["model.embed_tokens.weight"]
-        b = make_params(1001 + 2 * pair, layers=1, hidden=48, inner=8)["model.embed_tokens.weight"]
+        s = make_params(1000 + 2 * pair, layers=1, hidden=48, inner=24)["model.embed_tokens.weight"]
+        b = make_params(1001 + 2 * pair, layers=1, hidden=48, inner=24)["model.embed_tokens.weight"]
         result = residual_test(_embedding_only(s), _embedding_only(b), shared)
         assert result is not None and result.dims == 48
         log_ps.append(result.log_p)

@@ -179,21 +179,28 @@ def _interleaved_expert_rows(
     return np.asarray(flat_reader(name, index + expert * shape[1]), dtype=np.float32)
 
 
-def _norm_gain(reader: TensorReader, name: str | None, hidden: int) -> np.ndarray:
+def _gain_offset(source: ModelSource) -> float:
+    """What a norm adds to its stored weight: Gemma's RMSNorm scales by ``1 + w`` in Hugging Face
+    checkpoints (llama.cpp's converter adds the 1 when writing GGUF, so GGUF files store the gain)."""
+    model_type = str((source.config or {}).get("model_type", ""))
+    return 1.0 if model_type.startswith("gemma") and source.format != "gguf" else 0.0
+
+
+def _norm_gain(reader: TensorReader, name: str | None, hidden: int, offset: float = 0.0) -> np.ndarray:
     """The gain vector of the norm feeding a projection; ones when there is none (or not [hidden])."""
     if name is not None:
         values = np.asarray(reader.read(name), dtype=np.float32).reshape(-1)
         if values.shape == (hidden,):
-            return values
+            return values + np.float32(offset)
     return np.ones(hidden, dtype=np.float32)
 
 
 def _block_sample(
-    reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget
+    reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget, gain_offset: float
 ) -> BlockSample:
     keep = block.units if budget.units_per_block is None else budget.units_per_block
     rows = seeded_rows(block.units, keep, budget.seed)
-    gain = _norm_gain(reader, block.norm, hidden)
+    gain = _norm_gain(reader, block.norm, hidden, gain_offset)
     hasher = hashlib.sha256()
     tensors = [block.up] + ([block.gate] if block.gate else [])
     if block.fused:
@@ -250,6 +257,7 @@ def _attention_sample(
     hidden: int,
     budget: Budget,
     geometry: tuple[int, int] | None,
+    gain_offset: float,
 ) -> AttentionSample:
     rows = value_rows(projection.rows, budget.value_rows_per_layer, geometry, budget.seed)
     wanted = rows + projection.offset
@@ -259,7 +267,7 @@ def _attention_sample(
         values = np.asarray(reader.read(projection.tensor), dtype=np.float32)[wanted]
     else:
         values = np.asarray(reader.read_rows(projection.tensor, wanted), dtype=np.float32)
-    gain = _norm_gain(reader, projection.norm, hidden)
+    gain = _norm_gain(reader, projection.norm, hidden, gain_offset)
     digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
     return AttentionSample(projection.layer, projection.rows, rows, (values * gain) @ frame.T,
                            projection.tensor, digest)  # fmt: skip
@@ -311,7 +319,7 @@ def build_fingerprint(
     blocks = _select_blocks(roles.blocks, budget)
     samples = []
     for done, block in enumerate(blocks, start=1):
-        samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget))
+        samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget, _gain_offset(source)))
         if progress is not None:
             progress(done, len(blocks))
     geometry = _value_geometry(source)
@@ -322,7 +330,8 @@ def build_fingerprint(
     else:
         projections = value_projections_from_graph(graph, tensors, roles.hidden_size)
     attention = [
-        _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry) for p in projections
+        _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry, _gain_offset(source))
+        for p in projections
     ]
     if roles.method == "names" and not attention:  # MLA: values are rows of kv_b_proj (see fingerprint.mla)
         attention = mla_attention_samples(

@@ -2,10 +2,18 @@
 projections whose rows are hidden units (``up``, and ``gate`` for gated MLPs); per layer, the
 attention value projection whose rows are value dimensions (:func:`find_value_projections`).
 
-Names are used when they say it (Hugging Face Llama/Mistral/Qwen/Mixtral, GPT-2 ``c_fc``, BERT
-``intermediate.dense``, GGUF ``blk.N.ffn_up``). A GGUF MoE layer stacks its routed experts in one 3-D
-tensor ``blk.N.ffn_up_exps`` ``[n_expert, units, hidden]``; each slice becomes one expert block, the
-same as a Hugging Face ``experts.E.up_proj``, so a GGUF conversion compares expert by expert.
+Names are used when they say it: Hugging Face Llama/Mistral/Qwen/Mixtral/Gemma/Phi (``up_proj``,
+``fc1``), GPT-2 ``c_fc``, BERT/RoBERTa/XLM-R/DeBERTa/MPNet ``intermediate.dense``, GPT-NeoX/Falcon
+``dense_h_to_4h``, T5 ``DenseReluDense.wi`` (``wi_0`` gate, ``wi_1`` up), GGUF ``blk.N.ffn_up``. Value
+projections: ``v_proj``, BERT ``attention.self.value``, DeBERTa ``value_proj``, MPNet ``attention.attn.v``,
+T5 ``SelfAttention.v``, fused ``c_attn``/``qkv_proj``. Falcon's and GPT-NeoX's fused
+``query_key_value`` interleave heads (grouped, or ``[head, q/k/v, dim]``): their value rows are not read
+(the MLP and residual-dimension tests still apply). Encoder-decoder models (T5) number decoder layers
+from :data:`DECODER_LAYER_OFFSET` so that they never collide with encoder layers.
+
+A GGUF MoE layer stacks its routed experts in one 3-D tensor ``blk.N.ffn_up_exps``
+``[n_expert, units, hidden]``; each slice becomes one expert block, the same as a Hugging Face
+``experts.E.up_proj``, so a GGUF conversion compares expert by expert.
 
 Exported ONNX graphs often name weights ``onnx::MatMul_470`` or ``val_49``; then roles come from
 the order of the matrix products (the reader's graph when it offers one, else storage order) and
@@ -28,6 +36,8 @@ from modeltrace.formats.onnx_graph import Graph
 from modeltrace.types import TensorInfo
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blk|blocks|block)\.(\d+)\.(.*)$")
+#: Decoder layers of an encoder-decoder model (T5 ``decoder.block.N``) are numbered from here.
+DECODER_LAYER_OFFSET = 1000
 _EXPERT = re.compile(r"experts\.(\d+)\.")
 _EMBEDDING_NAMES = (
     "embed_tokens.weight",
@@ -36,8 +46,12 @@ _EMBEDDING_NAMES = (
     "token_embd.weight",
     "tok_embeddings.weight",
     "embedding.word_embeddings.weight",
+    "embed_in.weight",  # GPT-NeoX / Pythia
+    "shared.weight",  # T5: the embedding shared by encoder and decoder
     "embeddings.weight",
 )
+#: Embedding-shaped tensors that are not the token embedding (positions, segments, relative buckets).
+_NOT_TOKEN_EMBEDDING = ("position", "token_type", "rel_embeddings", "relative")
 _UP_SUFFIXES = (
     "up_proj.weight",
     "ffn_up.weight",
@@ -47,8 +61,18 @@ _UP_SUFFIXES = (
     "fc1.weight",
     "dense_h_to_4h.weight",
     "ffn_up_shexp.weight",
+    "densereludense.wi.weight",  # T5 (ungated)
+    "densereludense.wi_1.weight",  # T5 v1.1 / Flan-T5: the linear half of the gated MLP
+    "ffn.lin1.weight",  # DistilBERT
+    "mlp.fc_in.weight",  # GPT-J
 )
-_GATE_SUFFIXES = ("gate_proj.weight", "ffn_gate.weight", "w1.weight", "ffn_gate_shexp.weight")
+_GATE_SUFFIXES = (
+    "gate_proj.weight",
+    "ffn_gate.weight",
+    "w1.weight",
+    "ffn_gate_shexp.weight",
+    "densereludense.wi_0.weight",  # T5 v1.1: the activated half
+)
 #: Most experts one stacked tensor may declare (real MoE models have at most a few hundred).
 MAX_STACKED_EXPERTS = 1 << 16
 #: GGUF routed experts stacked in one ``[n_expert, units, hidden]`` tensor per layer.
@@ -59,12 +83,17 @@ _FUSED_SUFFIXES = ("gate_up_proj.weight",)
 #: ``[n_expert, hidden, 2 * units]`` in bf16 (transformers' parameter), ``[n_expert, 2 * units, hidden]``
 #: when read from MXFP4 ``_blocks``/``_scales`` (output rows, as the blocks store them).
 _STACKED_INTERLEAVED_SUFFIXES = ("experts.gate_up_proj",)
+#: The gain applied to the MLP input, in priority order: Gemma 2/3 have both a post-attention norm
+#: (applied to the attention output) and the pre-feed-forward norm that actually feeds the MLP.
 _NORM_SUFFIXES = (
+    "pre_feedforward_layernorm.weight",
     "post_attention_layernorm.weight",
     "ffn_norm.weight",
     "ln_2.weight",
     "attention.output.layernorm.weight",
-    "pre_feedforward_layernorm.weight",
+    "attention.layernorm.weight",  # MPNet (post-norm: the attention block's output norm feeds the MLP)
+    "sa_layer_norm.weight",  # DistilBERT
+    "ln_mlp.weight",  # Falcon (new decoder architecture)
 )
 #: Names whose weights are stored ``[in, out]`` (GPT-2 and its Conv1D descendants).
 _TRANSPOSED_SUFFIXES = ("c_fc.weight",)
@@ -75,6 +104,10 @@ _VALUE_SUFFIXES = (
     "attn_v.weight",
     "attention.self.value.weight",
     "attention.wv.weight",
+    "attention.self.value_proj.weight",  # DeBERTa v2/v3
+    "attention.attn.v.weight",  # MPNet
+    "selfattention.v.weight",  # T5 self-attention (not EncDecAttention)
+    "attention.v_lin.weight",  # DistilBERT
 )
 #: Fused ``[q; k; v]`` projections: GPT-2's Conv1D ``c_attn`` (stored ``[in, out]``), Phi-3's ``qkv_proj``.
 _FUSED_QKV_SUFFIXES = ("attn.c_attn.weight", "self_attn.qkv_proj.weight")
@@ -123,13 +156,31 @@ class RoleMap:
     method: str  # "names", "graph order" or "storage order"
 
 
+def layer_of(name: str) -> tuple[int, str] | None:
+    """``(layer, rest of the name, lower case)`` of a per-layer tensor; decoder layers of an
+    encoder-decoder model are offset by :data:`DECODER_LAYER_OFFSET`."""
+    lowered = name.lower()
+    match = _LAYER.search(lowered)
+    if not match:
+        return None
+    layer = int(match.group(1))
+    if "decoder." in lowered[: match.start() + 1] and "encoder." not in lowered[: match.start() + 1]:
+        layer += DECODER_LAYER_OFFSET
+    return layer, match.group(2)
+
+
 def find_embedding(tensors: Mapping[str, TensorInfo], vocab_size: int | None) -> str | None:
-    """The token-embedding matrix: by name, else the 2-D tensor with ``vocab_size`` rows."""
-    for name, info in tensors.items():
-        lowered = name.lower()
-        named = any(lowered.endswith(suffix) for suffix in _EMBEDDING_NAMES)
-        if len(info.shape) == 2 and named and "position" not in lowered and "token_type" not in lowered:
-            return name
+    """The token-embedding matrix: by name (the most specific name first), else the 2-D tensor with
+    ``vocab_size`` rows."""
+    for suffix in _EMBEDDING_NAMES:
+        for name, info in tensors.items():
+            lowered = name.lower()
+            if (
+                len(info.shape) == 2
+                and lowered.endswith(suffix)
+                and not any(word in lowered for word in _NOT_TOKEN_EMBEDDING)
+            ):
+                return name
     if vocab_size:
         for name, info in tensors.items():
             if len(info.shape) == 2 and info.shape[0] == vocab_size and "head" not in name.lower():
@@ -149,28 +200,47 @@ def _orientation(shape: Sequence[int], hidden: int, name_transposed: bool) -> tu
     return None
 
 
-def _norms_by_layer(tensors: Mapping[str, TensorInfo]) -> dict[int, str]:
-    norms: dict[int, str] = {}
+def _norms_by_layer(tensors: Mapping[str, TensorInfo], parallel_blocks: bool = False) -> dict[int, str]:
+    """Each layer's MLP-input gain by name (in :data:`_NORM_SUFFIXES` priority). ``parallel_blocks``:
+    when no layer names one, attention and MLP read one norm (Falcon, Phi-2, GPT-J): use that."""
+    ranked: dict[int, tuple[int, str]] = {}
     for name in tensors:
-        match = _LAYER.search(name.lower())
-        if match and any(match.group(2).endswith(suffix) for suffix in _NORM_SUFFIXES):
-            norms.setdefault(int(match.group(1)), name)
+        found = layer_of(name)
+        if found is None:
+            continue
+        layer, rest = found
+        for rank, suffix in enumerate(_NORM_SUFFIXES):
+            if rest.endswith(suffix) and (layer not in ranked or rank < ranked[layer][0]):
+                ranked[layer] = (rank, name)
+    norms = {layer: name for layer, (_, name) in ranked.items()}
+    if parallel_blocks and not norms:
+        return _layer_tensors(tensors, _ATTENTION_NORM_SUFFIXES)
     return norms
+
+
+def _sibling_norm(tensors: Mapping[str, TensorInfo], name: str, module: str) -> str | None:
+    """T5 keeps each sub-layer's norm beside it: ``block.N.layer.K.layer_norm.weight`` for
+    ``block.N.layer.K.<module>...``."""
+    position = name.lower().find("." + module + ".")
+    if position < 0:
+        return None
+    candidate = name[: position + 1] + "layer_norm.weight"
+    return candidate if candidate in tensors else None
 
 
 def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
     found: dict[tuple[int, int | None], dict[str, str]] = {}
     stacked: dict[int, dict[str, str]] = {}
     for name in tensors:
-        match = _LAYER.search(name.lower())
-        if not match:
+        found_layer = layer_of(name)
+        if found_layer is None:
             continue
-        rest = match.group(2)
+        layer, rest = found_layer
         expert_match = _EXPERT.search(rest)
         expert = int(expert_match.group(1)) if expert_match else None
         if expert is None and ("shared_expert" in rest or "shexp" in rest):
             expert = SHARED_EXPERT
-        key = (int(match.group(1)), expert)
+        key = (layer, expert)
         if rest.endswith(_STACKED_INTERLEAVED_SUFFIXES):
             stacked.setdefault(key[0], {})["interleaved"] = name
         elif rest.endswith(_STACKED_UP_SUFFIXES):
@@ -183,7 +253,7 @@ def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
             found.setdefault(key, {})["gate"] = name
         elif rest.endswith(_UP_SUFFIXES):
             found.setdefault(key, {})["up"] = name
-    norms = _norms_by_layer(tensors)
+    norms = _norms_by_layer(tensors, parallel_blocks=True)
     blocks: list[MlpBlock] = []
     for (layer, expert), roles in sorted(found.items(), key=lambda item: (item[0][0], item[0][1] or -2)):
         fused = "fused" in roles
@@ -199,7 +269,8 @@ def _by_names(tensors: Mapping[str, TensorInfo], hidden: int) -> list[MlpBlock]:
         gate = roles.get("gate")
         if gate is not None and tensors[gate].shape != tensors[up].shape:
             gate = None
-        blocks.append(MlpBlock(layer, expert, up, gate, units, transposed, fused, norms.get(layer)))
+        norm = norms.get(layer) or _sibling_norm(tensors, up, "densereludense")
+        blocks.append(MlpBlock(layer, expert, up, gate, units, transposed, fused, norm))
     blocks.extend(_stacked_experts(tensors, stacked, hidden, norms))
     blocks.sort(key=lambda block: (block.layer, block.expert or -2))  # the order names gave before
     return blocks
@@ -325,9 +396,9 @@ def assign_roles(
 def _layer_tensors(tensors: Mapping[str, TensorInfo], suffixes: tuple[str, ...]) -> dict[int, str]:
     found: dict[int, str] = {}
     for name in tensors:
-        match = _LAYER.search(name.lower())
-        if match and match.group(2).endswith(suffixes) and "expert" not in match.group(2):
-            found.setdefault(int(match.group(1)), name)
+        layer = layer_of(name)
+        if layer and layer[1].endswith(suffixes) and "expert" not in layer[1]:
+            found.setdefault(layer[0], name)
     return found
 
 
@@ -345,7 +416,8 @@ def find_value_projections(
     for layer, name in _layer_tensors(tensors, _VALUE_SUFFIXES).items():
         shape = tensors[name].shape
         if len(shape) == 2 and shape[1] == hidden:
-            out[layer] = ValueProjection(layer, name, 0, shape[0], False, norms.get(layer))
+            norm = norms.get(layer) or _sibling_norm(tensors, name, "selfattention")
+            out[layer] = ValueProjection(layer, name, 0, shape[0], False, norm)
     for layer, name in _layer_tensors(tensors, _FUSED_QKV_SUFFIXES).items():
         shape = tensors[name].shape
         if layer in out or len(shape) != 2 or hidden not in shape:

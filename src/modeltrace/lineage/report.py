@@ -98,7 +98,9 @@ td,th{{padding:2px 8px}}</style></head><body>
 (no empirical panel, no floor): the fixed-point test uses the exchangeability of hidden units (fixed
 points of the unit matching, Fisher across layers); the unit-sign test uses the sign symmetry of gated
 units (matched units' up projections agree in sign like fair coins, Binomial(n, 1/2)); the value-sign
-test uses the sign symmetry of attention value dimensions (any architecture, same null). The final
+test uses the sign symmetry of attention value dimensions (any architecture, same null); the
+residual-dimension test uses the permutation symmetry of the residual stream (fixed points of the
+matching of embedding columns, rencontres law). The final
 p-value is the Bonferroni minimum of the tests that ran ({esc(result.get("paths_tried"))};
 {esc(result.get("p_value_test"))} gave it).
 Not detectable by these tests: a suspect to which every symmetry was applied on purpose (MLP units
@@ -111,11 +113,23 @@ beyond recognition; see docs/lineage.md.</p>
 <h2>Null distribution (unit-sign test: positive signs among matched units)</h2>{_null_histogram(result)}
 <h2>Null distribution (value-sign test: positive signs among matched value dimensions)</h2>
 {_null_histogram(result, "value_signs")}
+<h2>Residual-dimension test</h2><p>{_residual_text(result)}</p>
 <h2>Fixed-point test, per layer</h2>
 <table><tr><th>S block</th><th>B block</th><th>units</th><th>fixed points</th>
 <th>log10 p</th><th>cosine</th></tr>{rows}</table>
 <p>Bytes read: {result.get("bytes_read", 0):,}. Shared anchor tokens: {esc(result.get("shared_anchors"))}.</p>
 </body></html>"""
+
+
+def _residual_text(result: dict[str, Any]) -> str:
+    residual = result.get("residual_dims")
+    if not residual:
+        return "Did not run (different hidden sizes, or a fingerprint older than format 3)."
+    return (
+        f"{residual['fixed_points']} of {residual['dimensions']} residual dimensions matched to themselves "
+        f"(about 1 expected under the null); log10 p = {residual['log10_p']:.1f}; mean |cosine| of "
+        f"same-index embedding columns {residual['diagonal_cosine']:.3f}."
+    )
 
 
 def log10_text(log10_p: float | None) -> str:
