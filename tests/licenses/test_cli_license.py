@@ -294,3 +294,16 @@ def test_show_openrail_explains_the_family(capsys: pytest.CaptureFixture[str]) -
     code, _, err = cli(["license", "show", "openrail"], capsys)
     assert code == 3
     assert "OpenRAIL family" in " ".join(err.split())
+
+
+def test_show_lists_prohibited_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(["license", "show", "deepseek", "--json"], capsys)
+    assert code == 0
+    rules = json.loads(out)["prohibited_uses"]
+    assert {
+        "categories": ["military"],
+        "policy": rules[0]["policy"],
+        "clause": "For military use in any way;",
+    } in rules
+    code, out, _ = cli(["license", "show", "cc-by-nc-nd-4.0"], capsys)
+    assert code == 0 and "no_derivatives" in out

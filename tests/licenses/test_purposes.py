@@ -101,9 +101,11 @@ def test_purpose_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize("key", ["llama2", "llama3", "llama3.1", "llama3.2"])
 def test_every_llama_aup_in_the_knowledge_base_forbids_weapons(key: str) -> None:
-    (finding,) = prohibited(run(on(key), "weapons", use="research"))
-    assert finding.clause == "Guns and illegal weapons (including weapon development)"
-    assert "Acceptable Use Policy" in finding.text
+    findings = prohibited(run(on(key), "weapons", use="research"))
+    assert "Guns and illegal weapons (including weapon development)" in {
+        finding.clause for finding in findings
+    }
+    assert all("Acceptable Use Policy" in finding.text for finding in findings)
 
 
 def test_research_use_does_not_lift_a_prohibited_use() -> None:

@@ -203,6 +203,13 @@ def test_the_docs_table_is_generated_from_these_scenarios() -> None:
     )
 
 
+def test_the_docs_state_the_number_of_licences() -> None:
+    count = len(load_catalog())
+    assert f"the {count} licences modeltrace knows" in DOCS.read_text(encoding="utf-8")
+    readme = (DOCS.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"the {count} licences known" in readme
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     DOCS.write_text(_docs_with_table(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"wrote the scenario table of {DOCS}")

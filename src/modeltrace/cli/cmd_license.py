@@ -262,6 +262,21 @@ def show(
             ),
             escape(restrictions["clause"]),
         )
+    for rule in data["prohibited_uses"]:
+        table.add_row(
+            "prohibited_use",
+            "--purpose " + ", ".join(rule["categories"]),
+            escape(f"Not licensed for this use ({rule['policy']})."),
+            escape(rule["clause"]),
+        )
+    if data["no_derivatives"]:
+        no_derivatives = data["no_derivatives"]
+        table.add_row(
+            "no_derivatives",
+            "weights",
+            escape(no_derivatives["todo"]),
+            escape(no_derivatives["clause"]),
+        )
     for carve_out in data["geographic"]:
         table.add_row(
             "geographic",

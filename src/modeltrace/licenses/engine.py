@@ -126,10 +126,11 @@ class _Findings:
         self.lists[bucket].append(finding)
 
     def merged(self, bucket: str) -> tuple[Finding, ...]:
-        """One finding per (licence, kind, text); later ancestors with the same term are listed."""
-        merged: dict[tuple[str, str, str], Finding] = {}
+        """One finding per (licence, kind, text, clause); later ancestors with the same term are listed."""
+        merged: dict[tuple[str, str, str, str], Finding] = {}
         for finding in self.lists[bucket]:
-            key = (finding.license, finding.kind, finding.text)
+            # The clause is part of the key: two prohibited-use clauses of one policy stay apart.
+            key = (finding.license, finding.kind, finding.text, finding.clause)
             if key in merged:
                 first = merged[key]
                 names = (
