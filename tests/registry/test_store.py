@@ -148,3 +148,23 @@ def test_migrations_build_the_declared_schema(db_url: str) -> None:
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_declared_edges_from_a_model_card(
+    db_url: str, lineage_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    carded = tmp_path / "carded"
+    shutil.copytree(lineage_models["child"], carded)
+    (carded / "README.md").write_text("---\nbase_model: stranger\nlicense: apache-2.0\n---\n# a fine-tune\n")
+    with api.open_registry(db_url) as registry:
+        api.registry_add(lineage_models["base"], registry=registry)
+        api.registry_add(lineage_models["stranger"], registry=registry)
+        model = api.registry_add(carded, registry=registry)["model"]
+        assert [(d["base"], d["origin"]) for d in model["declared"]] == [
+            ("stranger", "README.md front-matter")
+        ]
+        assert model["license"] == "apache-2.0"
+        lineage = api.registry_lineage("carded", registry=registry)
+        assert [c["message"] for c in lineage["conflicts"]] == ["declared base stranger, detected base"]
