@@ -345,8 +345,15 @@ def _config_notes(config: Mapping[str, Any], exact: bool) -> list[str]:
     return notes
 
 
-def _count_config(config: Mapping[str, Any], dims: Dimensions) -> tuple[ParamCount | None, list[str]]:
-    laid_out = config_tensor_shapes(config)
+Layout = tuple[dict[str, tuple[int, ...]], bool] | None
+
+
+def _count_config(
+    config: Mapping[str, Any], dims: Dimensions, laid_out: Layout | bool = False
+) -> tuple[ParamCount | None, list[str]]:
+    """Count the tensors the config implies (``laid_out``: its layout, when the caller has it)."""
+    if laid_out is False:
+        laid_out = config_tensor_shapes(config)
     if laid_out is None:
         model_type = text_config(config).get("model_type")
         return None, [
@@ -398,9 +405,8 @@ def _weights_win(dims: Dimensions, from_tensors: Dimensions) -> tuple[Dimensions
     return (replace(dims, **values) if values else dims), notes
 
 
-def _shape_disagreements(config: Mapping[str, Any], listed: list[TensorInfo]) -> list[str]:
+def _shape_disagreements(laid_out: Layout, listed: list[TensorInfo]) -> list[str]:
     """Tensors the config's layout names with other shapes than the weights hold (weights win)."""
-    laid_out = config_tensor_shapes(config)
     if laid_out is None:
         return []
     shapes = laid_out[0]
@@ -436,14 +442,15 @@ def card_from_tensors(
     dims = _merge(dims, from_tensors)
     count = count_parameters(text_tensors, _hints(dims))
     if config:
-        notes.extend(_shape_disagreements(config, text_tensors))
+        laid_out = config_tensor_shapes(config)
+        notes.extend(_shape_disagreements(laid_out, text_tensors))
     if count.routed and count.active is None:
         notes.append("routed experts found but experts-per-token unknown: active parameters not computed")
     if count.mtp:
         notes.append(f"{count.mtp:,} multi-token-prediction parameters not counted in the totals")
     config_total = config_active = None
     if config:
-        config_count, _ = _count_config(config, dims)
+        config_count, _ = _count_config(config, dims, laid_out)
         if config_count is not None:
             config_total, config_active = config_count.total, config_count.active
             if config_total != count.total:
