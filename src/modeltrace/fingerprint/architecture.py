@@ -349,11 +349,9 @@ Layout = tuple[dict[str, tuple[int, ...]], bool] | None
 
 
 def _count_config(
-    config: Mapping[str, Any], dims: Dimensions, laid_out: Layout | bool = False
+    config: Mapping[str, Any], dims: Dimensions, laid_out: Layout
 ) -> tuple[ParamCount | None, list[str]]:
-    """Count the tensors the config implies (``laid_out``: its layout, when the caller has it)."""
-    if laid_out is False:
-        laid_out = config_tensor_shapes(config)
+    """Count the tensors the config implies (``laid_out``: :func:`config_tensor_shapes` of it)."""
     if laid_out is None:
         model_type = text_config(config).get("model_type")
         return None, [
@@ -369,7 +367,7 @@ def _count_config(
 def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
     """The card of a model known only by its config.json (no weights)."""
     dims = dims_from_config(config)
-    count, notes = _count_config(config, dims)
+    count, notes = _count_config(config, dims, config_tensor_shapes(config))
     towers = merge_towers(towers_from_config(config), {})
     if count is None:
         return ArchitectureCard("config", dims, None, None, None, notes=tuple(notes), towers=towers)
