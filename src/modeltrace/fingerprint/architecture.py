@@ -19,9 +19,10 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from modeltrace.fingerprint.config_check import Layout, shape_disagreements, weights_win
 from modeltrace.fingerprint.field_layout import describe, read_fields, structure
 from modeltrace.fingerprint.layouts import ConfigView, config_tensor_shapes, text_config
 from modeltrace.fingerprint.param_count import CountHints, ParamCount, count_parameters, role_of
@@ -345,9 +346,6 @@ def _config_notes(config: Mapping[str, Any], exact: bool) -> list[str]:
     return notes
 
 
-Layout = tuple[dict[str, tuple[int, ...]], bool] | None
-
-
 def _count_config(
     config: Mapping[str, Any], dims: Dimensions, laid_out: Layout
 ) -> tuple[ParamCount | None, list[str]]:
@@ -386,39 +384,6 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
     )
 
 
-def _weights_win(dims: Dimensions, from_tensors: Dimensions) -> tuple[Dimensions, list[str]]:
-    """Sizes the config states but the weights contradict: the weights' value is kept, and said."""
-    notes, values = [], {}
-    for name, label in (("layers", "layers"), ("hidden_size", "hidden size"), ("vocab_size", "vocabulary"),
-                        ("routed_experts", "routed experts per layer")):  # fmt: skip
-        stated, held = getattr(dims, name), getattr(from_tensors, name)
-        embedding_axes = (from_tensors.vocab_size, from_tensors.hidden_size)
-        if name in ("hidden_size", "vocab_size") and stated in embedding_axes:
-            continue  # the embedding's axes are told apart by size only: either order agrees
-        if stated is not None and held is not None and stated != held:
-            notes.append(
-                f"config.json says {label} {stated:,} but the weights hold {held:,}; the weights are used"
-            )
-            values[name] = held
-    return (replace(dims, **values) if values else dims), notes
-
-
-def _shape_disagreements(laid_out: Layout, listed: list[TensorInfo]) -> list[str]:
-    """Tensors the config's layout names with other shapes than the weights hold (weights win)."""
-    if laid_out is None:
-        return []
-    shapes = laid_out[0]
-    differing = [(info.name, shapes[info.name], info.shape) for info in listed
-                 if info.name in shapes and tuple(shapes[info.name]) != tuple(info.shape)]  # fmt: skip
-    if not differing:
-        return []
-    examples = ", ".join(f"{name} {list(want)} vs {list(have)}" for name, want, have in differing[:3])
-    return [
-        f"{len(differing):,} tensors have other shapes than config.json implies (config vs weights: "
-        f"{examples}); counts follow the weights"
-    ]
-
-
 def card_from_tensors(
     tensors: Iterable[TensorInfo],
     config: Mapping[str, Any] | None = None,
@@ -436,12 +401,12 @@ def card_from_tensors(
         dims = _merge(dims, gguf_dims)
     first_pass = count_parameters(text_tensors, _hints(dims))
     from_tensors = _dims_from_tensors(text_tensors, first_pass)
-    dims, notes = _weights_win(dims, from_tensors)
+    dims, notes = weights_win(dims, from_tensors)
     dims = _merge(dims, from_tensors)
     count = count_parameters(text_tensors, _hints(dims))
     if config:
         laid_out = config_tensor_shapes(config)
-        notes.extend(_shape_disagreements(laid_out, text_tensors))
+        notes.extend(shape_disagreements(laid_out, text_tensors))
     if count.routed and count.active is None:
         notes.append("routed experts found but experts-per-token unknown: active parameters not computed")
     if count.mtp:
