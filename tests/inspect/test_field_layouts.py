@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from modeltrace.errors import ResourceLimitError
 from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
 from modeltrace.fingerprint.layouts import config_tensor_shapes
 from modeltrace.types import TensorInfo
@@ -140,6 +141,11 @@ def test_every_real_config_under_an_unknown_name_counts_within_2_percent(name: s
     assert unknown.total_params == pytest.approx(known.total_params, rel=0.02)
     assert unknown.active_params == pytest.approx(known.active_params, rel=0.02)
     assert (unknown.experts is None) == (known.experts is None)
+
+
+def test_config_asking_for_millions_of_layers_is_refused_before_building_them() -> None:
+    with pytest.raises(ResourceLimitError):
+        card_from_config(DEEPSEEK_V32 | {"model_type": "hostile_mla", "num_hidden_layers": 1 << 24})
 
 
 def test_config_with_nothing_to_infer_says_unknown() -> None:

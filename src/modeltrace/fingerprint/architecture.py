@@ -19,9 +19,10 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from modeltrace.fingerprint.config_check import Layout, shape_disagreements, weights_win
 from modeltrace.fingerprint.field_layout import describe, read_fields, structure
 from modeltrace.fingerprint.layouts import ConfigView, config_tensor_shapes, text_config
 from modeltrace.fingerprint.param_count import CountHints, ParamCount, count_parameters, role_of
@@ -345,8 +346,10 @@ def _config_notes(config: Mapping[str, Any], exact: bool) -> list[str]:
     return notes
 
 
-def _count_config(config: Mapping[str, Any], dims: Dimensions) -> tuple[ParamCount | None, list[str]]:
-    laid_out = config_tensor_shapes(config)
+def _count_config(
+    config: Mapping[str, Any], dims: Dimensions, laid_out: Layout
+) -> tuple[ParamCount | None, list[str]]:
+    """Count the tensors the config implies (``laid_out``: :func:`config_tensor_shapes` of it)."""
     if laid_out is None:
         model_type = text_config(config).get("model_type")
         return None, [
@@ -362,7 +365,7 @@ def _count_config(config: Mapping[str, Any], dims: Dimensions) -> tuple[ParamCou
 def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
     """The card of a model known only by its config.json (no weights)."""
     dims = dims_from_config(config)
-    count, notes = _count_config(config, dims)
+    count, notes = _count_config(config, dims, config_tensor_shapes(config))
     towers = merge_towers(towers_from_config(config), {})
     if count is None:
         return ArchitectureCard("config", dims, None, None, None, notes=tuple(notes), towers=towers)
@@ -379,40 +382,6 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
         notes=tuple(notes),
         towers=towers,
     )
-
-
-def _weights_win(dims: Dimensions, from_tensors: Dimensions) -> tuple[Dimensions, list[str]]:
-    """Sizes the config states but the weights contradict: the weights' value is kept, and said."""
-    notes, values = [], {}
-    for name, label in (("layers", "layers"), ("hidden_size", "hidden size"), ("vocab_size", "vocabulary"),
-                        ("routed_experts", "routed experts per layer")):  # fmt: skip
-        stated, held = getattr(dims, name), getattr(from_tensors, name)
-        embedding_axes = (from_tensors.vocab_size, from_tensors.hidden_size)
-        if name in ("hidden_size", "vocab_size") and stated in embedding_axes:
-            continue  # the embedding's axes are told apart by size only: either order agrees
-        if stated is not None and held is not None and stated != held:
-            notes.append(
-                f"config.json says {label} {stated:,} but the weights hold {held:,}; the weights are used"
-            )
-            values[name] = held
-    return (replace(dims, **values) if values else dims), notes
-
-
-def _shape_disagreements(config: Mapping[str, Any], listed: list[TensorInfo]) -> list[str]:
-    """Tensors the config's layout names with other shapes than the weights hold (weights win)."""
-    laid_out = config_tensor_shapes(config)
-    if laid_out is None:
-        return []
-    shapes = laid_out[0]
-    differing = [(info.name, shapes[info.name], info.shape) for info in listed
-                 if info.name in shapes and tuple(shapes[info.name]) != tuple(info.shape)]  # fmt: skip
-    if not differing:
-        return []
-    examples = ", ".join(f"{name} {list(want)} vs {list(have)}" for name, want, have in differing[:3])
-    return [
-        f"{len(differing):,} tensors have other shapes than config.json implies (config vs weights: "
-        f"{examples}); counts follow the weights"
-    ]
 
 
 def card_from_tensors(
@@ -436,18 +405,19 @@ def card_from_tensors(
         dims = _merge(dims, gguf_dims)
     first_pass = count_parameters(text_tensors, _hints(dims))
     from_tensors = _dims_from_tensors(text_tensors, first_pass)
-    dims, notes = _weights_win(dims, from_tensors)
+    dims, notes = weights_win(dims, from_tensors)
     dims = _merge(dims, from_tensors)
     count = count_parameters(text_tensors, _hints(dims))
     if config:
-        notes.extend(_shape_disagreements(config, text_tensors))
+        laid_out = config_tensor_shapes(config)
+        notes.extend(shape_disagreements(laid_out, text_tensors))
     if count.routed and count.active is None:
         notes.append("routed experts found but experts-per-token unknown: active parameters not computed")
     if count.mtp:
         notes.append(f"{count.mtp:,} multi-token-prediction parameters not counted in the totals")
     config_total = config_active = None
     if config:
-        config_count, _ = _count_config(config, dims)
+        config_count, _ = _count_config(config, dims, laid_out)
         if config_count is not None:
             config_total, config_active = config_count.total, config_count.active
             if config_total != count.total:

@@ -97,6 +97,10 @@ def _int(config: Mapping[str, Any], *keys: str) -> int | None:
 
 def _moe_layers(config: Mapping[str, Any], layers: int, total: int) -> frozenset[int]:
     """Which of the ``total`` layers (main layers, then multi-token-prediction layers) are MoE."""
+    if total > limits.MAX_TENSORS:  # a hostile config could ask for a set of millions of layers
+        raise ResourceLimitError(
+            None, f"config implies {total:,} layers, over the {limits.MAX_TENSORS:,} limit"
+        )
     types = config.get("mlp_layer_types")
     if isinstance(types, list) and len(types) == layers:
         sparse = {i for i, kind in enumerate(types) if kind in ("sparse", "moe")}

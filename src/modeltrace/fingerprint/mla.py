@@ -78,14 +78,16 @@ def mla_geometry(config: Mapping[str, Any] | None) -> MlaGeometry | None:
     """The MLA head layout the (text part of the) config states, or None."""
     if not config:
         return None
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
-    assert isinstance(text, Mapping)
-    values = [
-        text.get(key) for key in ("num_attention_heads", "qk_nope_head_dim", "v_head_dim", "kv_lora_rank")
-    ]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 24 for v in values):
-        return None
-    return MlaGeometry(*values)
+    nested = config.get("text_config")
+    text: Mapping[str, Any] = nested if isinstance(nested, dict) else config
+    sizes: list[int] = []
+    for key in ("num_attention_heads", "qk_nope_head_dim", "v_head_dim", "kv_lora_rank"):
+        value = text.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1 << 24:
+            return None
+        sizes.append(value)
+    heads, nope, v_dim, kv_lora = sizes
+    return MlaGeometry(heads, nope, v_dim, kv_lora)
 
 
 def find_mla_values(
