@@ -258,3 +258,32 @@ def mla_attention(params: Params, layer: int, x: np.ndarray, shape: MlaShape = S
     weights /= weights.sum(axis=-1, keepdims=True)
     out = np.einsum("htu,uhd->thd", weights, v).reshape(len(x), s.heads * s.v_dim)
     return out @ w["self_attn.o_proj.weight"].T
+
+
+def rotate_mla_residual(params: Params, rng: np.random.Generator) -> Params:
+    """Function-preserving residual permutation + sign flips of an MLA model: every reader of the
+    residual stream (q_a/q, kv_a, MLP gate/up, router; norm gains folded in) takes permuted, flipped
+    columns, every writer (o_proj, down_proj) permuted, flipped rows."""
+    hidden = params["model.embed_tokens.weight"].shape[1]
+    perm = rng.permutation(hidden)
+    signs = rng.choice([-1.0, 1.0], hidden).astype(np.float32)
+    attention_readers = ("q_a_proj.weight", "q_proj.weight", "kv_a_proj_with_mqa.weight")
+    mlp_readers = ("gate_proj.weight", "up_proj.weight", "mlp.gate.weight")
+    out: Params = {}
+    for name, value in params.items():
+        layer = name.split(".self_attn")[0].split(".mlp")[0]
+        if name in ("model.embed_tokens.weight", "lm_head.weight"):
+            out[name] = value[:, perm] * signs
+        elif name.endswith(attention_readers):
+            out[name] = (value * params[layer + ".input_layernorm.weight"])[:, perm] * signs
+        elif name.endswith(mlp_readers):
+            out[name] = (value * params[layer + ".post_attention_layernorm.weight"])[:, perm] * signs
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            out[name] = value[perm] * signs[:, None]
+        elif name.endswith(("input_layernorm.weight", "post_attention_layernorm.weight")):
+            out[name] = np.ones_like(value)
+        elif name == "model.norm.weight":
+            out[name] = value[perm]
+        else:
+            out[name] = value
+    return out
