@@ -49,11 +49,16 @@ class BnB4bit(QuantisedWeight):
         if codebook.shape != (16,):
             raise corrupt(store, name, f"quant_map has {codebook.size} entries, expected 16")
         flat = rows[:, None] * cols + np.arange(cols)[None, :]  # flat element indices of each row
-        byte_ids = np.unique(flat // 2)
         block_ids = np.unique(flat // self.blocksize)
-        packed = np.asarray(store.rows(name, byte_ids.tolist()), dtype=np.uint8).reshape(-1)
-        stored = packed[np.searchsorted(byte_ids, flat // 2)]
-        codes = np.where(flat % 2 == 0, stored >> 4, stored & 0x0F)
+        if cols % 2 == 0:  # each row is whole bytes: read the codes as rows of cols / 2 bytes
+            stored = np.asarray(store.flat_rows(name, rows.tolist(), cols // 2), dtype=np.uint8)
+            codes = np.empty((len(rows), cols), dtype=np.uint8)
+            codes[:, 0::2], codes[:, 1::2] = stored >> 4, stored & 0x0F
+        else:  # rows share their edge bytes
+            byte_ids = np.unique(flat // 2)
+            packed = np.asarray(store.rows(name, byte_ids.tolist()), dtype=np.uint8).reshape(-1)
+            stored = packed[np.searchsorted(byte_ids, flat // 2)]
+            codes = np.where(flat % 2 == 0, stored >> 4, stored & 0x0F)
         absmax = self._absmax(store, block_ids.tolist())
         return codebook[codes] * absmax[np.searchsorted(block_ids, flat // self.blocksize)]
 
