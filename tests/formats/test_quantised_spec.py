@@ -183,3 +183,17 @@ def test_parts_that_do_not_fit_are_a_format_error_naming_the_weight(
     with pytest.raises(FormatError, match=message) as raised:
         SafetensorsReader(tmp_path / "m.safetensors").tensors()
     assert "m.safetensors" in str(raised.value)
+
+
+def test_bitsandbytes_4bit_rows_that_share_a_byte(tmp_path: Path) -> None:
+    """With an odd row length a byte holds the last value of one row and the first of the next."""
+    state = {"quant_type": "fp4", "blocksize": 64, "dtype": "float32", "shape": [3, 3]}
+    tensors = {
+        "x.weight": ("U8", np.array([[0x01], [0x23], [0x45], [0x67], [0x80]], dtype=np.uint8)),
+        "x.weight.absmax": ("F32", np.array([1.0], dtype=np.float32)),
+        "x.weight.quant_map": ("F32", np.arange(16, dtype=np.float32)),
+        "x.weight.quant_state.bitsandbytes__fp4": ("U8", np.frombuffer(json.dumps(state).encode(), np.uint8)),
+    }
+    enc.write_safetensors(tmp_path / "m.safetensors", tensors)
+    with SafetensorsReader(tmp_path / "m.safetensors") as reader:
+        np.testing.assert_array_equal(reader.read_rows("x.weight", [2, 1]), [[6, 7, 8], [3, 4, 5]])

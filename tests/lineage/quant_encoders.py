@@ -19,8 +19,6 @@ from modeltrace.formats.quant.base import FP4_E2M1
 
 Stored = dict[str, tuple[str, np.ndarray]]  # name -> (safetensors dtype, array holding the bytes)
 
-_FINITE_E4M3 = np.where(np.isfinite(F8_E4M3_TABLE), F8_E4M3_TABLE, np.inf)
-
 
 def write_safetensors(path: Path, tensors: Stored) -> None:
     """Any dtype spelling (F8_E4M3, BF16 ...) with the bytes given: safetensors.numpy cannot write those."""
@@ -53,8 +51,16 @@ def _nearest(values: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.abs(values[..., None] - table).argmin(axis=-1)
 
 
+_E4M3_POSITIVE = F8_E4M3_TABLE[:127]  # codes 0x00..0x7e: 0 .. 448, increasing (0x7f is NaN)
+
+
 def e4m3_codes(values: np.ndarray) -> np.ndarray:
-    return _nearest(np.clip(values, -448, 448), _FINITE_E4M3).astype(np.uint8)
+    """Nearest E4M3 code of each value (saturating at 448), by bisection of the positive codes."""
+    magnitude = np.minimum(np.abs(values), 448)
+    upper = np.clip(np.searchsorted(_E4M3_POSITIVE, magnitude), 1, 126)
+    lower = upper - 1
+    code = np.where(magnitude - _E4M3_POSITIVE[lower] <= _E4M3_POSITIVE[upper] - magnitude, lower, upper)
+    return (code | ((np.signbit(values) & (code > 0)).astype(np.int64) << 7)).astype(np.uint8)
 
 
 def pack_bitstream(values: np.ndarray, bits: int) -> np.ndarray:

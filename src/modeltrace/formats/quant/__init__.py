@@ -31,7 +31,7 @@ def plan_quantised(
     claimed: set[str] = set()
     plan: dict[str, QuantisedWeight] = {}
     for finder in _FINDERS:
-        for weight in finder(stored, store, settings if finder is not fp8_blocks.find else (settings or {})):
+        for weight in finder(stored, store, settings):
             if weight.name in plan or claimed.intersection(weight.parts):
                 continue
             claimed.update(weight.parts)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from modeltrace.errors import CorruptFileError
+from modeltrace.errors import CorruptFileError, TensorNotFoundError
 from modeltrace.types import TensorInfo
 
 #: The 16 values of an FP4 E2M1 code (sign bit 3), as OCP MX and NVFP4 define them.
@@ -73,8 +73,6 @@ class QuantisedWeight(ABC):
         """Flat rows in the order given (duplicates allowed), bounds-checked."""
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
         if wanted.size and (wanted.min() < 0 or wanted.max() >= self.row_count):
-            from modeltrace.errors import TensorNotFoundError
-
             raise TensorNotFoundError(f"{self.name}[row {int(wanted.max())}]", store.info(self.parts[0]).file)
         unique, inverse = np.unique(wanted, return_inverse=True)
         if not unique.size:

@@ -48,27 +48,19 @@ class BnB4bit(QuantisedWeight):
         codebook = np.asarray(store.whole(name + ".quant_map"), dtype=np.float32).reshape(-1)
         if codebook.shape != (16,):
             raise corrupt(store, name, f"quant_map has {codebook.size} entries, expected 16")
-        out = np.empty((len(rows), cols), dtype=np.float32)
-        starts = rows * cols
-        byte_ids = sorted({b for s in starts.tolist() for b in range(s // 2, ceil_div(s + cols, 2))})
-        block_ids = sorted(
-            {
-                b
-                for s in starts.tolist()
-                for b in range(s // self.blocksize, (s + cols - 1) // self.blocksize + 1)
-            }
-        )
-        packed = np.asarray(store.rows(name, byte_ids), dtype=np.uint8).reshape(-1)
-        byte_at = {b: i for i, b in enumerate(byte_ids)}
-        absmax = self._absmax(store, block_ids)
-        block_at = {b: i for i, b in enumerate(block_ids)}
-        for index, start in enumerate(starts.tolist()):
-            flat = np.arange(start, start + cols)
-            stored = packed[[byte_at[int(b)] for b in flat // 2]]
+        flat = rows[:, None] * cols + np.arange(cols)[None, :]  # flat element indices of each row
+        block_ids = np.unique(flat // self.blocksize)
+        if cols % 2 == 0:  # each row is whole bytes: read the codes as rows of cols / 2 bytes
+            stored = np.asarray(store.flat_rows(name, rows.tolist(), cols // 2), dtype=np.uint8)
+            codes = np.empty((len(rows), cols), dtype=np.uint8)
+            codes[:, 0::2], codes[:, 1::2] = stored >> 4, stored & 0x0F
+        else:  # rows share their edge bytes
+            byte_ids = np.unique(flat // 2)
+            packed = np.asarray(store.rows(name, byte_ids.tolist()), dtype=np.uint8).reshape(-1)
+            stored = packed[np.searchsorted(byte_ids, flat // 2)]
             codes = np.where(flat % 2 == 0, stored >> 4, stored & 0x0F)
-            scales = absmax[[block_at[int(b)] for b in flat // self.blocksize]]
-            out[index] = codebook[codes] * scales
-        return out
+        absmax = self._absmax(store, block_ids.tolist())
+        return codebook[codes] * absmax[np.searchsorted(block_ids, flat // self.blocksize)]
 
     def _absmax(self, store: Store, block_ids: list[int]) -> np.ndarray:
         name = self.name + ".absmax"
