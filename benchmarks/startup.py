@@ -2,9 +2,11 @@
 
 Run: ``.venv/bin/python benchmarks/startup.py [--runs N] [--other PATH/TO/modeltrace]``. Prints a
 table of medians over N runs of each command, started as a user starts it (a new process through
-the ``modeltrace`` console script). Two floors come first, measured in the same loop: a bare
-interpreter and importing Typer + Rich (the CLI framework, which modeltrace cannot go below).
-``--other`` times a second installation side by side, e.g. a checkout of an older commit.
+the ``modeltrace`` console script). Floors come first, measured in the same loop: a bare
+interpreter, importing Typer + Rich (the CLI framework, which modeltrace cannot go below) and
+Typer's Rich help formatter, which every ``--help`` loads.
+``--other`` times a second installation side by side, e.g. a checkout of an older commit through
+a two-line wrapper: ``PYTHONPATH=/old/src exec .venv/bin/python -m modeltrace "$@"``.
 
 Wall time is what a user waits; CPU time (user + system of the child) is steadier on a busy
 machine, where other processes stretch the wall time. Not a test: timings belong here, and
@@ -56,6 +58,11 @@ def main() -> None:
         (
             "import typer + rich (floor)",
             [_measure([python, "-c", "import typer, rich.console, rich.table"], args.runs)]
+            * len(executables),
+        ),
+        (  # what any --help adds: Typer's Rich help formatter (markdown-it, rich.traceback, ...)
+            "+ typer.rich_utils (floor)",
+            [_measure([python, "-c", "import typer, rich.console, typer.rich_utils"], args.runs)]
             * len(executables),
         ),
     ]
