@@ -182,7 +182,7 @@ def test_the_token_goes_to_the_hub_host_only(folder: Path) -> None:
 
 @pytest.mark.skipif(
     importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None,
-    reason="machine: Starlette/uvicorn not installed (a range server nobody here wrote)",
+    reason="Starlette/uvicorn are not installed on this machine (a range server nobody here wrote)",
 )
 def test_against_starlette_static_files(tmp_path: Path) -> None:
     """The same reads against a real range-capable server, not our own fake."""
