@@ -177,3 +177,70 @@ def test_a_detected_undeclared_base_is_a_claim_to_review(
         ]  # fmt: skip
         assert "p = 1e-30" in statement.lines[0].note
         assert statement.total == sum(line.fee for line in statement.lines)
+
+
+def test_the_service_statement_api_and_page(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    register_chain(db_url, tmp_path, capsys)
+    with TestClient(api.create_service(db_url, private_reads=False)) as client:
+        store = client.app.state.registry  # type: ignore[attr-defined]
+
+        def bearer(namespace: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {api.token_create(namespace, registry=store)}"}
+
+        terms = {"owner": "alpha-labs", "model": "A", "rate": "10%"}
+        assert client.post("/api/royalties/terms", json=terms).status_code == 401
+        assert client.post("/api/royalties/terms", json=terms, headers=bearer("other")).status_code == 403
+        # A JSON number is a float: refused, like a float amount.
+        assert (
+            client.post(
+                "/api/royalties/terms", json={**terms, "rate": 0.1}, headers=bearer("alpha-labs")
+            ).status_code
+            == 422
+        )
+        response = client.post("/api/royalties/terms", json=terms, headers=bearer("alpha-labs"))
+        assert response.status_code == 201, response.text
+        assert response.json()["terms"]["rate"] == "0.1"
+
+        report = {"derivative": "C", "period": "2026-11", "amount": "1000000.00"}
+        assert client.post("/api/royalties/reports", json=report, headers=bearer("ns-a")).status_code == 403
+        assert (
+            client.post(
+                "/api/royalties/reports", json={**report, "amount": 1e6}, headers=bearer("ns-c")
+            ).status_code
+            == 422
+        )
+        response = client.post("/api/royalties/reports", json=report, headers=bearer("ns-c"))
+        assert response.status_code == 201, response.text
+
+        statement = client.get("/api/royalties/alpha-labs", params={"period": "2026-11"})
+        assert statement.status_code == 200, statement.text
+        body = statement.json()
+        assert body["total"] == "12500.00"
+        assert [(line["model"], line["share"], line["fee"]) for line in body["lines"]] == [
+            ("A", "1/8", "12500.00")
+        ]
+        assert client.get("/api/royalties/nobody", params={"period": "2026-11"}).status_code == 404
+        assert client.get("/api/royalties/alpha-labs", params={"period": "2026-13"}).status_code == 422
+        assert client.get("/api/royalties/alpha-labs").status_code == 422
+
+        page = client.get("/royalties/alpha-labs", params={"period": "2026-11"})
+        assert page.status_code == 200
+        ids = {name: store.model_id(name) for name in ("A", "B", "C")}
+        html = page.text
+        # The line links to the derivative and the base; the trace edges to the models whose labels
+        # declared them (C's label declares C -> B, B's label B -> A).
+        assert f'<a href="/models/{ids["C"]}">C</a>' in html and f'<a href="/models/{ids["A"]}">A</a>' in html
+        assert (
+            f'<a href="/models/{ids["C"]}">label of C' in html
+            and f'<a href="/models/{ids["B"]}">label of B' in html
+        )
+        assert "12500.00" in html and "owed" in html
+        hostile = client.get("/royalties/%3Cscript%3Ealert(1)", params={"period": "2026-11"})
+        assert hostile.status_code == 404
+        assert "<script>alert" not in hostile.text and "&lt;script&gt;" in hostile.text
+        assert client.get("/royalties/alpha-labs", params={"period": "November"}).status_code == 422
+        assert client.get("/royalties/alpha-labs").status_code == 200  # the period form alone
