@@ -132,6 +132,8 @@ def license_check(request: Request, _reader: Reader, body: LicenseCheck) -> dict
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 #: Money travels as decimal strings: a JSON number would be a float, and floats are not exact.
 MONEY_PATTERN = r"^\s*\d{1,15}(\.\d{1,10})?\s*$"
+#: Names without control characters (PostgreSQL text cannot hold NUL).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 
 class RoyaltyTerms(BaseModel):
@@ -139,7 +141,10 @@ class RoyaltyTerms(BaseModel):
 
     owner: str = Field(pattern=NAMESPACE_PATTERN)
     model: str = Field(
-        min_length=1, max_length=500, description="The base model's name, as labels declare it."
+        min_length=1,
+        max_length=500,
+        pattern=NAME_PATTERN,
+        description="The base model's name as labels declare it.",
     )
     rate: str = Field(pattern=r"^\s*\d{1,3}(\.\d{1,10})?%?\s*$", description="0.05 or 5%.")
     threshold: str = Field("0", pattern=MONEY_PATTERN, description="Free attributed revenue per derivative.")
@@ -149,7 +154,9 @@ class RoyaltyTerms(BaseModel):
 class RevenueReportIn(BaseModel):
     """A derivative's revenue for a month; the token must write to the derivative's namespace."""
 
-    derivative: str = Field(min_length=1, max_length=300, description="Model id, NAME or NAMESPACE/NAME.")
+    derivative: str = Field(
+        min_length=1, max_length=300, pattern=NAME_PATTERN, description="Model id, NAME or NAMESPACE/NAME."
+    )
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     amount: str = Field(pattern=MONEY_PATTERN, description='A decimal string, e.g. "1234.56".')
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
