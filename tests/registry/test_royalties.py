@@ -244,3 +244,31 @@ def test_the_service_statement_api_and_page(
         assert "<script>alert" not in hostile.text and "&lt;script&gt;" in hostile.text
         assert client.get("/royalties/alpha-labs", params={"period": "November"}).status_code == 422
         assert client.get("/royalties/alpha-labs").status_code == 200  # the period form alone
+
+
+def test_the_statement_page_escapes_hostile_names(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    hostile = "<script>alert(1)</script>"
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    save_file({"w": np.full((4, 4), 7, dtype=np.float32)}, str(folder / "model.safetensors"))
+    label = tmp_path / "hostile.json"
+    code, _, err = run(
+        ["label", "create", str(folder), "-o", str(label), "--no-prefill", "--name", hostile, "--base", "A",
+         "--relation", "finetune", "--compute", "pretraining=1e24", "--compute", "sft=1e24"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(["registry", "add", str(label), "--db", db_url], capsys)
+    assert code == 0, err
+    with api.open_registry(db_url) as registry:
+        api.royalties_terms_add("alpha-labs", "A", "0.10", registry=registry)
+        api.royalties_report(hostile, "2026-11", "100.00", registry=registry)
+    with TestClient(api.create_service(db_url, private_reads=False)) as client:
+        page = client.get("/royalties/alpha-labs", params={"period": "2026-11"})
+        assert page.status_code == 200
+        assert "<script>alert" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "5.00" in page.text
