@@ -24,6 +24,9 @@ OPERATIONS = [
     "GET /api/edges/{edge_id}",
     "POST /api/identify",
     "POST /api/license/check",
+    "POST /api/royalties/terms",
+    "POST /api/royalties/reports",
+    "GET /api/royalties/{owner}",
 ]
 
 

@@ -143,7 +143,17 @@ def test_migrations_build_the_declared_schema(db_url: str) -> None:
     with api.open_registry(db_url) as registry, registry.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         assert differences == []
-        tables = {"models", "fingerprints", "labels", "declared_edges", "detected_edges", "license_results"}
+        tables = {
+            "models",
+            "fingerprints",
+            "labels",
+            "declared_edges",
+            "detected_edges",
+            "license_results",
+            "fee_schedules",
+            "revenue_reports",
+            "revenue_report_history",
+        }
         assert set(sa_inspect(connection).get_table_names()) >= {*tables, "tokens"}
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -71,6 +71,7 @@ _FACADES: dict[str, tuple[str, ...]] = {
         "token_namespace",
     ),
     "_registry_detect": ("registry_identify",),
+    "_royalties": ("royalties_model_ids", "royalties_report", "royalties_statement", "royalties_terms_add"),
     "_zoo": ("build_zoo", "load_zoo_manifest", "run_zoo_pairs", "zoo_accuracy"),
 }
 _MODULE_OF = {name: module for module, names in _FACADES.items() for name in names}
@@ -143,4 +144,10 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         token_namespace,
     )
     from modeltrace.api._registry_detect import registry_identify
+    from modeltrace.api._royalties import (
+        royalties_model_ids,
+        royalties_report,
+        royalties_statement,
+        royalties_terms_add,
+    )
     from modeltrace.api._zoo import build_zoo, load_zoo_manifest, run_zoo_pairs, zoo_accuracy

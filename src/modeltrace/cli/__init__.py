@@ -19,6 +19,7 @@ from modeltrace.cli import cmd_license  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_lineage  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_probe  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_registry  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_royalties  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_serve  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_token  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_tokenizers  # noqa: F401  isort: skip

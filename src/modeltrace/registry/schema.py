@@ -131,3 +131,45 @@ class TokenRow(Base):
     namespace: Mapped[str] = mapped_column(String(100))
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class FeeScheduleRow(Base):
+    """An owner's royalty terms for one base model (migration 0003): rate and threshold as decimal text."""
+
+    __tablename__ = "fee_schedules"
+    __table_args__ = (UniqueConstraint("owner", "model", name="uq_fee_schedules_owner_model"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    model: Mapped[str] = mapped_column(String(500))
+    rate: Mapped[str] = mapped_column(String(40))
+    threshold: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RevenueReportRow(Base):
+    """The revenue of one derivative for one period (YYYY-MM), as decimal text: one row per pair;
+    a new report replaces it and the old figure goes to :class:`RevenueReportHistoryRow`."""
+
+    __tablename__ = "revenue_reports"
+    __table_args__ = (UniqueConstraint("derivative", "period", name="uq_revenue_reports_derivative_period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    derivative: Mapped[str] = mapped_column(String(500))
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    amount: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    publisher: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RevenueReportHistoryRow(Base):
+    """Every revenue report ever received, the replaced ones included (append-only audit trail)."""
+
+    __tablename__ = "revenue_report_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    derivative: Mapped[str] = mapped_column(String(500))
+    period: Mapped[str] = mapped_column(String(7))
+    amount: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    publisher: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

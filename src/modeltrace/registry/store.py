@@ -18,6 +18,7 @@ from modeltrace.registry import migrate
 from modeltrace.registry.db import create_registry_engine, redacted, resolve_url
 from modeltrace.registry.graph import LineageGraph
 from modeltrace.registry.records import Arrival, Detection, json_safe
+from modeltrace.registry.royalty_store import RoyaltyStore
 from modeltrace.registry.schema import (
     DeclaredEdgeRow,
     DetectedEdgeRow,
@@ -43,6 +44,7 @@ class Registry:
             raise RegistryError(f"Cannot open the registry at {self.where}: {error.orig}") from error
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.tokens = TokenStore(self._sessions)
+        self.royalties = RoyaltyStore(self._sessions)
 
     @property
     def where(self) -> str:

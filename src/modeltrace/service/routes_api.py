@@ -125,3 +125,69 @@ def license_check(request: Request, _reader: Reader, body: LicenseCheck) -> dict
         body.model, use=body.use, distribution=body.distribution, mau=body.mau,
         monthly_revenue=body.monthly_revenue, registry=registry(request),
     )  # fmt: skip
+
+
+# --- royalties (docs/royalties.md) ---------------------------------------------------------------
+
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+#: Money travels as decimal strings: a JSON number would be a float, and floats are not exact.
+MONEY_PATTERN = r"^\s*\d{1,15}(\.\d{1,10})?\s*$"
+#: Names without control characters (PostgreSQL text cannot hold NUL).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+
+class RoyaltyTerms(BaseModel):
+    """An owner's fee schedule for one base model; ``owner`` must be the token's namespace."""
+
+    owner: str = Field(pattern=NAMESPACE_PATTERN)
+    model: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=NAME_PATTERN,
+        description="The base model's name as labels declare it.",
+    )
+    rate: str = Field(pattern=r"^\s*\d{1,3}(\.\d{1,10})?%?\s*$", description="0.05 or 5%.")
+    threshold: str = Field("0", pattern=MONEY_PATTERN, description="Free attributed revenue per derivative.")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
+class RevenueReportIn(BaseModel):
+    """A derivative's revenue for a month; the token must write to the derivative's namespace."""
+
+    derivative: str = Field(
+        min_length=1, max_length=300, pattern=NAME_PATTERN, description="Model id, NAME or NAMESPACE/NAME."
+    )
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
+    amount: str = Field(pattern=MONEY_PATTERN, description='A decimal string, e.g. "1234.56".')
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
+@router.post(
+    "/royalties/terms", status_code=201, tags=["royalties"], summary="Register an owner's fee schedule"
+)
+def add_royalty_terms(request: Request, credentials: Credentials, body: RoyaltyTerms) -> dict[str, Any]:
+    require_writer(request, credentials, body.owner)
+    with request.app.state.write_lock:
+        return api.royalties_terms_add(body.owner, body.model, body.rate, body.threshold, body.currency,
+                                       registry=registry(request))  # fmt: skip
+
+
+@router.post(
+    "/royalties/reports", status_code=201, tags=["royalties"], summary="Report a derivative's revenue"
+)
+def add_revenue_report(request: Request, credentials: Credentials, body: RevenueReportIn) -> dict[str, Any]:
+    model = api.registry_show(body.derivative, registry=registry(request))
+    require_writer(request, credentials, model["namespace"])
+    with request.app.state.write_lock:
+        return api.royalties_report(model["id"], body.period, body.amount, body.currency,
+                                    registry=registry(request))  # fmt: skip
+
+
+@router.get("/royalties/{owner}", tags=["royalties"], summary="An owner's royalty statement for a month")
+def royalty_statement(
+    request: Request,
+    _reader: Reader,
+    owner: Annotated[str, Path(pattern=NAMESPACE_PATTERN)],
+    period: Annotated[str, Query(pattern=PERIOD_PATTERN, description="YYYY-MM")],
+) -> dict[str, Any]:
+    return api.royalties_statement(owner, period, registry=registry(request)).as_dict()

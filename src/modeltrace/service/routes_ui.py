@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from modeltrace import api
-from modeltrace.errors import LicenseError, RegistryNotFoundError
+from modeltrace.errors import LicenseError, RegistryNotFoundError, RoyaltyError
 from modeltrace.service.app import Credentials, registry, token_namespace
 from modeltrace.service.svg import heatmap_svg, lineage_svg
 
@@ -102,3 +102,35 @@ def _edge_view(edge_id: int, store: Any) -> dict[str, Any]:
         else str(layer_map),
         "heatmap": heatmap_svg(evidence.get("similarity_matrix")),
     }  # fmt: skip
+
+
+@router.get("/royalties/{owner}", response_class=HTMLResponse)
+def royalties_page(
+    request: Request,
+    credentials: Credentials,
+    owner: str,
+    period: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    """An owner's statement: each line links to the derivative's and the base's model pages, and
+    each trace edge to the model whose label declared it."""
+    denied = _private(request, credentials)
+    if denied is not None:
+        return denied
+    if not period:
+        return _page("royalties.html", owner=owner, period="", statement=None, ids={})
+    store = registry(request)
+    try:
+        statement = api.royalties_statement(owner, period, registry=store).as_dict()
+    except RegistryNotFoundError as error:
+        return _page("error.html", 404, status="404 Not Found", message=str(error))
+    except RoyaltyError as error:
+        return _page("error.html", 422, status="422 Unprocessable Content", message=str(error))
+    names = {name for line in statement["lines"] for name in (line["derivative"], line["model"])}
+    names |= {
+        name
+        for line in statement["lines"]
+        for edge in line["trace"]
+        for name in (edge["model"], edge["base"])
+    }
+    ids = api.royalties_model_ids(names, registry=store)
+    return _page("royalties.html", owner=owner, period=period, statement=statement, ids=ids)
