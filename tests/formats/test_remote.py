@@ -216,3 +216,25 @@ def test_against_starlette_static_files(tmp_path: Path) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_sampled_rows_of_a_remote_tensor_coalesce_within_the_gap_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modeltrace.formats import base
+    from modeltrace.formats.safetensors import SafetensorsReader
+
+    matrix = np.arange(64 * 16, dtype=np.float32).reshape(64, 16)  # rows of 64 bytes
+    save_file({"w": matrix}, str(tmp_path / "m.safetensors"))
+    rows = [40, 1, 3, 20, 21, 63]  # runs 1, 3, 20-21, 40, 63: gaps of 1, 16, 18 and 22 rows
+    with serve_folder(tmp_path) as (url, faults):
+        for gap_rows, requests in ((0, 5), (1, 4), (20, 2), (64, 1)):
+            monkeypatch.setattr(base, "ROW_GAP_BYTES", gap_rows * 64)
+            faults.requests.clear()
+            reader = SafetensorsReader(tmp_path / "m.safetensors")
+            handle = RemoteFile(
+                f"{url}/m.safetensors", session(), size=(tmp_path / "m.safetensors").stat().st_size
+            )
+            monkeypatch.setitem(reader._files, str(tmp_path / "m.safetensors"), handle)  # type: ignore[arg-type]
+            np.testing.assert_array_equal(reader.read_rows("w", rows), matrix[rows])
+            assert len(faults.requests) == requests, gap_rows

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -193,6 +193,21 @@ class RangeFile:
 STAND_INS: dict[str, Callable[[], RangeFile]] = {}
 
 
+@runtime_checkable
+class BatchRangeFile(Protocol):
+    """A file that fetches several byte ranges together (HTTP: nearby ranges in one request)."""
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]], max_gap: int = ...) -> list[bytes]:
+        """Each ``(offset, length)`` range's bytes; ranges under ``max_gap`` apart are fetched together."""
+        ...
+
+
+#: Gap (bytes) up to which the sampled rows of one tensor are fetched together from a file that
+#: reads ranges in batches (a remote file: each request costs a round trip, a skipped row only
+#: bandwidth). ``benchmarks/remote_fingerprint.py --row-gap`` measures bytes against requests.
+ROW_GAP_BYTES = 0
+
+
 def row_runs(rows: Iterable[int], row_count: int, path: str | Path, name: str) -> list[tuple[int, int]]:
     """Sorted unique rows grouped into half-open runs ``(start, stop)``; validates the indices."""
     ordered = sorted({int(row) for row in rows})
@@ -299,7 +314,8 @@ def read_dense_rows(reader: TensorReader, info: TensorInfo, rows: Sequence[int] 
     """``read_rows`` for a dense row-major tensor stored contiguously at ``info.offset``.
 
     Consecutive rows are fetched in one request, so reading k scattered rows costs k row-sized
-    reads and reading a block costs one.
+    reads and reading a block costs one. A :class:`BatchRangeFile` (a remote file) gets all runs in
+    one call, so it can also merge runs up to ``ROW_GAP_BYTES`` apart.
     """
     wanted = [int(row) for row in rows]
     if not info.shape:
@@ -311,8 +327,13 @@ def read_dense_rows(reader: TensorReader, info: TensorInfo, rows: Sequence[int] 
     row_bytes = row_elements * DENSE_ITEMSIZE[info.dtype]
     handle = reader.open_file(info.file)
     fetched: dict[int, np.ndarray] = {}
-    for start, stop in row_runs(wanted, info.shape[0], info.file, info.name):
-        block = handle.read(info.offset + start * row_bytes, (stop - start) * row_bytes)
+    runs = row_runs(wanted, info.shape[0], info.file, info.name)
+    ranges = [(info.offset + start * row_bytes, (stop - start) * row_bytes) for start, stop in runs]
+    if isinstance(handle, BatchRangeFile):
+        blocks = handle.read_ranges(ranges, ROW_GAP_BYTES)
+    else:
+        blocks = [handle.read(offset, length) for offset, length in ranges]
+    for (start, stop), block in zip(runs, blocks, strict=True):
         values = decode_dense(block, info.dtype, (stop - start, *row_shape))
         for index, row in enumerate(range(start, stop)):
             fetched[row] = values[index]

@@ -22,7 +22,7 @@ from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import (
-    best_match_similarity,
+    block_similarity_matrix,
     normalised_rows,
     shared_anchors,
     sign_blind_similarity,
@@ -103,17 +103,12 @@ def _block_similarity(
     feats_s: list[np.ndarray], feats_b: list[np.ndarray], parts: tuple[list[np.ndarray], ...] | None
 ) -> np.ndarray:
     """Mean over S's units of the best similarity with any B unit, for every block pair. Gated MLPs
-    (``parts`` = up and gate features of S and B) use the sign-blind unit similarity."""
+    (``parts`` = up and gate features of S and B) use the sign-blind unit similarity. Batched into a
+    few large products (see :func:`block_similarity_matrix`)."""
     if parts is None:
-        return np.array([[best_match_similarity(fs, fb) for fb in feats_b] for fs in feats_s])
+        return block_similarity_matrix(feats_s, feats_b)
     up_s, gate_s, up_b, gate_b = parts
-    return np.array(
-        [
-            [float(np.mean(np.max(sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b]), axis=1)))
-             for b in range(len(up_b))]
-            for a in range(len(up_s))
-        ]
-    )  # fmt: skip
+    return block_similarity_matrix(up_s, up_b, gate_s, gate_b)
 
 
 def _value_features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray) -> list[np.ndarray]:

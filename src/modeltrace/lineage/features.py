@@ -79,3 +79,71 @@ def sign_blind_similarity(
     ``(gate cosine + |up cosine|) / 2``. Flipping a unit's ``up`` row (and its ``down`` column) leaves a
     gated MLP's function unchanged, so this is what the unit-sign test may condition on."""
     return (suspect_gate @ base_gate.T + np.abs(suspect_up @ base_up.T)) / 2
+
+
+def pairwise_block_similarity(
+    suspect: list[np.ndarray],
+    base: list[np.ndarray],
+    suspect_gate: list[np.ndarray] | None = None,
+    base_gate: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """:func:`block_similarity_matrix` one small product per block pair: the reference it must agree
+    with (``benchmarks/compare_speed.py`` times both), and the path for empty blocks."""
+    if suspect_gate is None or base_gate is None:
+        return np.array([[best_match_similarity(s, b) for b in base] for s in suspect]).reshape(
+            len(suspect), len(base)
+        )
+    return np.array(
+        [
+            [float(np.mean(np.max(sign_blind_similarity(suspect[a], suspect_gate[a], base[b], base_gate[b]),
+                                  axis=1)))
+             for b in range(len(base))]
+            for a in range(len(suspect))
+        ]
+    ).reshape(len(suspect), len(base))  # fmt: skip
+
+
+#: Elements of one chunk of the batched unit-by-unit product (bounds its memory to ~64 MB of float32).
+_CHUNK_ELEMENTS = 16 * 1024 * 1024
+
+
+def _stacked(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks' unit rows stacked into one matrix, and each block's first row (for ``reduceat``)."""
+    starts = np.cumsum([0] + [len(block) for block in blocks[:-1]], dtype=np.int64)
+    return np.concatenate(blocks, axis=0), starts
+
+
+def block_similarity_matrix(
+    suspect: list[np.ndarray],
+    base: list[np.ndarray],
+    suspect_gate: list[np.ndarray] | None = None,
+    base_gate: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """``best_match_similarity`` (or, given gate features, the sign-blind version with ``suspect`` and
+    ``base`` as the up features) of every block pair, as a few large products instead of one small
+    product per pair: the suspect's blocks go through in chunks, each against all of the base's units
+    at once, with the per-block maxima taken by ``np.maximum.reduceat``. Each mean is taken over a
+    contiguous row with ``np.mean``, the same summation as the per-pair path, so equal products give
+    bit-equal similarities."""
+    if not suspect or not base or any(len(block) == 0 for block in (*suspect, *base)):
+        return pairwise_block_similarity(suspect, base, suspect_gate, base_gate)
+    base_up, base_starts = _stacked(base)
+    base_gates = None if base_gate is None else _stacked(base_gate)[0]
+    out = np.empty((len(suspect), len(base)))
+    per_chunk = max(1, _CHUNK_ELEMENTS // max(1, len(base_up) * max(len(block) for block in suspect)))
+    for first in range(0, len(suspect), per_chunk):
+        chunk = list(range(first, min(first + per_chunk, len(suspect))))
+        up, starts = _stacked([suspect[a] for a in chunk])
+        if suspect_gate is None or base_gates is None:
+            products = up @ base_up.T
+        else:
+            gate = np.concatenate([suspect_gate[a] for a in chunk], axis=0)
+            products = gate @ base_gates.T
+            products += np.abs(up @ base_up.T)
+            products /= 2
+        # [suspect units, base blocks]: each suspect unit's best match within each base block.
+        best = np.maximum.reduceat(products, base_starts, axis=1)
+        for position, a in enumerate(chunk):
+            rows = best[starts[position] : starts[position] + len(suspect[a])]
+            out[a] = np.mean(np.ascontiguousarray(rows.T), axis=1, dtype=np.float32)
+    return out
