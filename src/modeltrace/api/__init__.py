@@ -72,7 +72,14 @@ _FACADES: dict[str, tuple[str, ...]] = {
     ),
     "_registry_detect": ("registry_identify",),
     "_royalties": ("royalties_model_ids", "royalties_report", "royalties_statement", "royalties_terms_add"),
-    "_zoo": ("build_zoo", "load_zoo_manifest", "run_zoo_pairs", "zoo_accuracy"),
+    "_zoo": (
+        "build_seed_case",
+        "build_zoo",
+        "load_zoo_manifest",
+        "run_zoo_pairs",
+        "seed_case_demo",
+        "zoo_accuracy",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _FACADES.items() for name in names}
 
@@ -150,4 +157,11 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         royalties_statement,
         royalties_terms_add,
     )
-    from modeltrace.api._zoo import build_zoo, load_zoo_manifest, run_zoo_pairs, zoo_accuracy
+    from modeltrace.api._zoo import (
+        build_seed_case,
+        build_zoo,
+        load_zoo_manifest,
+        run_zoo_pairs,
+        seed_case_demo,
+        zoo_accuracy,
+    )

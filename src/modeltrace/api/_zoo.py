@@ -134,3 +134,57 @@ def zoo_accuracy(
         "expected_false_positives": alpha * sum(r["expected"] not in POSITIVE for r in rows),
         "ok": not (missed or false_pos or wrong_maps),
     }
+
+
+# The seed case (docs/zoo.md, "The seed case"): a Kimi-shaped base, a pruned INT4 vendor product made
+# from it, an independent model of the same architecture; compared, then licence-checked.
+
+
+def build_seed_case(directory: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write the seed-case family (numpy, about a second) under ``directory``; folders by name."""
+    from modeltrace.zoo.seed_case import build_seed_case as _build
+
+    return _build(directory, seed=seed)
+
+
+def seed_case_demo(
+    directory: str | Path, mau: int = 200_000_000, base_license: str = "kimi-k2.5"
+) -> dict[str, Any]:
+    """Build the seed case in ``directory``, compare the vendor product and the independent model with
+    the base, and check the licences of the ancestry the weights revealed (the product declares none).
+
+    ``base_license`` is the base's licence id: Kimi K2.5's "modified-mit" (the bare Hugging Face name
+    ``modified-mit`` is shared with Kimi K2 and so ambiguous; the lineage names the specific one).
+    Returns ``models`` (folder by name), ``comparisons`` (one per pair: suspect, base, verdict,
+    log10_p, test, relation, layer_map), ``lineage_file`` and ``license`` (the compliance report).
+    """
+    from modeltrace.api._licenses import check_license
+    from modeltrace.zoo import seed_case
+
+    root = Path(directory)
+    models = build_seed_case(root)
+    comparisons = []
+    for suspect in (seed_case.CHILD, seed_case.INDEPENDENT):
+        result = compare(models[suspect], models[seed_case.BASE])
+        kept = ("verdict", "log10_p", "p_value_test", "relation", "layer_map")
+        comparisons.append({"suspect": suspect, "base": seed_case.BASE} | {key: result[key] for key in kept})
+    detected = [
+        c["base"] for c in comparisons if c["suspect"] == seed_case.CHILD and c["verdict"] in POSITIVE
+    ]
+    parents = "".join(
+        f"  - {{name: {base}, license: {base_license}, relation: {seed_case.CHILD_RELATION}}}\n"
+        for base in detected
+    )
+    lineage_file = root / f"{seed_case.CHILD}.lineage.yaml"
+    lineage_file.write_text(
+        f"# The ancestry modeltrace detected from the weights; {seed_case.CHILD} declares none.\n"
+        f"name: {seed_case.CHILD}\nlicense: proprietary\n" + (f"parents:\n{parents}" if parents else ""),
+        encoding="utf-8",
+    )
+    report = check_license(lineage=lineage_file, use="commercial", distribution="hosted", mau=mau)
+    return {
+        "models": {name: str(path) for name, path in models.items()},
+        "comparisons": comparisons,
+        "lineage_file": str(lineage_file),
+        "license": report.as_dict(),
+    }

@@ -35,7 +35,10 @@ def demo(
 
     1. inspect: architecture cards of a few small models and of DeepSeek-V3's real config;
     2. compare: lineage verdicts over a trained zoo of models with known ancestry (every transform);
-    3. license check: what a Kimi K2.5 fine-tune must do at US$80 M monthly revenue.
+    3. license check: what a Kimi K2.5 fine-tune must do at US$80 M monthly revenue;
+    4. registry: the zoo with declared and detected lineage (with the lineage zoo);
+    5. the seed case: a pruned INT4 product of a Kimi-shaped base found from the weights alone, an
+       independent model of the same architecture told apart, and the licence the ancestry carries.
     """
     zoo = api.build_demo_zoo(home)
     console.rule("[bold]1. inspect[/]: the L1 architecture card")
@@ -49,6 +52,30 @@ def demo(
     if lineage:
         # With --home the registry lives there too; otherwise $MODELTRACE_DB or MODELTRACE_HOME's.
         _registry_demo(zoo.parent / "lineage-zoo", None if home is None else str(home / "registry.sqlite"))
+    seed_case_step(zoo.parent / "seed-case")
+
+
+def seed_case_step(directory: Path, mau: int = 200_000_000) -> None:
+    """Step 5: build the seed case, print both verdicts (a line each) and the detected ancestry's licence."""
+    console.rule("[bold]5. the seed case[/]: a vendor product of a Kimi-shaped base, found from the weights")
+    result = api.seed_case_demo(directory, mau=mau)
+    console.print(f"Seed-case models in {directory}", markup=False, soft_wrap=True)
+    for pair in result["comparisons"]:
+        detail = f"; {pair['relation']}" if pair["relation"] else ""
+        if pair["verdict"] in ("related", "same-weights") and pair["layer_map"]:
+            detail += "; layer map " + ", ".join(f"{k}->{v}" for k, v in pair["layer_map"].items())
+        console.print(
+            f"{pair['suspect']} vs {pair['base']}: {pair['verdict']} (log10 p = {pair['log10_p']:.1f}, "
+            f"{pair['p_value_test']}){detail}",
+            markup=False,
+            soft_wrap=True,
+        )
+    report = result["license"]
+    console.print(f"licence check of the detected ancestry at {mau:,} monthly users "
+                  f"(lineage file: {result['lineage_file']}):", markup=False, soft_wrap=True)  # fmt: skip
+    for finding in report["obligations"] + report["violations"]:
+        console.print(f"- {finding['kind']} ({finding['license']}): {finding['text']}", markup=False)
+    console.print(f"tier: {report['tier']}", markup=False)
 
 
 def _lineage_demo(directory: Path, rebuild: bool) -> None:

@@ -27,7 +27,7 @@ def pack_nibbles(codes: np.ndarray) -> np.ndarray:
 
 
 def pack_int4_groups(weight: np.ndarray, group: int = 32) -> dict[str, np.ndarray]:
-    """``weight_packed``, ``weight_scale``, ``weight_shape`` of a 2-D weight whose columns ``group`` divides."""
+    """``weight_packed``, ``weight_scale``, ``weight_shape`` of a 2-D weight; ``group`` divides its width."""
     rows, cols = weight.shape
     if cols % group:
         raise ValueError(f"{cols} columns are not a whole number of groups of {group}")

@@ -145,7 +145,9 @@ def make_params(seed: int, shape: KimiShape = SHAPE, data_seed: int = 0, univers
             continue
         params[f"{p}.mlp.gate.weight"] = rng.standard_normal((s.experts, s.hidden)).astype(np.float32) / 8
         for expert in range(s.experts):
-            _gated_mlp(params, f"{p}.mlp.experts.{expert}", rng, mlp_bank[layer], mix, s.expert_inner, universal)
+            _gated_mlp(
+                params, f"{p}.mlp.experts.{expert}", rng, mlp_bank[layer], mix, s.expert_inner, universal
+            )
         _gated_mlp(params, f"{p}.mlp.shared_experts", rng, mlp_bank[layer], mix, s.expert_inner, universal)
     params["model.norm.weight"] = np.ones(s.hidden, dtype=np.float32)
     params["lm_head.weight"] = rng.standard_normal((s.vocab, s.hidden)).astype(np.float32) / 8
@@ -193,7 +195,12 @@ def _write(folder: Path, tensors: dict[str, np.ndarray], dtypes: dict[str, str],
 
 
 #: DeepSeek-V3's / Kimi K2's quantization_config.
-FP8_CONFIG = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+FP8_CONFIG = {
+    "quant_method": "fp8",
+    "fmt": "e4m3",
+    "activation_scheme": "dynamic",
+    "weight_block_size": [128, 128],
+}
 #: Kimi K2.5's: compressed-tensors W4A16, symmetric int4 in groups of 32 along the input.
 INT4_CONFIG = {
     "quant_method": "compressed-tensors", "format": "pack-quantized",
