@@ -5,6 +5,7 @@ Usage:
     PYTHONPATH=src python benchmarks/lineage_accuracy.py ZOO/zoo.json        # a zoo manifest
     PYTHONPATH=src python benchmarks/lineage_accuracy.py --synthetic DIR     # build a small synthetic zoo
     PYTHONPATH=src python benchmarks/lineage_accuracy.py --big DIR           # 2 GB fingerprint check
+    PYTHONPATH=src python benchmarks/lineage_accuracy.py --seed-case DIR     # the Kimi-shaped family
 
 A manifest is JSON ``{"pairs": [{"suspect", "base", "expected", "relation", "layer_map"}, ...]}`` (or a
 bare list of pairs); paths are relative to the manifest. ``expected`` is ``related``, ``unrelated`` or
@@ -123,6 +124,31 @@ def build_synthetic_zoo(folder: Path) -> Path:
     return manifest
 
 
+def build_seed_case_zoo(folder: Path, families: int = 5) -> Path:
+    """The seed case (docs/zoo.md) from ``families`` seeds: per seed, the pruned INT4 vendor product vs
+    its FP8 base (related, layer map identity) and the independent model vs the base (unrelated); and
+    each product against the next seed's base (unrelated: same data and shape, another lineage)."""
+    from modeltrace.zoo import seed_case
+
+    seeds = [2 * index for index in range(families)]  # seed s and s + 1 are one family's two runs
+    for seed in seeds:
+        api.build_seed_case(folder / f"s{seed}", seed=seed)
+    identity = list(range(seed_case.SHAPE.layers))
+    pairs: list[dict[str, Any]] = []
+    for index, seed in enumerate(seeds):
+        base = f"s{seed}/{seed_case.BASE}"
+        pairs.append({"suspect": f"s{seed}/{seed_case.CHILD}", "base": base, "expected": "related",
+                      "relation": "seed case: pruned INT4 product", "layer_map": identity})  # fmt: skip
+        pairs.append({"suspect": f"s{seed}/{seed_case.INDEPENDENT}", "base": base, "expected": "unrelated",
+                      "relation": "seed case: independent, same arch"})  # fmt: skip
+        other = f"s{seeds[(index + 1) % len(seeds)]}/{seed_case.BASE}"
+        pairs.append({"suspect": f"s{seed}/{seed_case.CHILD}", "base": other, "expected": "unrelated",
+                      "relation": "seed case: product vs other base"})  # fmt: skip
+    manifest = folder / "zoo.json"
+    manifest.write_text(json.dumps({"pairs": pairs}, indent=1))
+    return manifest
+
+
 def big_model_check(folder: Path) -> bool:
     """Write a >= 2 GB Llama-shaped safetensors model, a fine-tuned child and an independent model;
     compare child and independent model with the base via fingerprints and via the full-weight path;
@@ -214,6 +240,7 @@ def main() -> None:
     parser.add_argument("manifest", nargs="?", help="zoo manifest (zoo.json)")
     parser.add_argument("--synthetic", metavar="DIR", help="build and run a small synthetic zoo in DIR")
     parser.add_argument("--big", metavar="DIR", help="run the >= 2 GB fingerprint check in DIR")
+    parser.add_argument("--seed-case", metavar="DIR", help="build and run the seed-case family in DIR")
     parser.add_argument("--alpha", type=float, default=0.01)
     args = parser.parse_args()
     if args.big:
@@ -221,10 +248,12 @@ def main() -> None:
     manifest = Path(args.manifest) if args.manifest else None
     if args.synthetic:
         manifest = build_synthetic_zoo(Path(args.synthetic))
+    if args.seed_case:
+        manifest = build_seed_case_zoo(Path(args.seed_case))
     if manifest is not None:
         print_table(lineage_accuracy(manifest, args.alpha), args.alpha)
     elif not args.big:
-        parser.error("give a manifest, --synthetic DIR or --big DIR")
+        parser.error("give a manifest, --synthetic DIR, --seed-case DIR or --big DIR")
 
 
 if __name__ == "__main__":
