@@ -138,6 +138,8 @@ def test_demo_without_lineage_skips_the_zoo(tmp_path: Path, capsys: pytest.Captu
     assert code == 0
     assert "Lineage accuracy" not in out
     assert not (tmp_path / "lineage-zoo").exists()
+    # Step 5, the seed case, needs no torch: it runs either way, under the home folder.
+    assert "vendor-product vs kimi-base: related" in out and (tmp_path / "seed-case" / "kimi-base").is_dir()
 
 
 def test_demo_uses_modeltrace_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The seed case as a tiny family: a Kimi-shaped base, a "vendor product" derived from it, and a model
-of the same architecture made independently (numpy only; a few MB and about a second).
+of the same architecture made independently (numpy only; about 1 MB and under a second).
 
 The shape is Kimi K2's / DeepSeek-V3's in miniature: multi-head latent attention (MLA), a dense first
 layer, then many routed experts plus one shared expert per layer. The files are shipped as those
