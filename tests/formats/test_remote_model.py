@@ -18,7 +18,7 @@ from range_server import Faults, serve_folder
 from synthetic import make_params, write_model
 
 from modeltrace import api
-from modeltrace.errors import RemoteError, UnsupportedFormatError
+from modeltrace.errors import CorruptFileError, RemoteError, UnsupportedFormatError
 from modeltrace.fingerprint.model import load_fingerprint
 from modeltrace.formats import open_model
 from modeltrace.formats.base import STAND_INS
@@ -119,7 +119,8 @@ def test_a_hostile_index_cannot_name_paths_outside_the_mirror(tmp_path: Path) ->
     (folder / "config.json").write_text("{}")
     index = {"weight_map": {"w": "../../etc/passwd"}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    with serve_folder(tmp_path) as (url, _), pytest.raises(Exception, match="not a plain file name"):
+    outside = pytest.raises(CorruptFileError, match="outside the model folder")
+    with serve_folder(tmp_path) as (url, _), outside:
         open_model(f"{url}/evil")
     assert not STAND_INS
 

@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from modeltrace.errors import CorruptFileError, RemoteError, ResourceLimitError, UnsupportedFormatError
+from modeltrace.errors import CorruptFileError, RemoteError, UnsupportedFormatError
 from modeltrace.formats import limits
+from modeltrace.formats._index import shard_names_from_index
 from modeltrace.formats.base import STAND_INS, RangeFile
 from modeltrace.formats.hf_folder import MAX_CARD_BYTES, TOKENIZER_FILE_NAMES
 from modeltrace.formats.remote import HubRepo, RemoteFile, RemoteSession, is_remote
@@ -159,34 +160,19 @@ def _from_index(
     index_name: str,
     fetched: bool = False,
 ) -> Path:
-    from modeltrace.formats._json import load_json_file
-
     index_path = mirror / index_name
     if not fetched:
         data = session.get_small(where.url(index_name), limits.MAX_HEADER_BYTES)
         if data is None:
             raise RemoteError(where.url(index_name), "HTTP 404: no such file")
         index_path.write_bytes(data)
-    index = load_json_file(index_path, "shard index")
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict):
-        raise CorruptFileError(where.url(index_name), "index has no 'weight_map' object")
-    shards = sorted({str(value) for value in weight_map.values()})
-    if len(shards) > limits.MAX_SHARDS:
-        raise ResourceLimitError(where.url(index_name), f"index names {len(shards):,} shards")
-    for shard in shards:
-        relative = PurePosixPath(shard)
-        if (
-            not shard
-            or relative.is_absolute()
-            or ".." in relative.parts
-            or "\\" in shard
-            or len(relative.parts) != 1
-        ):
+    names, _ = shard_names_from_index(index_path, "shard index")
+    for relative in names:
+        if len(relative.parts) != 1:  # the mirror is flat: shards in subfolders are not served
             raise CorruptFileError(
-                where.url(index_name), f"shard name {shard[:80]!r} is not a plain file name"
+                where.url(index_name), f"shard name {str(relative)[:80]!r} is not a plain file name"
             )
-        _stand_in(where.url(shard), session, mirror / shard, registered)
+        _stand_in(where.url(str(relative)), session, mirror / str(relative), registered)
     return index_path
 
 
