@@ -75,6 +75,9 @@ def test_register_detect_lineage_identify(client: TestClient, fingerprints: dict
     assert lineage["conflicts"][0]["message"] == "undeclared base base"
     edge = client.get(f"/api/edges/{lineage['detected'][0]['id']}").json()
     assert edge["evidence"]["similarity_matrix"]["values"]
+    # The base's page lists the child as derived, and says that the direction is an assumption.
+    base_page = client.get(f"/models/{base['model']['id']}").text
+    assert "Derived from this model" in base_page and "direction assumed" in base_page
     ranking = client.post(
         "/api/identify", files={"fingerprint": ("g.mtfp", fingerprints["grandchild"])}
     ).json()

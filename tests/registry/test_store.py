@@ -62,6 +62,10 @@ def test_lineage_tree_and_conflicts(db_url: str, lineage_models: dict[str, Path]
         assert ("declared", "stranger") in kinds and ("detected", "base") in kinds
         undeclared = api.registry_lineage("base", registry=registry)
         assert undeclared["conflicts"] == [] and {d["model"] for d in undeclared["descendants"]} >= {"child"}
+        # Nothing declared and the weights show shared ancestry only: the direction is an assumption,
+        # and the lineage says so.
+        child = next(d for d in undeclared["descendants"] if d["model"] == "child")
+        assert child["direction"].startswith("assumed")
 
 
 def test_undeclared_base_conflict(db_url: str, lineage_models: dict[str, Path]) -> None:

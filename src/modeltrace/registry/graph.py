@@ -116,7 +116,8 @@ class LineageGraph:
             {"model": names[e["model_id"]], "model_id": e["model_id"], "kind": "declared"}
             for e in self.declared if e["base_id"] == model_id
         ] + [
-            {"model": e["suspect"], "model_id": e["suspect_id"], "kind": "detected"}
+            {"model": e["suspect"], "model_id": e["suspect_id"], "kind": "detected",
+             "direction": e.get("direction")}
             for e in self.detected if e["base_id"] == model_id and e.get("closest", True)
         ]  # fmt: skip
         return {

@@ -382,4 +382,6 @@ def _detected_dict(edge: DetectedEdgeRow, names: dict[int, str]) -> dict[str, An
         "fingerprints": {"suspect": edge.suspect_fingerprint, "base": edge.base_fingerprint},
         "modeltrace_version": edge.modeltrace_version,
         "closest": edge.closest,
+        # "from the weights", "as declared" or "assumed: ..." (api/_registry_detect.py::_direction)
+        "direction": (edge.evidence or {}).get("edge_direction"),
     }
