@@ -11,6 +11,8 @@ from modeltrace import demo_zoo
 from modeltrace.errors import UnsupportedFormatError
 from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
 from modeltrace.formats import open_model
+from modeltrace.formats.capabilities import ReportsQuantization
+from modeltrace.formats.source import ModelSource
 from modeltrace.formats.symlinks import SymlinkPolicy
 from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
 from modeltrace.paths import modeltrace_home
@@ -67,12 +69,10 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
         return result
 
 
-def _quantization(source: Any) -> dict[str, Any] | None:
+def _quantization(source: ModelSource) -> dict[str, Any] | None:
     """The quantisation scheme found in the weights (and declared in config.json), or None."""
-    summary = getattr(source.weights, "quantization_summary", None)
-    if callable(summary):
-        found: dict[str, Any] | None = summary()
-        return found
+    if isinstance(source.weights, ReportsQuantization):
+        return source.weights.quantization_summary()
     config = source.config or {}
     declared = config.get("quantization_config")
     if isinstance(declared, dict):  # config-only, or a reader without quantised weights

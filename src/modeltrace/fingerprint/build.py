@@ -43,7 +43,7 @@ from modeltrace.fingerprint.roles import (
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
 from modeltrace.formats import vocabulary as vocabulary_files
 from modeltrace.formats.base import TensorReader
-from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows
+from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows, ReportsQuantization
 from modeltrace.formats.source import ModelSource
 
 MAX_INVENTORY = 20_000
@@ -167,7 +167,7 @@ def _interleaved_expert_rows(
     expert = int(block.expert or 0)
     index = 2 * rows + (1 if up else 0)
     shape = reader.tensors()[name].shape
-    flat_reader = getattr(reader, "read_flat_rows", None)
+    flat_reader = reader.read_flat_rows if isinstance(reader, ReadsFlatRows) else None
     if block.transposed:
         hidden = shape[1]
         if flat_reader is None:
@@ -371,6 +371,6 @@ def build_fingerprint(
         "total_bytes": reader.total_bytes,
     }
     header["value_geometry"] = list(geometry) if geometry else None
-    summary = getattr(reader, "quantization_summary", None)
-    header["quantization"] = summary() if callable(summary) else None
+    quantised = isinstance(reader, ReportsQuantization)
+    header["quantization"] = reader.quantization_summary() if quantised else None
     return Fingerprint(header, tokens, anchors, frame @ frame.T, samples, attention, residual)

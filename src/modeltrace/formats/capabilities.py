@@ -8,12 +8,14 @@ or a field read from the wrong class is a type error, not a silent fallback.
 * :class:`HasGraph`: the computation graph (ONNX), from which roles come where weights are anonymous.
 * :class:`ReadsFlatRows`: rows of a tensor viewed as a matrix ``[prod(shape[:-1]), shape[-1]]``, so one
   expert of a stacked ``[n_expert, units, hidden]`` tensor is read without the others (GGUF).
+* :class:`ReportsQuantization`: the quantisation scheme of the weights (safetensors: compressed-tensors,
+  GPTQ, AWQ, bitsandbytes, MXFP4, FP8 scales; see :mod:`modeltrace.formats.quant`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,3 +38,9 @@ class HasGraph(Protocol):
 class ReadsFlatRows(Protocol):
     def read_flat_rows(self, name: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """Rows of ``name`` viewed as a matrix ``[prod(shape[:-1]), shape[-1]]``."""
+
+
+@runtime_checkable
+class ReportsQuantization(Protocol):
+    def quantization_summary(self) -> dict[str, Any] | None:
+        """The quantisation method and encodings found (and config.json's declaration), or None."""
