@@ -51,6 +51,25 @@ def print_warnings(result: dict[str, Any]) -> None:
         )
 
 
+#: ``--db``, shared by the commands that use the registry.
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (postgresql://...) or SQLite path; default $MODELTRACE_DB, else "
+        "registry.sqlite under $MODELTRACE_HOME.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def p_text(log10_p: float | None) -> str:
+    """A p-value for people: ``0.0123``, or ``1e-856`` below float range; ``n/a`` when absent."""
+    if log10_p is None:
+        return "n/a"
+    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+
+
 #: ``--follow-symlinks``, shared by the commands that read model folders.
 FollowSymlinks = Annotated[
     bool,

@@ -8,13 +8,7 @@ from typing import Annotated
 import typer
 
 from modeltrace import api
-from modeltrace.cli._app import FollowSymlinks, app, console, emit_json, human_bytes, symlinks
-
-
-def _p_text(log10_p: float | None) -> str:
-    if log10_p is None:
-        return "n/a"
-    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+from modeltrace.cli._app import FollowSymlinks, app, console, emit_json, human_bytes, p_text, symlinks
 
 
 @app.command()
@@ -40,7 +34,7 @@ def compare(
         emit_json(result)
         return
     how = ", ".join(part for part in (result["p_value_kind"], result.get("p_value_test")) if part)
-    console.print(f"[bold]{result['verdict']}[/]  p = {_p_text(result['log10_p'])} ({how})")
+    console.print(f"[bold]{result['verdict']}[/]  p = {p_text(result['log10_p'])} ({how})")
     if result.get("reason"):
         console.print(result["reason"])
     if result["relation"]:

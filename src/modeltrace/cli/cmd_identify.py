@@ -9,8 +9,7 @@ import typer
 from rich.table import Column, Table
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json
-from modeltrace.cli.cmd_compare import _p_text
+from modeltrace.cli._app import app, console, emit_json, p_text
 
 
 def _short(candidate: str, against: list[Path]) -> str:
@@ -50,9 +49,8 @@ def identify(
     names = Column("candidate", no_wrap=True)  # names stay whole (cli/_console.py)
     table = Table(names, "verdict", "p (Holm)", "relation", title=f"Candidate bases for {suspect}")
     for row in result["candidates"]:
-        adjusted = row["log10_p_adjusted"]
-        p_text = "n/a" if adjusted is None else _p_text(adjusted)
-        table.add_row(_short(row["candidate"], against), row["verdict"], p_text, row["relation"] or "")
+        adjusted = p_text(row["log10_p_adjusted"])  # "n/a" when the candidate was not tested
+        table.add_row(_short(row["candidate"], against), row["verdict"], adjusted, row["relation"] or "")
     console.print(table)
     for item in result.get("skipped", []):
         console.print(f"skipped {_short(item['path'], against)}: {item['reason']}")

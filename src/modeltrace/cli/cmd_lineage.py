@@ -9,9 +9,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json
-from modeltrace.cli.cmd_compare import _p_text
-from modeltrace.cli.cmd_registry import DbOption, JsonOption
+from modeltrace.cli._app import DbOption, JsonOption, app, console, emit_json, p_text
 
 
 @app.command()
@@ -41,7 +39,7 @@ def _grow(branch: Tree, node: dict[str, Any]) -> None:
     for entry in node["bases"]:
         child = entry["node"]
         if entry["kind"] == "detected":
-            text = (f"{child['model']}  [detected {entry['verdict']}, p = {_p_text(entry['log10_p'])}, "
+            text = (f"{child['model']}  [detected {entry['verdict']}, p = {p_text(entry['log10_p'])}, "
                     f"{entry.get('test') or 'n/a'}; {entry.get('relation') or ''}]")  # fmt: skip
         else:
             where = "" if child.get("registered", True) else ", not registered"

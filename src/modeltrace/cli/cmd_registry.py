@@ -10,8 +10,16 @@ import typer
 from rich.table import Table
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json, err_console, human_count
-from modeltrace.cli.cmd_compare import _p_text
+from modeltrace.cli._app import (
+    DbOption,
+    JsonOption,
+    app,
+    console,
+    emit_json,
+    err_console,
+    human_count,
+    p_text,
+)
 
 registry_app = typer.Typer(
     help="Keep models, fingerprints, labels and their lineage in a database (docs/registry.md).",
@@ -19,21 +27,11 @@ registry_app = typer.Typer(
 )
 app.add_typer(registry_app, name="registry")
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL (postgresql://...) or SQLite path; default $MODELTRACE_DB, else "
-        "registry.sqlite under $MODELTRACE_HOME.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 
 def edge_line(edge: dict[str, Any]) -> str:
     """``child -> base  related p = 1e-40 (fixed-points), fine-tuned ...`` for one detected edge."""
     return (
-        f"{edge['suspect']} -> {edge['base']}  {edge['verdict']} p = {_p_text(edge['log10_p'])}"
+        f"{edge['suspect']} -> {edge['base']}  {edge['verdict']} p = {p_text(edge['log10_p'])}"
         f" ({edge.get('test') or 'n/a'}); {edge.get('relation') or ''}"
     )
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, emit_json
+from modeltrace.cli._app import DbOption, app, console, emit_json
 from modeltrace.errors import UsageError
 
 royalties_app = typer.Typer(
@@ -19,14 +19,6 @@ terms_app = typer.Typer(help="Owners' fee schedules for their base models.", no_
 royalties_app.add_typer(terms_app, name="terms")
 app.add_typer(royalties_app, name="royalties")
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL (postgresql://...) or SQLite path; default $MODELTRACE_DB, else "
-        "registry.sqlite under $MODELTRACE_HOME.",
-    ),
-]
 CurrencyOption = Annotated[str, typer.Option("--currency", help="ISO 4217 code.")]
 PeriodOption = Annotated[str, typer.Option("--period", help="The month, YYYY-MM (e.g. 2026-11).")]
 

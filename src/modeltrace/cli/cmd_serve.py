@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from modeltrace import api
-from modeltrace.cli._app import app, err_console
-from modeltrace.cli.cmd_registry import DbOption
+from modeltrace.cli._app import DbOption, app, err_console
 
 
 @app.command()

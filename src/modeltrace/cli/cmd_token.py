@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from modeltrace import api
-from modeltrace.cli._app import app, console, err_console
-from modeltrace.cli.cmd_registry import DbOption
+from modeltrace.cli._app import DbOption, app, console, err_console
 
 token_app = typer.Typer(help="Bearer tokens that allow writes to one namespace of the registry.",
                         no_args_is_help=True)  # fmt: skip
