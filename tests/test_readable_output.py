@@ -17,7 +17,7 @@ import pytest
 from modeltrace import api
 from modeltrace.cli import main
 from modeltrace.cli._app import console
-from modeltrace.cli.cmd_zoo import print_accuracy
+from modeltrace.cli._zoo_accuracy import print_accuracy
 
 NARROW = 60
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -142,6 +142,17 @@ class VerificationError(ModeltraceError):
     exit_code = 2
 
 
+class VerificationFailedError(VerificationError):
+    """The signature holds but the model differs from its label (files or tensors changed, added
+    or removed) or a check of the label failed (e.g. ``--lineage``); raised after the full report
+    was shown, so the message only counts what the report lists."""
+
+    def __init__(self, differences: int, problems: int) -> None:
+        self.differences = differences
+        self.problems = problems
+        super().__init__(f"verification FAILED: {differences} difference(s), {problems} problem(s)")
+
+
 class SignatureInvalidError(VerificationError):
     """The signature does not match the payload or the public key."""
 

@@ -52,6 +52,8 @@ _FACADES: dict[str, tuple[str, ...]] = {
         "identify",
         "load_or_fingerprint",
     ),
+    # How a p-value reads for people; apart from the lineage machinery (no numpy to print a listing).
+    "_lineage_text": ("format_p_value",),
     "_models": ("build_demo_zoo", "demo_zoo_members", "inspect", "symlink_policy"),
     "_probe": ("add_tokenizer", "probe", "probe_set", "remove_tokenizer", "tokenizer_library"),
     "_registry": (
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         identify,
         load_or_fingerprint,
     )
+    from modeltrace.api._lineage_text import format_p_value
     from modeltrace.api._models import build_demo_zoo, demo_zoo_members, inspect, symlink_policy
     from modeltrace.api._probe import add_tokenizer, probe, probe_set, remove_tokenizer, tokenizer_library
     from modeltrace.api._registry import (

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modeltrace.api._blas import one_blas_thread
-from modeltrace.errors import ProbeError, UsageError
+from modeltrace.errors import ProbeError
 from modeltrace.paths import modeltrace_home
 
 if TYPE_CHECKING:
-    from modeltrace.probe.client import ProbeClient
     from modeltrace.probe.prober import ProbeReport
     from modeltrace.probe.probeset import ProbeSet
 
@@ -90,16 +89,12 @@ def probe(
     URL or a local model folder (Llama/Mistral/Qwen2/Qwen3/Mixtral layout, at most
     ``local_model.MAX_WEIGHT_BYTES`` of float32 weights) whose greedy answers are computed on the CPU.
     """
-    from modeltrace.probe import behaviour, local_model
+    from modeltrace.probe import behaviour_run, local_model
     from modeltrace.probe.client import ClientSettings, ProbeClient
     from modeltrace.probe.prober import probe_endpoint
-    from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
 
-    url_references, local_paths = _split_references(references)
-    if not 1 <= behaviour_prompts <= len(BEHAVIOUR_PROMPTS):
-        raise UsageError(
-            f"behaviour_prompts must be between 1 and {len(BEHAVIOUR_PROMPTS)}, got {behaviour_prompts}."
-        )
+    url_references, local_paths = behaviour_run.split_references(references)
+    prompts = behaviour_run.behaviour_prompts(behaviour_prompts)
     settings = ClientSettings(
         timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, concurrency=concurrency
     )
@@ -120,58 +115,22 @@ def probe(
                 f"(last error: {client.last_error}); check the URL and that the server is up."
             )
     if references:
-        prompts = list(BEHAVIOUR_PROMPTS[:behaviour_prompts])
-        behaviour_budget = behaviour_prompts + max(4, behaviour_prompts // 4)
         reference_key = _key_from_env(reference_api_key_env)
-        answers: dict[str, list[str | None]] = {}
-        target_client = ProbeClient(
-            url,
-            api_key=api_key,
-            budget=behaviour_budget,
-            settings=settings,
-            evidence_path=log_path,
-            sleep=sleep,
-        )
-        with target_client:
-            target_answers = behaviour.greedy_answers(target_client, report.model, prompts, concurrency)
-            report.requests += target_client.sent
-            report.requests_by_endpoint[target_client.base_url] += target_client.sent
-        formats: dict[str, str] = {}
-        for loaded in local_references:
-            with one_blas_thread():  # small matrices: BLAS worker threads cost more than they save
-                answers[str(loaded.path)] = local_model.greedy_answers(loaded, prompts)
-            formats[str(loaded.path)] = loaded.prompt_format
-        for reference in url_references:
-            reference_client = ProbeClient(
-                reference, api_key=reference_key, budget=behaviour_budget, settings=settings,
-                evidence_path=log_path, sleep=sleep,
-            )  # fmt: skip
-            with reference_client:
-                reference_model = _first_model(reference_client) if model is None else model
-                answers[reference_client.base_url] = behaviour.greedy_answers(
-                    reference_client, reference_model, prompts, concurrency
-                )
-                report.requests_by_endpoint[reference_client.base_url] = reference_client.sent
-        report.behaviour = behaviour.compare_answers(target_answers, answers, prompt_formats=formats)
-    return report
-
-
-def _split_references(references: Sequence[str]) -> tuple[list[str], list[Path]]:
-    """(endpoint URLs, local model folders); anything else is a usage error."""
-    urls: list[str] = []
-    paths: list[Path] = []
-    for reference in references:
-        if reference.startswith(("http://", "https://")):
-            urls.append(reference)
-        elif Path(reference).expanduser().exists():
-            paths.append(Path(reference).expanduser())
-        else:
-            raise UsageError(
-                f"Reference '{reference}' is neither an http(s) URL nor an existing local model folder. "
-                "Pass an OpenAI-compatible endpoint URL or a folder with config.json, weights and "
-                "tokenizer.json."
+        target = behaviour_run.Endpoint(url, api_key, settings, log_path, sleep)
+        # The local references' forward passes multiply small matrices (see api/_blas.py).
+        with one_blas_thread():
+            report.behaviour = behaviour_run.run_behaviour_test(
+                report,
+                target,
+                prompts=prompts,
+                url_references=[
+                    behaviour_run.Endpoint(reference, reference_key, settings, log_path, sleep)
+                    for reference in url_references
+                ],
+                local_references=local_references,
+                model=model,
             )
-    return urls, paths
+    return report
 
 
 def _key_from_env(variable: str | None) -> str | None:
@@ -181,20 +140,6 @@ def _key_from_env(variable: str | None) -> str | None:
     if not value:
         raise ProbeError(f"Environment variable '{variable}' (named by --api-key-env) is not set or empty.")
     return value
-
-
-def _first_model(client: ProbeClient) -> str:
-    """The first id a reference lists under /v1/models ('default' when it lists none)."""
-    from modeltrace.errors import BudgetExhaustedError
-
-    try:
-        listing = client.request("GET", "/models", phase="reference models").json()
-    except BudgetExhaustedError:
-        return "default"
-    try:
-        return str(listing["data"][0]["id"])
-    except (TypeError, KeyError, IndexError):
-        return "default"
 
 
 def _default_evidence_path(home: Path, url: str) -> Path:

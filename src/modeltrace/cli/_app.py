@@ -64,10 +64,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 def p_text(log10_p: float | None) -> str:
-    """A p-value for people: ``0.0123``, or ``1e-856`` below float range; ``n/a`` when absent."""
-    if log10_p is None:
-        return "n/a"
-    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+    """A p-value for people: ``0.0123``, or ``1e-856`` below float range; ``n/a`` when absent.
+
+    The service's pages print the same text: both call ``api.format_p_value``.
+    """
+    return api.format_p_value(log10_p)
 
 
 #: ``--follow-symlinks``, shared by the commands that read model folders.

@@ -9,8 +9,8 @@ import typer
 
 from modeltrace import api
 from modeltrace.cli._app import app, console
-from modeltrace.cli.cmd_inspect import print_card
-from modeltrace.cli.cmd_zoo import print_accuracy, run_accuracy
+from modeltrace.cli._card import print_card
+from modeltrace.cli._zoo_accuracy import print_accuracy, run_accuracy
 from modeltrace.errors import ModeltraceError
 
 #: A license-check scenario from the docs: a proprietary fine-tune of Kimi K2.5 earning US$80 M a month.

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from modeltrace import api
 from modeltrace.cli._app import (
@@ -17,41 +14,11 @@ from modeltrace.cli._app import (
     app,
     console,
     emit_json,
-    err_console,
     human_bytes,
     print_warnings,
     symlinks,
 )
-
-
-def byte_progress(total_bytes: int, description: str) -> Progress:
-    """A byte-counting progress bar on stderr (hidden when stderr is not a terminal)."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-    progress.add_task(description, total=total_bytes)
-    return progress
-
-
-def folder_bytes(path: Path) -> int:
-    """Bytes under ``path`` for the progress bar (a walk with a stack: folders may nest 1,000 deep)."""
-    if not path.is_dir():
-        return path.stat().st_size if path.is_file() else 0
-    total, pending = 0, [path]
-    while pending:
-        with contextlib.suppress(OSError), os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif entry.is_file():
-                    total += entry.stat().st_size
-    return total
+from modeltrace.cli._progress import byte_progress, folder_bytes
 
 
 @app.command()

@@ -11,8 +11,8 @@ import typer
 
 from modeltrace import api
 from modeltrace.cli._app import app, console, emit_json, err_console
-from modeltrace.cli.cmd_digest import byte_progress, folder_bytes
-from modeltrace.errors import UsageError
+from modeltrace.cli._progress import byte_progress, folder_bytes
+from modeltrace.errors import UsageError, VerificationFailedError
 
 label_app = typer.Typer(
     help="Provenance labels: what a model is made of, signed and checkable.", no_args_is_help=True
@@ -280,12 +280,8 @@ def verify(
             console.print(
                 f"[green]OK[/] every file and tensor matches (oms_root {report.actual['oms_root']})"
             )
-        else:
-            err_console.print(
-                f"[bold red]FAILED[/] {len(report.changes)} difference(s), {len(report.problems)} problem(s)"
-            )
-    if not report.ok:
-        raise typer.Exit(2)
+    if not report.ok:  # exit 2 like a bad signature: the VerificationError family
+        raise VerificationFailedError(len(report.changes), len(report.problems))
 
 
 def _check_verify_flags(pubkey: Path | None, keyless: bool, trust_flags: bool) -> None:

@@ -33,12 +33,6 @@ def _private(request: Request, credentials: Credentials) -> HTMLResponse | None:
     return None
 
 
-def _p_text(log10_p: float | None) -> str:
-    if log10_p is None:
-        return "n/a"
-    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
-
-
 @router.get("/", response_class=HTMLResponse)
 def index(
     request: Request,
@@ -96,7 +90,7 @@ def _edge_view(edge_id: int, store: Any) -> dict[str, Any]:
     return {
         **edge,
         "evidence": evidence,
-        "p_text": _p_text(edge["log10_p"]),
+        "p_text": api.format_p_value(edge["log10_p"]),
         "adjusted": "n/a" if adjusted is None else f"{adjusted:.1f}",
         "layer_text": ", ".join(f"{a}\u2192{b}" for a, b in layer_map.items()) if isinstance(layer_map, dict)
         else str(layer_map),
