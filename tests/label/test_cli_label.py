@@ -49,10 +49,13 @@ def test_full_cycle(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     (tiny_model / "config.json").write_text('{"model_type": "tampered"}')
     code, _, err = run(verify, capsys)
     assert code == 2 and "file changed: config.json" in err
-    code, out, _ = run([*verify, "--json"], capsys)
+    # The report first, then the error tree's message (VerificationFailedError, exit 2).
+    assert err.index("file changed") < err.index("error: verification FAILED: 1 difference(s), 0 problem(s)")
+    code, out, err = run([*verify, "--json"], capsys)
     assert code == 2 and json.loads(out)["changes"] == [
         {"kind": "file", "change": "changed", "name": "config.json"}
     ]
+    assert "error: verification FAILED" in err  # stdout stays the JSON report alone
 
     for export_format in ("spdx", "cyclonedx", "hf-card", "mof"):
         target = tmp_path / f"out.{export_format}"

@@ -1,9 +1,10 @@
 """The Typer application object and the output helpers every command shares.
 
 Commands live in ``cli/cmd_*.py``, one module per command or command group, and import only
-:mod:`modeltrace.api` and :mod:`modeltrace.errors`. Errors from the library (``ModeltraceError``)
-become a one-line message on stderr and the family's exit code; anything else is a bug and keeps
-its traceback.
+:mod:`modeltrace.api`, :mod:`modeltrace.errors` and the shared ``cli/_*.py`` helpers, never another
+command (the ``cli-facade`` and ``cli-commands-apart`` contracts in pyproject.toml). Errors from
+the library (``ModeltraceError``) become a one-line message on stderr and the family's exit code;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
