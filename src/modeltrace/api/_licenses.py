@@ -1,4 +1,8 @@
-"""The facade for licence compliance over a model's ancestry."""
+"""The facade for licence compliance over a model's ancestry.
+
+The card or label is read by the readers that own it (:mod:`._license_sources`), the lineage file by
+``licenses.sources``; the engine gets one :class:`~modeltrace.licenses.LineageNode` tree of values.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +40,10 @@ def check_license(
     :data:`~modeltrace.licenses.profile.PURPOSES` the model is used for: each ancestor's clause that
     forbids one is a violation.
     """
+    from modeltrace.api._license_sources import lineage_for_model
     from modeltrace.licenses import sources
 
-    model_tree = sources.lineage_for_model(model) if model is not None else None
+    model_tree = lineage_for_model(model) if model is not None else None
     if lineage is not None:
         from_file = sources.load_lineage_file(lineage)
         tree = sources.merge_lineage(model_tree, from_file) if model_tree is not None else from_file
