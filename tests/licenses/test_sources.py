@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modeltrace.api import _license_sources as model_sources
 from modeltrace.errors import LicenseError
@@ -292,3 +293,16 @@ def test_the_licences_package_imports_no_reader() -> None:
                 if name.split(".")[:2] in (["modeltrace", "formats"], ["modeltrace", "label"])
             ]
     assert offenders == []
+
+
+def test_the_facade_takes_the_lineage_as_values_too(tmp_path: Path) -> None:
+    """The registry hands the facade a tree it built in memory; no temporary lineage file."""
+    from modeltrace import api
+
+    from_file = api.check_license(lineage=write(tmp_path / "l.yaml", COMPOSER_YAML), monthly_revenue=8e7)
+    from_values = api.check_license(tree=yaml.safe_load(COMPOSER_YAML), monthly_revenue=8e7)
+    assert from_values.as_dict() == from_file.as_dict()
+    with pytest.raises(LicenseError, match="not both"):
+        api.check_license(lineage=tmp_path / "l.yaml", tree={"name": "x"})
+    with pytest.raises(LicenseError, match="lineage tree: root: unknown key"):
+        api.check_license(tree={"name": "x", "parent": []})
