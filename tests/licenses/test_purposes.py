@@ -64,6 +64,45 @@ def test_openrail_style_restrictions_flow_to_output_trained_models() -> None:
     assert "exploit or harm minors" in finding.clause
 
 
+def test_the_gemma_prohibited_use_policy_is_mapped_from_google_s_own_page() -> None:
+    for purpose in ("medical-advice", "legal-advice", "financial-advice"):
+        (finding,) = prohibited(run(on("gemma"), purpose))
+        assert "unlicensed practice of any vocation or profession" in finding.clause
+        assert "Gemma Prohibited Use Policy" in finding.text
+    for purpose in ("malware", "disinformation"):
+        (finding,) = prohibited(run(on("gemma"), purpose))
+        assert finding.clause.endswith("deceptive or fraudulent activities, scams, phishing, or malware.")
+    (finding,) = prohibited(run(on("gemma"), "minors"))
+    assert "child sexual abuse or exploitation" in finding.clause
+
+
+@pytest.mark.parametrize("license_id", ["creativeml-openrail-m", "bigscience-openrail-m"])
+def test_openrail_m_attachment_a_is_mapped(license_id: str) -> None:
+    (finding,) = prohibited(run(on(license_id), "medical-advice"))
+    assert finding.clause == "To provide medical advice and medical results interpretation;"
+    (finding,) = prohibited(run(on(license_id), "automated-decisions"))
+    assert finding.clause.startswith("For fully automated decision making")
+    # Both make models trained on their outputs derivatives: Attachment A binds them too.
+    assert prohibited(run(on(license_id, relation="distilled-from-outputs"), "minors"))
+
+
+def test_bigscience_open_rail_m_forbids_deepfakes_without_consent() -> None:
+    clauses = {finding.clause for finding in prohibited(run(on("bigscience-openrail-m"), "disinformation"))}
+    assert (
+        "To impersonate or attempt to impersonate (e.g. deepfakes) others without their consent;" in clauses
+    )
+    # CreativeML Open RAIL-M has no impersonation clause: only its false-information clause applies.
+    (finding,) = prohibited(run(on("creativeml-openrail-m"), "disinformation"))
+    assert "verifiably false information" in finding.clause
+
+
+def test_the_llama_3_3_aup_is_mapped() -> None:
+    findings = prohibited(run(on("llama3.3"), "weapons"))
+    clauses = {finding.clause for finding in findings}
+    assert "Guns and illegal weapons (including weapon development)" in clauses
+    assert all("Llama 3.3 Acceptable Use Policy" in finding.text for finding in findings)
+
+
 def test_an_unknown_purpose_is_refused() -> None:
     with pytest.raises(LicenseError, match="Unknown purpose 'spying'"):
         DeploymentProfile(use="research", distribution="hosted", purposes=("spying",))

@@ -109,3 +109,9 @@ def test_quotes_lists_every_clause_field() -> None:
     wheres = [where for where, _ in quotes(load("llama3.2.yaml"))]
     assert "geographic[0].clause" in wheres and "use_restrictions.clause" in wheres
     assert "duties[3].text" in wheres  # the notice text itself
+
+
+def test_normalise_forgives_full_width_punctuation_only() -> None:
+    # A Chinese licence copied through a tool that writes full-width punctuation in ASCII form.
+    assert normalise("材料（或其任何衍生作品），您应：") == normalise("材料(或其任何衍生作品),您应:")
+    assert normalise("出于任何军事目的") != normalise("出于任何民用目的")

@@ -140,6 +140,29 @@ SCENARIOS = [
              [parent("deepseek-llm", "deepseek")], {"purposes": ("automated-decisions",)},
              violations={("deepseek", "prohibited_use")},
              obligations=of("deepseek", "pass_on_use_restrictions", "use_restrictions"), exit_code=2),
+    Scenario("Gemma 2 fine-tune giving legal advice as a hosted service (`--purpose legal-advice`)",
+             [parent("gemma-2-9b", "gemma")], {"purposes": ("legal-advice",)},
+             violations={("gemma", "prohibited_use")},
+             obligations=of("gemma", "pass_on_use_restrictions", "license_copy", "use_restrictions"),
+             exit_code=2),
+    Scenario("Stable Diffusion 1.5 (CreativeML Open RAIL-M) fine-tune scoring loan applicants",
+             [parent("stable-diffusion-v1-5", "creativeml-openrail-m")],
+             {"purposes": ("automated-decisions",)},
+             violations={("creativeml-openrail-m", "prohibited_use")},
+             obligations=of("creativeml-openrail-m", "pass_on_use_restrictions", "use_restrictions"),
+             exit_code=2),
+    Scenario("BigScience Open RAIL-M model making deepfakes (`--purpose disinformation`)",
+             [parent("bigscience-model", "bigscience-openrail-m")], {"purposes": ("disinformation",)},
+             violations={("bigscience-openrail-m", "prohibited_use")},
+             obligations=of("bigscience-openrail-m", "pass_on_use_restrictions", "use_restrictions"),
+             exit_code=2),
+    Scenario("Llama 3.3 fine-tune for a defence contractor (`--purpose military`)",
+             [parent("Llama-3.3-70B", "llama3.3")], {"purposes": ("military",)},
+             violations={("llama3.3", "prohibited_use")},
+             obligations=of("llama3.3", "display", "name_prefix", "use_restrictions"), exit_code=2),
+    Scenario("GLM-4-9B fine-tune in a commercial app, published as `glm-4-support-bot`",
+             [parent("glm-4-9b-chat", "glm-4")], {"name": "glm-4-support-bot"},
+             obligations=of("glm-4", "separate_agreement", "display"), satisfied={("glm-4", "name_prefix")}),
 ]  # fmt: skip
 
 
@@ -164,7 +187,7 @@ def test_every_licence_added_in_v2_has_a_scenario() -> None:
     v2 = {"llama1", "flux-1-dev-non-commercial", "openrail++", "stability-ai-community", "nvidia-open-model",
           "openmdw-1.0", "bigscience-bloom-rail-1.0", "bigcode-openrail-m", "tongyi-qianwen-research",
           "tencent-hunyuan", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "gpt-oss",
-          "minimax", "falcon-2-11b", "yi-1.0", "chatglm3-6b"}  # fmt: skip
+          "minimax", "falcon-2-11b", "yi-1.0", "chatglm3-6b", "glm-4"}  # fmt: skip
     assert v2 - covered <= {"openmdw-1.0"}  # OpenMDW's scenario has nothing to do: exit 0
     assert len(load_catalog()) >= 35
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from modeltrace.api import _license_sources as model_sources
 from modeltrace.errors import LicenseError
 from modeltrace.licenses import sources
 from modeltrace.licenses.lineage import MAX_DEPTH, LineageNode
@@ -113,7 +115,7 @@ base_model_relation: finetune
 
 def test_model_card_front_matter_gives_root_licence_and_base_models(tmp_path: Path) -> None:
     write(tmp_path / "my-model" / "README.md", CARD)
-    tree = sources.lineage_for_model(tmp_path / "my-model")
+    tree = model_sources.lineage_for_model(tmp_path / "my-model")
     assert tree.name == "my-model"
     assert tree.license == "kimi-k2.5"  # license: other -> license_name
     assert tree.parents == (LineageNode(name="moonshotai/Kimi-K2.5", license=None, relation="finetune"),)
@@ -121,7 +123,7 @@ def test_model_card_front_matter_gives_root_licence_and_base_models(tmp_path: Pa
 
 def test_a_card_without_front_matter_has_no_declared_licence(tmp_path: Path) -> None:
     write(tmp_path / "m" / "README.md", "# Just prose\n")
-    assert sources.lineage_for_model(tmp_path / "m") == LineageNode(name="m")
+    assert model_sources.lineage_for_model(tmp_path / "m") == LineageNode(name="m")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +138,7 @@ def test_a_card_without_front_matter_has_no_declared_licence(tmp_path: Path) -> 
 def test_malformed_cards_are_licence_errors(tmp_path: Path, card: str, message: str) -> None:
     write(tmp_path / "m" / "README.md", card)
     with pytest.raises(LicenseError, match=message):
-        sources.lineage_for_model(tmp_path / "m")
+        model_sources.lineage_for_model(tmp_path / "m")
 
 
 def test_a_lineage_file_completes_the_card_s_base_models(tmp_path: Path) -> None:
@@ -150,7 +152,7 @@ def test_a_lineage_file_completes_the_card_s_base_models(tmp_path: Path) -> None
         "  - {name: kimi-k2.5-base, license: kimi-k2.5, relation: finetune}\n",
     )
     tree = sources.merge_lineage(
-        sources.lineage_for_model(tmp_path / "my-model"), sources.load_lineage_file(lineage)
+        model_sources.lineage_for_model(tmp_path / "my-model"), sources.load_lineage_file(lineage)
     )
     (parent,) = tree.parents
     assert (parent.name, parent.license, parent.relation) == ("moonshotai/Kimi-K2.5", "kimi-k2.5", "finetune")
@@ -165,9 +167,9 @@ def test_label_json_gives_licences_of_base_models(tmp_path: Path) -> None:
             {"name": "Qwen/Qwen2.5-72B", "relation": "finetune", "license": "qwen", "digest": "x"}
         ],
     }
-    write(tmp_path / "m" / sources.LABEL_FILE, json.dumps(label))
+    write(tmp_path / "m" / model_sources.LABEL_FILE_NAME, json.dumps(label))
     write(tmp_path / "m" / "README.md", "---\nlicense: apache-2.0\n---\n")  # the label wins
-    tree = sources.lineage_for_model(tmp_path / "m")
+    tree = model_sources.lineage_for_model(tmp_path / "m")
     assert tree == LineageNode(
         name="kimi-dev-72b",
         license="mit",
@@ -178,9 +180,9 @@ def test_label_json_gives_licences_of_base_models(tmp_path: Path) -> None:
 def test_a_folder_with_neither_label_nor_card_is_a_licence_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(LicenseError, match="neither"):
-        sources.lineage_for_model(tmp_path / "empty")
+        model_sources.lineage_for_model(tmp_path / "empty")
     with pytest.raises(LicenseError, match="no such file"):
-        sources.lineage_for_model(tmp_path / "absent")
+        model_sources.lineage_for_model(tmp_path / "absent")
 
 
 def test_a_cycle_by_name_is_reported_as_a_cycle(tmp_path: Path) -> None:
@@ -208,3 +210,99 @@ def test_a_shared_ancestor_is_not_a_cycle(tmp_path: Path) -> None:
     )
     tree = sources.load_lineage_file(write(tmp_path / "dag.yaml", text))
     assert [node.name for node, _ in tree.walk()] == ["merged", "ft1", "base", "ft2", "base"]
+
+
+# -- one reader per file: the card and the label are read by formats/ and label/ ------------------
+
+ALIASED_CARD = """---
+license: &lic apache-2.0
+license_name: *lic
+base_model: org/base
+---
+"""
+
+
+def test_a_card_with_yaml_aliases_gives_one_answer_everywhere(tmp_path: Path) -> None:
+    """The licence check used to parse cards itself and accepted YAML aliases that `inspect`
+    (formats/hf_folder.py) refuses: one README, two answers. Now both refuse it, with the same
+    reason, because the licence check reads the card with the same reader."""
+    from modeltrace.errors import CorruptFileError
+    from modeltrace.formats.hf_folder import read_card
+
+    folder = tmp_path / "aliased"
+    write(folder / "README.md", ALIASED_CARD)
+    with pytest.raises(CorruptFileError, match="YAML aliases") as by_inspect:
+        read_card(folder)
+    with pytest.raises(LicenseError, match="YAML aliases") as by_licence_check:
+        model_sources.lineage_for_model(folder)
+    assert by_inspect.value.reason in str(by_licence_check.value)
+
+
+def test_the_card_reader_and_the_licence_check_agree_on_a_plain_card(tmp_path: Path) -> None:
+    from modeltrace.formats.hf_folder import read_card
+
+    folder = tmp_path / "plain"
+    write(folder / "README.md", "---\nlicense: [mit, apache-2.0]\nbase_model: [org/a, org/b]\n---\n")
+    _, declared = read_card(folder)
+    tree = model_sources.lineage_for_model(folder)
+    assert tree.license == declared.license == "mit"  # a list of licences: the first is the model's
+    assert tuple(parent.name for parent in tree.parents) == declared.base_models == ("org/a", "org/b")
+
+
+def test_a_signed_label_is_read_by_the_label_reader(tmp_path: Path) -> None:
+    import base64
+
+    predicate = {
+        "name": "m",
+        "license": {"id": "MIT"},
+        "base_models": [{"id": "org/base", "relation": "adapter"}],
+    }
+    statement = {"predicate": predicate}
+    envelope = {
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": base64.b64encode(json.dumps(statement).encode()).decode(),
+        "signatures": [],
+    }
+    bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": envelope}
+    for name, document in (("envelope.json", envelope), ("bundle.json", bundle)):
+        tree = model_sources.lineage_for_model(write(tmp_path / name, json.dumps(document)))
+        assert tree == LineageNode(
+            name="m", license="MIT", parents=(LineageNode(name="org/base", relation="adapter"),)
+        )
+    broken = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}
+    with pytest.raises(LicenseError, match="holds no DSSE envelope"):
+        model_sources.lineage_for_model(write(tmp_path / "broken.json", json.dumps(broken)))
+
+
+def test_the_licences_package_imports_no_reader() -> None:
+    """licenses/ takes values: cards and labels are read by the facade with formats/ and label/."""
+    import ast
+    from importlib import resources
+
+    package = resources.files("modeltrace.licenses")
+    offenders = []
+    for module in sorted(path for path in package.iterdir() if path.name.endswith(".py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            offenders += [
+                f"{module.name}: {name}"
+                for name in names
+                if name.split(".")[:2] in (["modeltrace", "formats"], ["modeltrace", "label"])
+            ]
+    assert offenders == []
+
+
+def test_the_facade_takes_the_lineage_as_values_too(tmp_path: Path) -> None:
+    """The registry hands the facade a tree it built in memory; no temporary lineage file."""
+    from modeltrace import api
+
+    from_file = api.check_license(lineage=write(tmp_path / "l.yaml", COMPOSER_YAML), monthly_revenue=8e7)
+    from_values = api.check_license(tree=yaml.safe_load(COMPOSER_YAML), monthly_revenue=8e7)
+    assert from_values.as_dict() == from_file.as_dict()
+    with pytest.raises(LicenseError, match="not both"):
+        api.check_license(lineage=tmp_path / "l.yaml", tree={"name": "x"})
+    with pytest.raises(LicenseError, match="lineage tree: root: unknown key"):
+        api.check_license(tree={"name": "x", "parent": []})

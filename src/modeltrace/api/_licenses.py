@@ -1,11 +1,16 @@
-"""The facade for licence compliance over a model's ancestry."""
+"""The facade for licence compliance over a model's ancestry.
+
+The card or label is read by the readers that own it (:mod:`._license_sources`), the lineage file by
+``licenses.sources``; the engine gets one :class:`~modeltrace.licenses.LineageNode` tree of values.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from modeltrace.errors import LicenseError
 from modeltrace.licenses import ComplianceReport, DeploymentProfile, License, check_compliance, load_catalog
@@ -15,6 +20,7 @@ def check_license(
     model: str | Path | None = None,
     *,
     lineage: str | Path | None = None,
+    tree: Mapping[str, Any] | None = None,
     use: str = "commercial",
     distribution: str = "hosted",
     mau: int | float | str = 0,
@@ -36,14 +42,21 @@ def check_license(
     :data:`~modeltrace.licenses.profile.PURPOSES` the model is used for: each ancestor's clause that
     forbids one is a violation.
     """
-    from modeltrace.licenses import sources
+    from modeltrace.api._license_sources import lineage_for_model
+    from modeltrace.licenses import lineage_from_data, sources
 
-    model_tree = sources.lineage_for_model(model) if model is not None else None
+    if lineage is not None and tree is not None:
+        raise LicenseError("Give the lineage as a file or as a tree, not both.")
+    model_tree = lineage_for_model(model) if model is not None else None
+    declared = None
     if lineage is not None:
-        from_file = sources.load_lineage_file(lineage)
-        tree = sources.merge_lineage(model_tree, from_file) if model_tree is not None else from_file
+        declared = sources.load_lineage_file(lineage)
+    elif tree is not None:
+        declared = lineage_from_data(tree, source="lineage tree")
+    if declared is not None:
+        ancestry = sources.merge_lineage(model_tree, declared) if model_tree is not None else declared
     elif model_tree is not None:
-        tree = model_tree
+        ancestry = model_tree
     else:
         raise LicenseError("Nothing to check: give a model folder, a label or card, or --lineage FILE.")
     if isinstance(release_date, str):
@@ -61,10 +74,10 @@ def check_license(
         name=name,
         region=region,
         release_date=release_date,
-        grants=tuple(dict.fromkeys((*granted, *tree.grants))),
+        grants=tuple(dict.fromkeys((*granted, *ancestry.grants))),
         purposes=tuple(dict.fromkeys(purpose.strip().lower() for purpose in purposes)),
     )
-    return check_compliance(tree, profile, load_catalog())
+    return check_compliance(ancestry, profile, load_catalog())
 
 
 def _amount(value: float | str, what: str) -> float:

@@ -7,7 +7,6 @@ means $MODELTRACE_DB, else ``registry.sqlite`` under MODELTRACE_HOME.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -249,16 +248,9 @@ def registry_license_check(
         lineage = store.lineage(ref)
         model = store.get(lineage["model_id"])
         tree = _license_tree(lineage["tree"], store)
-        with tempfile.TemporaryDirectory(prefix="modeltrace-lic-") as folder:
-            tree_file = Path(folder) / "lineage.json"
-            tree_file.write_text(json.dumps(tree), encoding="utf-8")
-            report = check_license(
-                lineage=tree_file,
-                use=use,
-                distribution=distribution,
-                mau=mau,
-                monthly_revenue=monthly_revenue,
-            ).as_dict()
+        report = check_license(
+            tree=tree, use=use, distribution=distribution, mau=mau, monthly_revenue=monthly_revenue
+        ).as_dict()
         profile = {"use": use, "distribution": distribution, "mau": mau, "monthly_revenue": monthly_revenue}
         if record:
             store.record_license(model["id"], profile, report)

@@ -20,6 +20,7 @@ from modeltrace.types import Declared
 #: Largest model card read; front-matter beyond this is not metadata.
 MAX_CARD_BYTES = 4 * 1024 * 1024
 MAX_FRONT_MATTER_BYTES = 256 * 1024
+CARD_FILE_NAME = "README.md"
 
 TOKENIZER_FILE_NAMES = (
     "tokenizer.json",
@@ -80,12 +81,24 @@ class PlainLoader(yaml.SafeLoader):
     yaml_multi_constructors: ClassVar[dict[Any, Any]] = {}
 
 
-def parse_front_matter(text: str, path: Path) -> dict[str, Any]:
-    """The YAML block between the leading ``---`` lines of a model card, or {} when absent."""
-    if not text.startswith("---"):
+def parse_front_matter(text: str, path: Path, *, strict: bool = False) -> dict[str, Any]:
+    """The YAML block between the leading ``---`` lines of a model card, or {} when absent.
+
+    ``strict`` (the licence check) refuses a block that is opened but never closed, or that is
+    not a mapping, instead of reading it as "no metadata": a licence must not vanish silently.
+    """
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not content
+    first_line, _, _ = text.partition("\n")
+    if first_line.rstrip() != "---":
         return {}
     end = text.find("\n---", 3)
     if end < 0:
+        if strict:
+            raise CorruptFileError(
+                path,
+                f"model card front-matter opened with '---' is never closed "
+                f"within the first {MAX_CARD_BYTES:,} bytes",
+            )
         return {}
     block = text[3:end]
     if len(block.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
@@ -110,17 +123,25 @@ def parse_front_matter(text: str, path: Path) -> dict[str, Any]:
         data = yaml.load(block, Loader=PlainLoader)  # PlainLoader: plain values only
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as error:
         raise CorruptFileError(path, f"model card front-matter is not plain YAML ({error})") from error
+    if strict and data is not None and not isinstance(data, dict):
+        raise CorruptFileError(path, "model card front-matter is not a mapping")
     return data if isinstance(data, dict) else {}
 
 
+def _first_license(value: Any) -> str | None:
+    """The card's own licence: some cards list several, and the first is the model's."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value) if value is not None else None
+
+
 def declared_from_card(front_matter: dict[str, Any], source: str) -> Declared:
-    license_id = front_matter.get("license")
     return Declared(
         base_models=_as_tuple(front_matter.get("base_model")),
         base_model_relation=(
             str(front_matter["base_model_relation"]) if front_matter.get("base_model_relation") else None
         ),
-        license=str(license_id) if license_id is not None else None,
+        license=_first_license(front_matter.get("license")),
         license_name=str(front_matter["license_name"]) if front_matter.get("license_name") else None,
         datasets=_as_tuple(front_matter.get("datasets")),
         name=str(front_matter["model_name"]) if front_matter.get("model_name") else None,
@@ -128,14 +149,19 @@ def declared_from_card(front_matter: dict[str, Any], source: str) -> Declared:
     )
 
 
+def read_card_file(card: Path, *, strict: bool = False) -> tuple[dict[str, Any], Declared]:
+    """Front-matter and declared lineage of one model card file (see :func:`parse_front_matter`)."""
+    text = read_regular_file(card, MAX_CARD_BYTES).decode("utf-8", errors="replace")
+    front_matter = parse_front_matter(text, card, strict=strict)
+    return front_matter, declared_from_card(front_matter, f"{card.name} front-matter")
+
+
 def read_card(folder: Path) -> tuple[dict[str, Any], Declared]:
     """Front-matter and declared lineage of ``folder/README.md`` (empty when there is no card)."""
-    card = folder / "README.md"
+    card = folder / CARD_FILE_NAME
     if not card.is_file():
         return {}, Declared()
-    text = read_regular_file(card, MAX_CARD_BYTES).decode("utf-8", errors="replace")
-    front_matter = parse_front_matter(text, card)
-    return front_matter, declared_from_card(front_matter, "README.md front-matter")
+    return read_card_file(card)
 
 
 def read_json_if_present(path: Path) -> dict[str, Any] | None:

@@ -83,6 +83,16 @@ def read_label(path: str | Path) -> Label:
 
     The signature is NOT checked here (``verify`` does that); this only reads what was signed.
     """
+    return validate_label(read_label_document(path))
+
+
+def read_label_document(path: str | Path) -> Any:
+    """The label JSON of a file, a signed DSSE envelope or a Sigstore bundle, NOT validated.
+
+    For readers that need only a few declared fields (the licence check reads ``license`` and
+    ``base_models``) and accept hand-written labels; everything else uses :func:`read_label`.
+    The signature is not checked.
+    """
     data = _load_json(Path(path))
     if is_sigstore_bundle(data):
         data = data.get("dsseEnvelope")
@@ -94,7 +104,7 @@ def read_label(path: str | Path) -> Label:
             data = statement["predicate"]
         except (ValueError, KeyError, TypeError) as error:
             raise LabelError(f"Signed label '{path}' has an unreadable payload ({error})") from error
-    return validate_label(data)
+    return data
 
 
 def write_label(label: Label, path: str | Path) -> Path:

@@ -2,7 +2,8 @@
 
 - :mod:`.catalog`: the licence files, validated against ``schema.json``, as :class:`License` values;
 - :mod:`.lineage`: the ancestry tree (:class:`LineageNode`) built from parsed data;
-- :mod:`.sources`: reading lineage files, model cards and provenance labels from disk;
+- :mod:`.sources`: reading lineage files from disk (model cards and labels are read by the facade,
+  ``api._license_sources``, with the ``formats`` and ``label`` readers: this package imports no reader);
 - :mod:`.engine`: ancestry x deployment profile -> obligations, violations, tier (pure).
 """
 

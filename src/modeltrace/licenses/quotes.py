@@ -3,12 +3,14 @@
 Each data file names its stored text (``text.file``), where it was copied from (``text.url``) and
 when (``text.retrieved``). :func:`misquotes` lists the quotes of a licence that do not appear in
 that text, compared after :func:`normalise`, which forgives only layout: whitespace and line-break
-hyphenation, typographic quotes and dashes, Markdown emphasis, escapes and links.
+hyphenation, typographic quotes and dashes, Unicode compatibility forms (full-width punctuation),
+Markdown emphasis, escapes and links.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
@@ -20,8 +22,12 @@ _TRANSLATE = str.maketrans(
 
 
 def normalise(text: str) -> str:
-    """``text`` with layout differences removed, for verbatim comparison."""
-    text = text.translate(_TRANSLATE)
+    """``text`` with layout differences removed, for verbatim comparison.
+
+    Unicode compatibility forms count as layout (NFKC): a full-width comma in a Chinese licence and
+    its ASCII form, as a search index or a converter may write it, compare equal.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
     text = _MARKDOWN_LINK.sub(r"\1", text)
     text = text.replace("**", "").replace("__", "")
     text = re.sub(r"\\([_.*\-\[\]()#])", r"\1", text)  # Markdown escapes: "1\." -> "1."
