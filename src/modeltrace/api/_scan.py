@@ -48,11 +48,13 @@ def scan(
     "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub")."""
     from modeltrace.api._registry import open_registry
     from modeltrace.registry.tokens import check_namespace
+    from modeltrace.scan.executors import check_executor
     from modeltrace.scan.sources import expand_sources
 
     if not sources:
         raise UsageError("Give at least one source: a model folder or file, a glob, a URL, hf://ORG/REPO "
                          "or @FILE listing sources.")  # fmt: skip
+    check_executor(executor, workers, ray_address)
     if namespace is not None:
         check_namespace(namespace)
     if retries < 0:

@@ -47,16 +47,21 @@ def run_parallel(
     ray_address: str | None = None,
 ) -> Iterator[Out]:
     """``function(item)`` for every input on ``executor``'s workers, yielded in completion order."""
+    check_executor(executor, workers, ray_address)
+    count = workers or default_workers()
+    if executor == "ray":
+        return _run_ray(function, inputs, count, ray_address)
+    return _run_local(function, inputs, count)
+
+
+def check_executor(executor: str, workers: int | None, ray_address: str | None) -> None:
+    """Refuse an executor, worker count or Ray address that cannot work (a usage error)."""
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}.")
     if ray_address and executor != "ray":
         raise UsageError("--ray-address needs --executor ray.")
-    count = workers or default_workers()
-    if executor == "ray":
-        return _run_ray(function, inputs, count, ray_address)
-    return _run_local(function, inputs, count)
 
 
 def _run_local(function: Callable[[In], Out], inputs: Iterable[In], workers: int) -> Iterator[Out]:
