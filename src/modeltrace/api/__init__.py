@@ -74,6 +74,7 @@ _FACADES: dict[str, tuple[str, ...]] = {
     ),
     "_registry_detect": ("registry_identify",),
     "_royalties": ("royalties_model_ids", "royalties_report", "royalties_statement", "royalties_terms_add"),
+    "_scan": ("registry_graph", "scan"),
     "_zoo": (
         "build_seed_case",
         "build_zoo",
@@ -160,6 +161,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         royalties_statement,
         royalties_terms_add,
     )
+    from modeltrace.api._scan import registry_graph, scan
     from modeltrace.api._zoo import (
         build_seed_case,
         build_zoo,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modeltrace.errors import LabelError, ModeltraceError
 
@@ -34,24 +34,17 @@ def _arrival_from_model(path: Path, name: str | None, namespace: str) -> Arrival
     from modeltrace.api._label import digest
     from modeltrace.api._lineage import fingerprint as build_fingerprint
     from modeltrace.api._models import inspect
-    from modeltrace.registry.records import Arrival, DeclaredBase
 
     card = inspect(path)
     digests = digest(path)
-    declared = card.get("declared") or {}
-    origin = str(declared.get("source") or "model metadata")
-    relation = declared.get("base_model_relation")
-    arrival = Arrival(
+    arrival = arrival_from_card(
+        card,
         name=name or str(card.get("name") or path.name),
         namespace=namespace,
         source=str(path),
         digest=digests.oms_root,
-        oms_root=digests.oms_root,
-        tensor_root=digests.tensor_root,
-        card=card,
-        license=declared.get("license"),
-        declared=[DeclaredBase(str(base), relation, origin) for base in declared.get("base_model") or []],
     )
+    arrival.oms_root, arrival.tensor_root = digests.oms_root, digests.tensor_root
     try:
         with tempfile.TemporaryDirectory(prefix="modeltrace-fp-") as folder:
             output = Path(folder) / "model.mtfp"
@@ -63,6 +56,26 @@ def _arrival_from_model(path: Path, name: str | None, namespace: str) -> Arrival
     if label_file is not None and label_file.is_file():
         _attach_label(arrival, label_file)
     return arrival
+
+
+def arrival_from_card(
+    card: dict[str, Any], *, name: str, namespace: str, source: str, digest: str
+) -> Arrival:
+    """An arrival from an architecture card: the licence and base models the model declares."""
+    from modeltrace.registry.records import Arrival, DeclaredBase
+
+    declared = card.get("declared") or {}
+    origin = str(declared.get("source") or "model metadata")
+    relation = declared.get("base_model_relation")
+    return Arrival(
+        name=name,
+        namespace=namespace,
+        source=source,
+        digest=digest,
+        card=card,
+        license=declared.get("license"),
+        declared=[DeclaredBase(str(base), relation, origin) for base in declared.get("base_model") or []],
+    )
 
 
 def arrival_from_fingerprint(

@@ -12,6 +12,7 @@ from modeltrace.cli import cmd_compare  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_demo  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_digest  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_fingerprint  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_graph  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_identify  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_inspect  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_label  # noqa: F401  isort: skip
@@ -20,6 +21,7 @@ from modeltrace.cli import cmd_lineage  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_probe  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_registry  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_royalties  # noqa: F401  isort: skip
+from modeltrace.cli import cmd_scan  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_serve  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_token  # noqa: F401  isort: skip
 from modeltrace.cli import cmd_tokenizers  # noqa: F401  isort: skip

@@ -1,0 +1,171 @@
+"""Scan throughput: models/s of ``modeltrace scan`` with the local process pool against Ray tasks.
+
+Generates N small Llama-shaped models (the zoo's writers, random weights; a third of them
+fine-tuned children of the others so that detection has something to find), then scans the same
+set into fresh registries, side by side:
+
+* from local folders (the content digest reads every byte, the fingerprint its sampled rows);
+* over HTTP from a loopback range server (headers and sampled rows only, by range requests);
+
+each with ``--executor local`` and ``--executor ray`` (a local Ray instance, started before the
+timed scan; its start-up is its own column). Lineage detection is off in these rows (it runs in the
+parent, the same for both executors); ``--detect`` adds one row with it on.
+
+    .venv/bin/python benchmarks/scale_scan.py                      # 24 models, 2 workers
+    .venv/bin/python benchmarks/scale_scan.py --models 48 --workers 4 --detect
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeltrace import api
+from modeltrace.zoo.arch import ArchConfig, parameter_shapes
+from modeltrace.zoo.files import write_hf_folder
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def write_models(folder: Path, count: int, hidden: int, layers: int) -> list[Path]:
+    """``count`` model folders: every third one a fine-tuned child of the one before it."""
+    config = ArchConfig("llama", vocab_size=512, hidden_size=hidden, intermediate_size=2 * hidden,
+                        num_layers=layers, num_heads=4, num_kv_heads=2)  # fmt: skip
+    vocab = [f"tok{index}" for index in range(config.vocab_size)]
+    paths = []
+    previous: dict[str, np.ndarray] = {}
+    for index in range(count):
+        rng = np.random.default_rng(index)
+        if index % 3 == 2:  # a child: the previous model plus small noise
+            tensors = {name: value + 0.02 * rng.standard_normal(value.shape).astype(np.float32)
+                       for name, value in previous.items()}  # fmt: skip
+        else:
+            tensors = {name: (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+                       for name, shape in parameter_shapes(config).items()}  # fmt: skip
+        previous = tensors
+        paths.append(write_hf_folder(folder / f"model-{index:04d}", config, tensors, vocab))
+    return paths
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """A loopback HTTP server that answers GET with one ``Range`` (206) for files under ``root``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            target = (root / self.path.lstrip("/")).resolve()
+            if not target.is_relative_to(root) or not target.is_file():
+                self._reply(404, b"")
+                return
+            data = target.read_bytes()
+            match = _RANGE.match(self.headers.get("Range", ""))
+            if match is None:
+                self._reply(200, data)
+                return
+            start, stop = int(match.group(1)), min(int(match.group(2)) + 1, len(data))
+            self._reply(206, data[start:stop], {"Content-Range": f"bytes {start}-{stop - 1}/{len(data)}"})
+
+        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def timed_scan(sources: list[str], executor: str, workers: int, folder: Path, detect: bool) -> dict[str, Any]:
+    startup = 0.0
+    if executor == "ray":
+        import ray
+
+        began = time.perf_counter()
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 _system_config={"worker_register_timeout_seconds": 180})  # fmt: skip
+        startup = time.perf_counter() - began
+    try:
+        db = str(folder / f"{executor}-{time.monotonic_ns()}.sqlite")
+        result = api.scan(sources, executor=executor, workers=workers, db=db, detect=detect)
+    finally:
+        if executor == "ray":
+            ray.shutdown()
+    totals = result["totals"]
+    if result["exit_code"] != 0:
+        failed = [row for row in result["results"] if row["status"] == "failed"][:3]
+        raise SystemExit(f"scan failed: {failed}")
+    edges = len(api.registry_graph(db=db)["edges"])
+    return {**totals, "startup": startup, "edges": edges}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", type=int, default=24, help="models to generate (default 24)")
+    parser.add_argument("--workers", type=int, default=2, help="workers of each executor (default 2)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden size of the models (default 128)")
+    parser.add_argument("--layers", type=int, default=4, help="layers of the models (default 4)")
+    parser.add_argument("--detect", action="store_true", help="add a row with lineage detection on")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modeltrace-scale-scan-") as tmp:
+        folder = Path(tmp)
+        paths = write_models(folder / "models", args.models, args.hidden, args.layers)
+        size = sum(f.stat().st_size for p in paths for f in p.iterdir())
+        each = size / len(paths) / 1e6
+        print(f"{len(paths)} models, {each:.2f} MB each; {args.workers} workers", flush=True)
+        rows = []
+        with serve((folder / "models").resolve()) as url:
+            remote = [f"{url}/{path.name}" for path in paths]
+            local = [str(path) for path in paths]
+            plan = [("local", "folders", local, False), ("ray", "folders", local, False),
+                    ("local", "http", remote, False), ("ray", "http", remote, False)]  # fmt: skip
+            if args.detect:
+                plan.append(("local", "folders", local, True))
+            for executor, kind, sources, detect in plan:
+                totals = timed_scan(sources, executor, args.workers, folder, detect)
+                rows.append((executor, kind, detect, totals))
+                label = f"{executor} {kind}" + (" +detect" if detect else "")
+                print(f"  {label}: {totals['seconds']:.1f} s", flush=True)
+        header = (
+            f"{'executor':<9}{'source':<9}{'detect':<8}{'models':>7}{'wall s':>9}{'models/s':>10}"
+            f"{'start-up s':>12}{'MB read':>10}{'KB/model':>10}{'req/model':>11}{'edges':>7}"
+        )
+        print()
+        print(header)
+        print("-" * len(header))
+        for executor, kind, detect, t in rows:
+            count = t["read"] or 1
+            print(
+                f"{executor:<9}{kind:<9}{'yes' if detect else 'no':<8}{t['read']:>7}{t['seconds']:>9.1f}"
+                f"{t['models_per_s']:>10.2f}{t['startup']:>12.1f}{t['bytes'] / 1e6:>10.2f}"
+                f"{t['bytes'] / count / 1e3:>10.1f}{t['requests'] / count:>11.1f}{t['edges']:>7}"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The facade for ``modeltrace scan``: fingerprint many models in parallel into the registry.
+
+The parent expands the sources, pins remote ones to a revision, skips those the registry already
+holds (before reading anything heavy), and hands the rest to an executor (a local process pool or
+Ray tasks) whose workers read each source into an Arrival. The parent alone writes: it stores each
+arrival as it comes back and runs lineage detection against the registered models (as
+``registry add`` does), so the detected-lineage graph is up to date when the scan ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modeltrace.errors import ModeltraceError, UsageError
+
+if TYPE_CHECKING:
+    from modeltrace.registry import Registry
+    from modeltrace.scan.outcome import ScanTask, WorkResult
+
+#: ``progress(state)`` after every source: total, done, registered, skipped, failed, bytes,
+#: requests, elapsed (seconds), read (sources read by workers so far) and the last source.
+ScanProgress = Callable[[dict[str, Any]], None]
+
+#: Exit codes of a scan with failures (docs/scale.md): the most telling family wins.
+EXIT_BUG, EXIT_UNREACHABLE, EXIT_UNREADABLE = 1, 4, 3
+
+
+def scan(
+    sources: list[str],
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    namespace: str | None = None,
+    db: str | None = None,
+    registry: Registry | None = None,
+    retries: int = 2,
+    backoff_s: float = 1.0,
+    detect: bool = True,
+    alpha: float | None = None,
+    progress: ScanProgress | None = None,
+) -> dict[str, Any]:
+    """Fingerprint every source and register it; returns ``{"results": [...], "totals": {...},
+    "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub")."""
+    from modeltrace.api._registry import open_registry
+    from modeltrace.registry.tokens import check_namespace
+    from modeltrace.scan.executors import check_executor
+    from modeltrace.scan.sources import expand_sources
+
+    if not sources:
+        raise UsageError("Give at least one source: a model folder or file, a glob, a URL, hf://ORG/REPO "
+                         "or @FILE listing sources.")  # fmt: skip
+    check_executor(executor, workers, ray_address)
+    if namespace is not None:
+        check_namespace(namespace)
+    if retries < 0:
+        raise UsageError(f"--retries must be 0 or more, got {retries}.")
+    if alpha is not None and not 0 < alpha < 1:
+        raise UsageError(f"alpha must lie in (0, 1), got {alpha}.")
+    started = time.perf_counter()
+    expanded = expand_sources(sources)
+    store, owned = (registry, False) if registry is not None else (open_registry(db), True)
+    try:
+        run = _Run(store, len(expanded.sources) + len(expanded.unusable), started, progress)
+        for argument, reason in expanded.unusable:
+            run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
+        tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
+        if tasks:
+            from modeltrace.api._scan_worker import fingerprint_source
+            from modeltrace.scan.executors import run_parallel
+
+            outcomes = run_parallel(fingerprint_source, tasks, executor=executor, workers=workers,
+                                    ray_address=ray_address)  # fmt: skip
+            # Stored in the order given, whatever order the workers finish in: the registry's ids and
+            # the edge directions assumed from the registration order do not depend on timing.
+            order = {task.source: index for index, task in enumerate(tasks)}
+            waiting: dict[int, WorkResult] = {}
+            next_index = 0
+            for outcome in outcomes:
+                waiting[order[outcome.source]] = outcome
+                while next_index in waiting:
+                    ready = waiting.pop(next_index)
+                    run.finish(run.register(ready, detect=detect, alpha=alpha), read=True)
+                    next_index += 1
+        return run.report(expanded.ignored, executor, workers)
+    finally:
+        if owned:
+            store.close()
+
+
+def _row(source: str, status: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"source": source, "pinned": source, "status": status, "reason": None,
+                           "model": None, "model_id": None, "digest": None, "bytes": 0, "requests": 0,
+                           "seconds": 0.0, "attempts": 0, "detected": 0, "exit_code": 0}  # fmt: skip
+    row.update(fields)
+    return row
+
+
+class _Run:
+    """The state of one scan in the parent: results so far and the progress they report."""
+
+    def __init__(self, store: Registry, total: int, started: float, progress: ScanProgress | None) -> None:
+        self.store = store
+        self.total = total
+        self.started = started
+        self.progress = progress
+        self.rows: list[dict[str, Any]] = []
+        self.read = 0
+        self.pinned: dict[str, str] = {}
+
+    def plan(
+        self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
+    ) -> list[ScanTask]:
+        """Pin every source and keep those the registry does not hold yet; report the others."""
+        from modeltrace.formats.remote import is_remote
+        from modeltrace.registry.sources import registered_sources
+        from modeltrace.scan.outcome import ScanTask
+        from modeltrace.scan.revision import pin_sources
+
+        pins = pin_sources([source for source in sources if is_remote(source)])
+        known = registered_sources(self.store, [pins[s].pinned if s in pins else s for s in sources])
+        tasks = []
+        for source in sources:
+            pin = pins.get(source)
+            pinned = pin.pinned if pin is not None else source
+            self.pinned[source] = pinned
+            if pin is not None and pin.error is not None:
+                self.finish(_row(source, "failed", reason=f"Cannot read '{source}': {pin.error}",
+                                 exit_code=EXIT_UNREACHABLE))  # fmt: skip
+                continue
+            held = known.get(pinned)
+            if held is not None and (pin is not None or not _changed_since(Path(source), held["created_at"])):
+                self.finish(_row(source, "skipped", pinned=pinned, reason=_skip_reason(source, pinned, held),
+                                 model=f"{held['namespace']}/{held['name']}", model_id=held["id"],
+                                 digest=held["digest"]))  # fmt: skip
+                continue
+            tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
+                                  retries=retries, backoff_s=backoff_s))  # fmt: skip
+        return tasks
+
+    def register(self, outcome: WorkResult, *, detect: bool, alpha: float | None) -> dict[str, Any]:
+        """Store what a worker read (the parent is the only writer) and detect its lineage, as
+        ``registry add`` does (api/_registry.py::_register), reporting each step's outcome."""
+        fields: dict[str, Any] = {
+            "pinned": self.pinned.get(outcome.source, outcome.source),
+            "bytes": outcome.bytes_read,
+            "requests": outcome.requests,
+            "seconds": round(outcome.seconds, 3),
+            "attempts": outcome.attempts,
+        }
+        if outcome.retry_reasons:
+            fields["retried_after"] = outcome.retry_reasons
+        if outcome.arrival is None:
+            if outcome.traceback:
+                fields["traceback"] = outcome.traceback
+            return _row(
+                outcome.source, "failed", reason=outcome.reason, exit_code=outcome.exit_code, **fields
+            )
+        arrival = outcome.arrival
+        fields["digest"] = arrival.digest
+        try:
+            model, created, attached = self.store.add(arrival)
+        except ModeltraceError as error:
+            return _row(outcome.source, "failed", reason=str(error), exit_code=error.exit_code, **fields)
+        fields.update(model=f"{model['namespace']}/{model['name']}", model_id=model["id"])
+        if not created and not attached:
+            held = f"{model['namespace']}/{model['name']} (id {model['id']})"
+            return _row(outcome.source, "skipped", reason=f"same content digest as {held}", **fields)
+        if detect and attached:
+            try:
+                fields["detected"] = len(_register_detections(self.store, model, alpha))
+            except ModeltraceError as error:
+                reason = f"registered, but lineage detection failed: {error}"
+                return _row(outcome.source, "failed", reason=reason, exit_code=error.exit_code, **fields)
+        return _row(outcome.source, "registered", **fields)
+
+    def finish(self, row: dict[str, Any], *, read: bool = False) -> None:
+        self.rows.append(row)
+        self.read += read
+        if self.progress is not None:
+            counts = {status: 0 for status in ("registered", "skipped", "failed")}
+            for item in self.rows:
+                counts[item["status"]] += 1
+            self.progress({"total": self.total, "done": len(self.rows), **counts, "read": self.read,
+                           "bytes": sum(r["bytes"] for r in self.rows),
+                           "requests": sum(r["requests"] for r in self.rows),
+                           "elapsed": time.perf_counter() - self.started, "last": row["source"]})  # fmt: skip
+
+    def report(self, ignored: list[tuple[str, str]], executor: str, workers: int | None) -> dict[str, Any]:
+        from modeltrace.scan.executors import default_workers
+
+        order = {source: index for index, source in enumerate(self.pinned)}
+        rows = sorted(self.rows, key=lambda row: order.get(row["source"], -1))
+        seconds = time.perf_counter() - self.started
+        counts = {status: sum(row["status"] == status for row in rows)
+                  for status in ("registered", "skipped", "failed")}  # fmt: skip
+        totals = {
+            "sources": len(rows),
+            **counts,
+            "read": self.read,
+            "bytes": sum(row["bytes"] for row in rows),
+            "requests": sum(row["requests"] for row in rows),
+            "seconds": round(seconds, 3),
+            "models_per_s": round(self.read / seconds, 3) if seconds else None,
+            "executor": executor,
+            "workers": workers or default_workers(),
+        }
+        return {"results": rows, "totals": totals,
+                "ignored": [{"path": path, "reason": reason} for path, reason in ignored],
+                "exit_code": _exit_code(rows)}  # fmt: skip
+
+
+def _register_detections(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
+    from modeltrace.api._registry_detect import detect_and_record
+
+    return detect_and_record(store, model, alpha)
+
+
+def _changed_since(path: Path, registered_at: datetime) -> bool:
+    """Whether a local source was modified after it was registered (the cheap test a rescan makes
+    instead of hashing the whole model again): any file newer, or the path gone."""
+    if not path.exists():
+        return True
+    newest = path.stat().st_mtime
+    if path.is_dir():
+        newest = max([newest, *(item.stat().st_mtime for item in path.rglob("*") if item.is_file())])
+    return datetime.fromtimestamp(newest, UTC) > registered_at
+
+
+def _skip_reason(source: str, pinned: str, held: dict[str, Any]) -> str:
+    model = f"{held['namespace']}/{held['name']} (id {held['id']})"
+    if pinned.startswith("hf://"):
+        return f"already registered as {model} at {pinned.rsplit('@', 1)[-1]}"
+    if source.startswith(("http://", "https://")):
+        return f"already registered as {model} from this URL"
+    return f"already registered as {model}; no file changed since"
+
+
+def _exit_code(rows: list[dict[str, Any]]) -> int:
+    """0 when nothing failed; else 1 if a bug was hit, 4 if an endpoint was unreachable, else 3."""
+    codes = {row["exit_code"] for row in rows if row["status"] == "failed"}
+    if not codes:
+        return 0
+    for code in (EXIT_BUG, EXIT_UNREACHABLE):
+        if code in codes:
+            return code
+    return EXIT_UNREADABLE
+
+
+def registry_graph(
+    *, undeclared: bool = False, db: str | None = None, registry: Registry | None = None
+) -> dict[str, Any]:
+    """The detected edges between registered models and where they disagree with the declarations
+    (``undeclared``: only edges no declaration covers); keys in docs/scale.md."""
+    from modeltrace.api._registry import open_registry
+    from modeltrace.registry.hub_graph import hub_graph
+
+    store, owned = (registry, False) if registry is not None else (open_registry(db), True)
+    try:
+        return hub_graph(store.graph(), undeclared=undeclared)
+    finally:
+        if owned:
+            store.close()

@@ -1,0 +1,118 @@
+"""The scan's worker: read one source into an Arrival (card, digest, fingerprint), nothing stored.
+
+Runs in a pool process or a Ray task, so it touches no database: the parent registers what it
+returns. Module-level and picklable on purpose (both executors ship it by reference).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modeltrace.errors import FingerprintError, ModeltraceError
+from modeltrace.scan.outcome import ScanTask, WorkResult
+from modeltrace.scan.retry import with_retries
+
+if TYPE_CHECKING:
+    from modeltrace.registry.records import Arrival
+
+DEFAULT_NAMESPACE = "default"
+
+
+def fingerprint_source(task: ScanTask) -> WorkResult:
+    """Read ``task``'s source (retrying transient failures); never raises for a failed source."""
+    started = time.perf_counter()
+    result = WorkResult(source=task.source)
+
+    def attempt() -> tuple[Arrival, int, int]:
+        result.attempts += 1
+        return _remote_arrival(task) if task.remote else _local_arrival(task)
+
+    try:
+        arrival, result.bytes_read, result.requests = with_retries(
+            attempt,
+            retries=task.retries,
+            backoff_s=task.backoff_s,
+            on_retry=lambda error: result.retry_reasons.append(str(error)),
+        )
+        result.arrival = arrival
+    except ModeltraceError as error:
+        result.reason, result.exit_code = str(error), error.exit_code
+    except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
+        result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
+        result.exit_code = 1
+        result.traceback = traceback.format_exc()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
+    """A local model, fingerprint file or label, read as ``registry add`` reads it; the content
+    digest reads every byte of the model, the fingerprint its sampled rows again."""
+    from modeltrace.api._registry_intake import arrival_from_path
+
+    path = Path(task.pinned)
+    arrival = arrival_from_path(path, None, task.namespace or DEFAULT_NAMESPACE)
+    size = _size_on_disk(path)
+    sampled = _fingerprint_bytes_read(arrival.fingerprint) if arrival.oms_root is not None else 0
+    return arrival, size + sampled, 0
+
+
+def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
+    """A remote model opened once: its card and fingerprint read through one HTTP session (headers
+    and sampled rows by range requests), its digest taken from the pinned source."""
+    from modeltrace.api._lineage import fingerprint
+    from modeltrace.api._models import inspect
+    from modeltrace.api._registry_intake import arrival_from_card
+    from modeltrace.formats.detect import open_model
+    from modeltrace.formats.remote import HubRepo
+    from modeltrace.scan.revision import remote_digest
+
+    data: bytes | None = None
+    with open_model(task.pinned) as source:
+        # The open source is a local mirror whose weight files read through the session: opening
+        # the mirror again costs no second download of config, index and tokenizer files.
+        card = inspect(source.path)
+        card["path"] = task.pinned
+        with tempfile.TemporaryDirectory(prefix="modeltrace-scan-") as folder:
+            output = Path(folder) / "model.mtfp"
+            try:
+                fingerprint(source.path, output)
+                data = output.read_bytes()
+            except FingerprintError:
+                data = None  # e.g. a bare config.json: registered with its card, without lineage evidence
+        stats = source.transfer
+    if task.pinned.startswith("hf://"):
+        organisation, _, repository = HubRepo.parse(task.pinned).repo.partition("/")
+        name, namespace = repository, task.namespace or organisation
+    else:
+        name, namespace = str(card.get("name") or "model"), task.namespace or DEFAULT_NAMESPACE
+    arrival = arrival_from_card(
+        card, name=name, namespace=namespace, source=task.pinned, digest=remote_digest(task.pinned)
+    )
+    arrival.fingerprint = data
+    return arrival, int(stats.bytes_transferred), int(stats.requests)
+
+
+def _size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file() and ".git" not in item.parts)
+
+
+def _fingerprint_bytes_read(data: bytes | None) -> int:
+    """The bytes the fingerprint read from the weights (its header records them)."""
+    if data is None:
+        return 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            header: dict[str, Any] = json.loads(archive.read("header.json"))
+        return int(header.get("bytes_read") or 0)
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return 0

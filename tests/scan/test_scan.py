@@ -1,0 +1,184 @@
+"""``modeltrace scan``: local and Ray workers, rescans that add nothing, failures, lists, globs, URLs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats"))
+
+from range_server import serve_folder
+from scan_helpers import COMMIT, serve_hub, write_models
+
+from modeltrace import api
+from modeltrace.cli import main
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def _statuses(result: dict) -> dict[str, str]:
+    return {Path(row["source"]).name: row["status"] for row in result["results"]}
+
+
+def _graph_state(db: str) -> tuple[list[tuple[int, str]], list[tuple[int, int, int]]]:
+    models = api.registry_list(db=db)["models"]
+    edges = api.registry_graph(db=db)["edges"]
+    return [(m["id"], m["digest"]) for m in models], [(e["id"], e["suspect_id"], e["base_id"]) for e in edges]
+
+
+def test_local_scan_registers_a_folder_and_a_rescan_adds_nothing(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    collection = models["base"].parent
+    (collection / "notes.md").write_text("not a model")
+    db = str(tmp_path / "registry.sqlite")
+    code, out, _ = _cli(capsys, "scan", str(collection), "--workers", "2", "--db", db, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["exit_code"] == 0
+    assert _statuses(result) == {"base": "registered", "child": "registered", "stranger": "registered"}
+    assert result["totals"]["registered"] == 3 and result["totals"]["executor"] == "local"
+    assert all(row["bytes"] > 0 and row["digest"] for row in result["results"])
+    assert {Path(item["path"]).name for item in result["ignored"]} == {"notes.md"}
+    before = _graph_state(db)
+    # Registered in the order given, whatever order the workers finished in.
+    assert [name for name in (Path(r["source"]).name for r in result["results"])] == [
+        "base",
+        "child",
+        "stranger",
+    ]
+    assert [(e["suspect"], e["base"]) for e in api.registry_graph(db=db)["edges"]] == [("child", "base")]
+
+    code, out, _ = _cli(capsys, "scan", str(collection), "--workers", "2", "--db", db, "--json")
+    again = json.loads(out)
+    assert code == 0
+    assert set(_statuses(again).values()) == {"skipped"}
+    assert all(row["bytes"] == 0 and "already registered" in row["reason"] for row in again["results"])
+    assert _graph_state(db) == before
+
+
+def test_ray_scan_on_a_local_instance(models: dict[str, Path], tmp_path: Path, ray_instance: None) -> None:
+    db = str(tmp_path / "registry.sqlite")
+    sources = [str(path) for path in models.values()]
+    result = api.scan(sources, executor="ray", workers=2, db=db)
+    assert result["exit_code"] == 0 and result["totals"]["executor"] == "ray"
+    assert _statuses(result) == {"base": "registered", "child": "registered", "stranger": "registered"}
+    assert [(e["suspect"], e["base"]) for e in api.registry_graph(db=db)["edges"]] == [("child", "base")]
+    before = _graph_state(db)
+    again = api.scan(sources, executor="ray", workers=2, db=db)
+    assert set(_statuses(again).values()) == {"skipped"} and again["exit_code"] == 0
+    assert _graph_state(db) == before
+
+
+def test_failing_sources_get_a_summary_and_a_nonzero_exit(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\xff" * 8 + b"{not json")
+    db = str(tmp_path / "registry.sqlite")
+    args = ("scan", str(models["base"]), str(broken), str(tmp_path / "missing"), "--workers", "1", "--db", db)
+    code, out, _ = _cli(capsys, *args, "--json")
+    result = json.loads(out)
+    assert code == 3 == result["exit_code"]
+    rows = {Path(row["source"]).name: row for row in result["results"]}
+    assert rows["base"]["status"] == "registered"
+    assert (
+        rows["broken.safetensors"]["status"] == "failed"
+        and "broken.safetensors" in rows["broken.safetensors"]["reason"]
+    )
+    assert rows["broken.safetensors"]["attempts"] == 1  # a format error is not retried
+    assert rows["missing"]["status"] == "failed" and rows["missing"]["reason"] == "no such file or folder"
+    code, out, err = _cli(capsys, *args)
+    assert code == 3
+    assert "1 skipped, 2 failed" in out
+    assert "2 failed:" in err and "broken.safetensors" in err and "no such file or folder" in err
+
+
+def test_a_list_of_sources_and_a_glob(models: dict[str, Path], tmp_path: Path) -> None:
+    listing = tmp_path / "sources.txt"
+    listing.write_text(
+        f"# models to scan\n\n{models['child']}  # the fine-tune\n{models['child']}\n", encoding="utf-8"
+    )
+    db = str(tmp_path / "registry.sqlite")
+    pattern = str(models["base"].parent / "ba*")
+    result = api.scan([f"@{listing}", pattern], workers=2, db=db)
+    assert result["exit_code"] == 0
+    assert _statuses(result) == {"child": "registered", "base": "registered"}  # the duplicate counts once
+    nothing = api.scan([str(tmp_path / "nothing-*")], workers=1, db=db)
+    assert nothing["exit_code"] == 3 and nothing["results"][0]["reason"] == "the pattern matches nothing"
+
+
+def test_an_http_source_is_read_by_ranges_and_detected_against_a_local_one(
+    tmp_path: Path, models: dict[str, Path]
+) -> None:
+    served = write_models(tmp_path / "served")
+    db = str(tmp_path / "registry.sqlite")
+    with serve_folder(tmp_path / "served") as (url, faults):
+        result = api.scan([str(models["base"]), f"{url}/child"], workers=2, db=db)
+        assert result["exit_code"] == 0, result
+        remote = next(row for row in result["results"] if row["source"].startswith("http"))
+        assert remote["status"] == "registered" and remote["requests"] > 0
+        # Headers and sampled rows only, never the whole weight file.
+        assert 0 < remote["bytes"] < (served["child"] / "model.safetensors").stat().st_size
+        assert remote["digest"].startswith("remote:") and remote["detected"] == 1
+        edges = api.registry_graph(db=db)["edges"]
+        assert [(e["suspect"], e["base"], e["verdict"]) for e in edges] == [("child", "base", "related")]
+        served_before = len(faults.requests)
+        again = api.scan([f"{url}/child"], workers=1, db=db)
+        assert again["results"][0]["status"] == "skipped" and len(faults.requests) == served_before
+
+
+def test_hf_sources_are_pinned_to_their_commit(
+    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "registry.sqlite")
+    with serve_hub(tmp_path / "hub", {"lab/child": models["child"]}) as (url, faults):
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        result = api.scan(["hf://lab/child"], workers=1, db=db)
+        row = result["results"][0]
+        assert row["status"] == "registered", row
+        assert row["pinned"] == f"hf://lab/child@{COMMIT}" and row["model"] == "lab/child"
+        assert api.registry_show("lab/child", db=db)["source"] == f"hf://lab/child@{COMMIT}"
+        assert all(f"/resolve/{COMMIT}/" in line for line in faults.requests[1:])  # read at that commit
+        again = api.scan(["hf://lab/child@main", f"hf://lab/child@{COMMIT}"], workers=1, db=db)
+        assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
+        assert COMMIT[:12] in again["results"][0]["reason"]
+
+
+def test_an_unreachable_endpoint_is_retried_then_fails_with_exit_4(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = api.scan([f"http://127.0.0.1:{port}/model"], workers=1, retries=1, backoff_s=0.01,
+                      db=str(tmp_path / "registry.sqlite"))  # fmt: skip
+    row = result["results"][0]
+    assert result["exit_code"] == 4 and row["status"] == "failed"
+    assert row["attempts"] == 2 and "cannot connect" in row["reason"] and row["retried_after"]
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "registry.sqlite")
+    code, _, err = _cli(capsys, "scan", str(tmp_path), "--executor", "spark", "--db", db)
+    assert code == 2 and "--executor" in err
+    code, _, err = _cli(capsys, "scan", str(tmp_path), "--ray-address", "ray://x:1", "--db", db)
+    assert code == 2 and "--executor ray" in err
+
+
+def test_importing_modeltrace_does_not_import_ray() -> None:
+    code = (
+        "import sys, modeltrace, modeltrace.api as api, modeltrace.scan.executors, modeltrace.api._scan\n"
+        "api.scan; api.registry_graph\n"
+        "print('ray' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "False"
