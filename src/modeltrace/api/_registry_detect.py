@@ -105,14 +105,13 @@ def _evidence(result: dict[str, Any], log10_adjusted: float | None, direction: s
 def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
     """Compare a newcomer with every fingerprinted model and record the derivations found."""
     import modeltrace
-    from modeltrace.api._registry_index import find_candidates, sketch_fingerprint
+    from modeltrace.api._registry_index import find_candidates
     from modeltrace.lineage import DEFAULT_ALPHA
     from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
     from modeltrace.registry.records import Detection
 
     level = DEFAULT_ALPHA if alpha is None else alpha
     suspect = _stored_fingerprint(store, model["fingerprint"])
-    sketch_fingerprint(store, model["fingerprint"], suspect)
     # The full comparison runs on the nearest registered models by sketch, Holm over all of them.
     search = find_candidates(store, suspect, shortlist=DEFAULT_SHORTLIST, exclude=model["id"])
     others = search.models
