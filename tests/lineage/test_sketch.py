@@ -71,7 +71,7 @@ def test_derived_models_are_nearer_than_an_independent_one(family: dict[str, Fin
         assert related > 0.6 and related > stranger + 0.3, (variant, related, stranger)
 
 
-def test_sketch_anchors_are_the_lowest_hashes_the_fingerprint_chose_by(family: dict[str, Fingerprint]) -> None:
+def test_sketch_anchors_are_the_lowest_string_hashes(family: dict[str, Fingerprint]) -> None:
     fp = family["base"]
     assert _selection_hash(DEFAULT_SEED, "s:abc") == _token_hash(DEFAULT_SEED, "s:abc")
     positions, keys = sketch_anchors(fp)
@@ -97,7 +97,8 @@ def test_shortlist_recall_on_generated_families(tmp_path: Path) -> None:
         ):
             suspects.append((f"base{seed}", compute_sketch(_fingerprint(tmp_path / f"{kind}{seed}", child))))
     for seed in range(100, 116):
-        registered[f"other{seed}"] = compute_sketch(_fingerprint(tmp_path / f"other{seed}", make_params(seed)))
+        stranger = _fingerprint(tmp_path / f"other{seed}", make_params(seed))
+        registered[f"other{seed}"] = compute_sketch(stranger)
     names = list(registered)
     index = ExactIndex(np.arange(len(names)), np.stack([registered[n] for n in names]))
     found = [expected in {names[i] for i in shortlist(index, sketch, 3).ids} for expected, sketch in suspects]
