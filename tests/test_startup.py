@@ -20,7 +20,7 @@ from modeltrace import api
 #: Modules that cost tens to hundreds of milliseconds each and that no help text needs.
 HEAVY = (
     "numpy", "scipy", "torch", "onnx", "gguf", "safetensors", "tokenizers", "sentencepiece", "tiktoken",
-    "cryptography", "jsonschema", "jinja2", "httpx", "yaml", "threadpoolctl", "sigstore", "ray",
+    "cryptography", "jsonschema", "jinja2", "httpx", "yaml", "threadpoolctl", "sigstore", "ray", "usearch",
 )  # fmt: skip
 
 _LOADED = """

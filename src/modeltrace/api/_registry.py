@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from modeltrace.api._registry_detect import (
     MAX_FINGERPRINT_BYTES,
+    _stored_fingerprint,
     detect_and_record,
     load_fingerprint_bytes,
 )
+from modeltrace.api._registry_index import sketch_fingerprint
 from modeltrace.api._registry_intake import (
     arrival_from_fingerprint,
     arrival_from_label,
@@ -142,6 +144,9 @@ def _register(store: Registry, arrival: Arrival, *, detect: bool, alpha: float |
     detected: list[dict[str, Any]] = []
     # Only a newly seen fingerprint is compared: adding a model again must not re-run (and re-orient)
     # the edges found when it arrived.
+    if fingerprint_attached:
+        # The candidate index's sketch is made on arrival (it is otherwise made when first needed).
+        sketch_fingerprint(store, model["fingerprint"], _stored_fingerprint(store, model["fingerprint"]))
     if detect and fingerprint_attached:
         detected = detect_and_record(store, model, alpha)
     if detected:

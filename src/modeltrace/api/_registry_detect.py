@@ -7,6 +7,7 @@ import hashlib
 import math
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,10 +62,16 @@ def _stored_fingerprint(store: Registry, digest: str) -> Fingerprint:
 
 
 def _rank(
-    suspect: Fingerprint, candidates: list[tuple[dict[str, Any], Fingerprint]], alpha: float
+    suspect: Fingerprint,
+    candidates: list[tuple[dict[str, Any], Fingerprint]],
+    alpha: float,
+    family: int | None = None,
 ) -> list[tuple[dict[str, Any], dict[str, Any], float | None]]:
     """Compare with every candidate and apply Holm's correction over them, exactly as
-    ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores)."""
+    ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores).
+    ``family``: the number of hypotheses corrected for when the candidates are a shortlist of a
+    larger registry; the models not compared enter Holm's procedure with p = 1 (docs/scale.md,
+    "Candidate index", says why the correction runs over all of them)."""
     from modeltrace.api._blas import one_blas_thread
     from modeltrace.lineage.compare import compare_fingerprints
     from modeltrace.lineage.identify import holm_adjust
@@ -72,8 +79,10 @@ def _rank(
     with one_blas_thread():
         results = [(meta, compare_fingerprints(suspect, fp, alpha=alpha)) for meta, fp in candidates]
     natural = [r["log10_p"] * math.log(10) if r["log10_p"] is not None else None for _, r in results]
+    untested = max(0, (family or 0) - len(results))
+    adjusted = holm_adjust(natural + [0.0] * untested)[: len(results)]
     ranked = []
-    for (meta, result), log_adj in zip(results, holm_adjust(natural), strict=True):
+    for (meta, result), log_adj in zip(results, adjusted, strict=True):
         if result["verdict"] == "related" and (log_adj is None or log_adj >= math.log(alpha)):
             result["verdict"] = "unrelated"  # not significant once the number of candidates counts
         ranked.append((meta, result, None if log_adj is None else log_adj / math.log(10)))
@@ -96,18 +105,22 @@ def _evidence(result: dict[str, Any], log10_adjusted: float | None, direction: s
 def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
     """Compare a newcomer with every fingerprinted model and record the derivations found."""
     import modeltrace
+    from modeltrace.api._registry_index import find_candidates
     from modeltrace.lineage import DEFAULT_ALPHA
+    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
     from modeltrace.registry.records import Detection
 
     level = DEFAULT_ALPHA if alpha is None else alpha
-    others = [m for m in store.fingerprinted_models() if m["id"] != model["id"]]
+    suspect = _stored_fingerprint(store, model["fingerprint"])
+    # The full comparison runs on the nearest registered models by sketch, Holm over all of them.
+    search = find_candidates(store, suspect, shortlist=DEFAULT_SHORTLIST, exclude=model["id"])
+    others = search.models
     if not others:
         return []
-    suspect = _stored_fingerprint(store, model["fingerprint"])
     own_declared = {d["base"] for d in store.get(model["id"])["declared"]}
     candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in others]
     detections = []
-    for meta, result, log10_adjusted in _rank(suspect, candidates, level):
+    for meta, result, log10_adjusted in _rank(suspect, candidates, level, search.family):
         if result["verdict"] not in ("related", "same-weights"):
             continue
         suspect_id, base_id, direction = _direction(model, meta, own_declared, result)
@@ -182,15 +195,29 @@ def registry_identify(
     db: str | None = None,
     registry: Registry | None = None,
     alpha: float | None = None,
+    shortlist: int | None = None,
+    index: str = "auto",
 ) -> dict[str, Any]:
     """Rank the registered models as bases for ``suspect`` (a model, a fingerprint file or its
-    bytes), Holm-corrected across them; the same keys as :func:`modeltrace.api.identify`."""
-    from modeltrace.api._lineage import load_or_fingerprint
-    from modeltrace.lineage import DEFAULT_ALPHA
+    bytes), Holm-corrected across all of them; the same keys as :func:`modeltrace.api.identify`,
+    plus ``shortlist`` (index kind, candidates compared, models searched, seconds) and ``timing``.
 
+    The full comparison runs on the ``shortlist`` registered models nearest by sketch (default
+    ``DEFAULT_SHORTLIST``; 0 compares every one); ``index`` is auto, exact or usearch."""
+    from modeltrace.api._lineage import load_or_fingerprint
+    from modeltrace.api._registry_index import find_candidates
+    from modeltrace.lineage import DEFAULT_ALPHA
+    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST, KINDS
+
+    started = time.perf_counter()
     level = DEFAULT_ALPHA if alpha is None else alpha
     if not 0 < level < 1:
         raise UsageError(f"alpha must lie in (0, 1), got {level}.")
+    wanted = DEFAULT_SHORTLIST if shortlist is None else shortlist
+    if wanted < 0:
+        raise UsageError(f"The shortlist size must be 0 (compare every model) or more, got {wanted}.")
+    if index not in KINDS:
+        raise UsageError(f"Unknown index kind {index!r}: choose one of {', '.join(KINDS)}.")
     if isinstance(suspect, bytes):
         if len(suspect) > MAX_FINGERPRINT_BYTES:
             raise UsageError(
@@ -203,26 +230,34 @@ def registry_identify(
 
     store, owned = (registry, False) if registry is not None else (Registry(db), True)
     try:
-        models = store.fingerprinted_models()
-        if not models:
+        loaded = time.perf_counter()
+        search = find_candidates(store, fp, shortlist=wanted or None, kind=index)
+        if not search.models:
             raise RegistryError(
                 "The registry holds no fingerprinted models: "
                 "add some with `modeltrace registry add`, or pass --against."
             )
-        candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in models]
-        ranked = _rank(fp, candidates, level)
+        compared = time.perf_counter()
+        candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in search.models]
+        ranked = _rank(fp, candidates, level, search.family)
+        finished = time.perf_counter()
     finally:
         if owned:
             store.close()
+    similarity = {meta["id"]: meta.get("sketch_similarity") for meta, _, _ in ranked}
     rows = [
         {"candidate": f"{meta['namespace']}/{meta['name']}", "model_id": meta["id"],
          "verdict": result["verdict"],
          "p_value": result["p_value"], "log10_p": result["log10_p"],
          "p_value_adjusted": None if adj is None else 10.0**adj, "log10_p_adjusted": adj,
          "p_value_kind": result["p_value_kind"], "test": result.get("p_value_test"),
-         "relation": result["relation"], "layer_map": result["layer_map"], "bytes_read": result["bytes_read"]}
+         "relation": result["relation"], "layer_map": result["layer_map"], "bytes_read": result["bytes_read"],
+         "sketch_similarity": similarity[meta["id"]]}
         for meta, result, adj in ranked
     ]  # fmt: skip
     closest = next((row["candidate"] for row in rows if row["verdict"] in ("same-weights", "related")), None)
+    timing = {"suspect_seconds": loaded - started, "shortlist_seconds": compared - loaded,
+              "compare_seconds": finished - compared, "total_seconds": finished - started}  # fmt: skip
     return {"suspect": fp.name, "candidates": rows, "closest_ancestor": closest, "correction": "Holm",
-            "alpha": level}  # fmt: skip
+            "alpha": level, "family_size": search.family, "shortlist": search.info,
+            "timing": timing}  # fmt: skip

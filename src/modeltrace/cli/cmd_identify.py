@@ -33,12 +33,24 @@ def identify(
     db: Annotated[
         str | None, typer.Option("--db", help="Registry database when --against is not given.")
     ] = None,
+    shortlist: Annotated[
+        int | None,
+        typer.Option(
+            "--shortlist",
+            min=0,
+            help="Registry only: compare in full the N registered models nearest by sketch "
+            "(default 32; 0 compares every one). Holm still corrects over all of them.",
+        ),
+    ] = None,
+    index: Annotated[
+        str, typer.Option("--index", help="Registry only: candidate index, auto, exact or usearch.")
+    ] = "auto",
 ) -> None:
     """Rank candidate bases for SUSPECT, best first, Holm-corrected across candidates.
 
     Without --against the candidates are the fingerprinted models of the registry."""
     if not against:
-        result = api.registry_identify(suspect, db=db, alpha=alpha)
+        result = api.registry_identify(suspect, db=db, alpha=alpha, shortlist=shortlist, index=index)
         against = []
     else:
         target: Path | list[str | Path] = against[0] if len(against) == 1 else list(against)
@@ -54,5 +66,12 @@ def identify(
     console.print(table)
     for item in result.get("skipped", []):
         console.print(f"skipped {_short(item['path'], against)}: {item['reason']}")
+    found = result.get("shortlist")
+    if found and found["index"] != "none":
+        console.print(
+            f"shortlist: {found['size']} of {found['searched']} registered models by sketch "
+            f"({found['index']} index, {found['seconds'] * 1000:.1f} ms); "
+            f"Holm over all {result['family_size']}"
+        )
     closest = result["closest_ancestor"]
     console.print(f"closest ancestor: {_short(closest, against) if closest else 'none'}")

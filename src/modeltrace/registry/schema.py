@@ -42,6 +42,21 @@ class FingerprintRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class SketchRow(Base):
+    """A fingerprint's sketch for the candidate index (migration 0004): ``dims`` float32 values,
+    little-endian, as ``lineage.sketch`` computed them at ``version``. Kept apart from the fingerprint
+    so that reading every sketch never pages through the fingerprints' bytes."""
+
+    __tablename__ = "fingerprint_sketches"
+    fingerprint_digest: Mapped[str] = mapped_column(
+        String(64), ForeignKey("fingerprints.digest", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    dims: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 class ModelRow(Base):
     """One registered model. ``digest`` (the content identity) makes adding it twice a no-op:
     the OMS root when the weights or a label were seen, else ``mtfp:<fingerprint sha256>``."""

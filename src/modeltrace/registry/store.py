@@ -26,7 +26,9 @@ from modeltrace.registry.schema import (
     LabelRow,
     LicenseResultRow,
     ModelRow,
+    SketchRow,
 )
+from modeltrace.registry.sketch_store import SketchStore
 from modeltrace.registry.tokens import TokenStore
 
 MAX_PAGE = 500
@@ -45,6 +47,7 @@ class Registry:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.tokens = TokenStore(self._sessions)
         self.royalties = RoyaltyStore(self._sessions)
+        self.sketches = SketchStore(self._sessions)
 
     @property
     def where(self) -> str:
@@ -214,6 +217,7 @@ class Registry:
                     .where(ModelRow.fingerprint_digest == fingerprint)
                 )
                 if not users:
+                    session.execute(delete(SketchRow).where(SketchRow.fingerprint_digest == fingerprint))
                     session.execute(delete(FingerprintRow).where(FingerprintRow.digest == fingerprint))
             return summary
 
@@ -281,12 +285,15 @@ class Registry:
                 raise RegistryNotFoundError(f"No fingerprint {digest[:16]}... in the registry.")
             return row.data
 
-    def fingerprinted_models(self) -> list[dict[str, Any]]:
+    def fingerprinted_models(self, ids: list[int] | None = None) -> list[dict[str, Any]]:
         """id, name, namespace, fingerprint digest and declared base names of every model with a
-        fingerprint: the candidates a newcomer is compared with."""
+        fingerprint (of those in ``ids`` when given): the candidates a newcomer is compared with."""
+        query = select(ModelRow).where(ModelRow.fingerprint_digest.is_not(None))
+        if ids is not None:
+            query = query.where(ModelRow.id.in_(ids))
         with self._sessions() as session:
-            rows = list(session.scalars(select(ModelRow).where(ModelRow.fingerprint_digest.is_not(None))))
-            declared = self._declared_by_model(session)
+            rows = list(session.scalars(query))
+            declared = self._declared_by_model(session, None if ids is None else [r.id for r in rows])
             return [
                 {"id": r.id, "name": r.name, "namespace": r.namespace, "fingerprint": r.fingerprint_digest,
                  "declared": [edge.base_name for edge in declared.get(r.id, [])]}
@@ -318,9 +325,14 @@ class Registry:
         """The ancestry of one model: declared and detected edges, conflicts and the tree."""
         return self.graph().lineage(self.model_id(ref))
 
-    def _declared_by_model(self, session: Session) -> dict[int, list[DeclaredEdgeRow]]:
+    def _declared_by_model(
+        self, session: Session, ids: list[int] | None = None
+    ) -> dict[int, list[DeclaredEdgeRow]]:
         grouped: dict[int, list[DeclaredEdgeRow]] = {}
-        for edge in session.scalars(select(DeclaredEdgeRow)):
+        query = select(DeclaredEdgeRow)
+        if ids is not None:
+            query = query.where(DeclaredEdgeRow.model_id.in_(ids))
+        for edge in session.scalars(query):
             grouped.setdefault(edge.model_id, []).append(edge)
         return grouped
 

@@ -1,0 +1,122 @@
+"""The registry's candidate index: sketches kept beside the fingerprints, searched for the registered
+models worth a full comparison (``identify`` and the detection that runs when a model is added).
+
+Sketches are computed lazily: a fingerprint added before migration 0004, or sketched by another
+``SKETCH_VERSION``, gets its sketch the first time the index is needed (and every newly added
+fingerprint at once). The index over them is cached per process and database, and rebuilt when a
+model or sketch was added or removed since (a long-lived ``modeltrace serve`` keeps it warm).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modeltrace.fingerprint.model import Fingerprint
+    from modeltrace.lineage.candidates import CandidateIndex
+    from modeltrace.registry import Registry
+
+
+@dataclass
+class _Cached:
+    state: tuple[int, int, int]
+    kind: str
+    index: CandidateIndex
+
+
+_INDEXES: dict[str, _Cached] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass
+class CandidateSearch:
+    """Which registered models to compare in full, and how they were chosen (the ``shortlist`` JSON)."""
+
+    models: list[dict[str, Any]]
+    family: int  # every fingerprinted model: the family Holm's correction runs over
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def sketch_fingerprint(store: Registry, digest: str, fp: Fingerprint) -> np.ndarray:
+    """Compute and store the sketch of the registered fingerprint ``digest``."""
+    from modeltrace.lineage.sketch import SKETCH_VERSION, compute_sketch
+
+    vector = compute_sketch(fp)
+    store.sketches.put(digest, SKETCH_VERSION, vector)
+    return vector
+
+
+def ensure_sketches(store: Registry) -> int:
+    """Sketch every registered fingerprint that lacks a current sketch; returns how many were made."""
+    from modeltrace.api._registry_detect import _stored_fingerprint
+    from modeltrace.lineage.sketch import SKETCH_VERSION
+
+    missing = store.sketches.missing(SKETCH_VERSION)
+    for digest in missing:
+        sketch_fingerprint(store, digest, _stored_fingerprint(store, digest))
+    return len(missing)
+
+
+def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float | int | bool]]:
+    """The index over the registry's sketches, from the cache when nothing changed since it was built."""
+    from modeltrace.lineage.candidates import build_index, resolve_kind
+    from modeltrace.lineage.sketch import SKETCH_DIMS, SKETCH_VERSION
+
+    start = time.perf_counter()
+    made = ensure_sketches(store)
+    state = store.sketches.state()
+    key = f"{store.url}#{SKETCH_VERSION}"
+    with _LOCK:
+        cached = _INDEXES.get(key)
+    chosen = resolve_kind(kind, state[0])
+    if cached is not None and cached.state == state and cached.kind == chosen:
+        return cached.index, {"sketched_now": made, "cached": True, "seconds": time.perf_counter() - start}
+    stored = store.sketches.load(SKETCH_VERSION, SKETCH_DIMS)
+    index = build_index(stored.model_ids, stored.vectors, chosen)
+    with _LOCK:
+        _INDEXES[key] = _Cached(state, chosen, index)
+    return index, {"sketched_now": made, "cached": False, "seconds": time.perf_counter() - start}
+
+
+def find_candidates(
+    store: Registry,
+    suspect: Fingerprint,
+    *,
+    shortlist: int | None,
+    kind: str = "auto",
+    exclude: int | None = None,
+) -> CandidateSearch:
+    """The registered models to compare ``suspect`` with: all of them when ``shortlist`` is None or
+    covers the registry, else the ``shortlist`` nearest by sketch. ``exclude``: a model id left out
+    (the suspect itself, when it is registered)."""
+    from modeltrace.lineage.candidates import shortlist as search
+    from modeltrace.lineage.sketch import compute_sketch
+
+    everyone = store.sketches.state()[0] - (exclude is not None)
+    if shortlist is None or shortlist >= everyone:
+        models = [m for m in store.fingerprinted_models() if m["id"] != exclude]
+        info = {"index": "none", "size": len(models), "searched": len(models), "requested": shortlist,
+                "seconds": 0.0}  # fmt: skip
+        return CandidateSearch(models, len(models), info)
+    index, loading = _index(store, kind)
+    found = search(index, compute_sketch(suspect), shortlist + (exclude is not None))
+    scores = {i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude}
+    chosen = list(scores)[:shortlist]
+    by_id = {m["id"]: m for m in store.fingerprinted_models(chosen)}
+    models = [{**by_id[i], "sketch_similarity": scores[i]} for i in chosen if i in by_id]
+    info = {
+        "index": found.kind,
+        "size": len(models),
+        "searched": found.size,
+        "requested": shortlist,
+        "seconds": found.seconds,
+        "index_seconds": loading["seconds"],
+        "index_cached": loading["cached"],
+        "sketched_now": loading["sketched_now"],
+    }
+    return CandidateSearch(models, everyone, info)
