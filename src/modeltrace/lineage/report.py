@@ -130,9 +130,3 @@ def _residual_text(result: dict[str, Any]) -> str:
         f"(about 1 expected under the null); log10 p = {residual['log10_p']:.1f}; mean |cosine| of "
         f"same-index embedding columns {residual['diagonal_cosine']:.3f}."
     )
-
-
-def log10_text(log10_p: float | None) -> str:
-    if log10_p is None or math.isnan(log10_p):
-        return "n/a"
-    return f"{10**log10_p:.3g}" if log10_p > -300 else f"1e{log10_p:.0f}"
