@@ -8,7 +8,7 @@
 - ``deepseek-v3.config.json``: a bare config with DeepSeek-V3's real sizes (671B, no weights);
 - ``tiny-llama.gguf``: the tiny llama as GGUF, when the GGUF reader is installed.
 
-Tensor names and shapes come from :func:`modeltrace.fingerprint.layouts.config_tensor_shapes`, so each
+Tensor names and shapes come from :func:`modeltrace.inspect.layouts.config_tensor_shapes`, so each
 model holds exactly the tensors its config describes.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from modeltrace.errors import UsageError
-from modeltrace.fingerprint.layouts import config_tensor_shapes
+from modeltrace.inspect.layouts import config_tensor_shapes
 
 #: Marks a folder as written by ``build``, so rebuilding may delete it and nothing else.
 MARKER = ".modeltrace-demo-zoo"

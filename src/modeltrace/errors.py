@@ -84,12 +84,6 @@ class FingerprintError(ModeltraceError, ValueError):
     exit_code = 3
 
 
-class LineageError(ModeltraceError, ValueError):
-    """Two models cannot be compared (e.g. nothing in common to test)."""
-
-    exit_code = 3
-
-
 class ZooError(ModeltraceError, RuntimeError):
     """The lineage zoo (small test models) could not be built: missing extra, bad folder or recipe."""
 
@@ -155,14 +149,6 @@ class VerificationFailedError(VerificationError):
 
 class SignatureInvalidError(VerificationError):
     """The signature does not match the payload or the public key."""
-
-
-class DigestMismatchError(VerificationError):
-    """The model's content differs from what the label declares; ``changes`` lists what differs."""
-
-    def __init__(self, message: str, changes: list[str] | None = None) -> None:
-        self.changes = list(changes or [])
-        super().__init__(message)
 
 
 # --- licences and registry -----------------------------------------------------------------------

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from modeltrace.fingerprint.architecture import ArchitectureCard, card_from_config
-from modeltrace.fingerprint.layouts import config_tensor_shapes
+from modeltrace.inspect.card import ArchitectureCard, card_from_config
+from modeltrace.inspect.layouts import config_tensor_shapes
 
 B = 1e9
 

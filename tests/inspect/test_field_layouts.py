@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from modeltrace.errors import ResourceLimitError
-from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
-from modeltrace.fingerprint.layouts import config_tensor_shapes
+from modeltrace.inspect.card import card_from_config, card_from_tensors
+from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.types import TensorInfo
 
 B = 1e9

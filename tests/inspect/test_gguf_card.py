@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modeltrace.demo_zoo import TINY_LLAMA, random_weights, write_gguf
-from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
+from modeltrace.inspect.card import card_from_config, card_from_tensors
 from modeltrace.types import TensorInfo
 
 

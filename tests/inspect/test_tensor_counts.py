@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modeltrace.errors import FormatError, ResourceLimitError
-from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
-from modeltrace.fingerprint.layouts import config_tensor_shapes
+from modeltrace.inspect.card import card_from_config, card_from_tensors
+from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.types import TensorInfo
 
 

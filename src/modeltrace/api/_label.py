@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from modeltrace.formats import open_model
+from modeltrace.inspect.describe import describe
 from modeltrace.label import create as _label_create
 from modeltrace.label import signing as _label_signing
 from modeltrace.label import sigstore_signing as _label_sigstore
@@ -66,8 +68,11 @@ def label_create(
     """
     from modeltrace.label.file_digest import GIT_PATHS
 
+    with open_model(Path(path).expanduser()) as source:
+        card = describe(source)  # the card `inspect` shows: a label carries the same one
     label = _label_create.create_label(
         path,
+        card=card,
         name=name,
         bases=bases,
         relation=relation,

@@ -14,7 +14,7 @@ from modeltrace.api._blas import single_threaded_blas
 from modeltrace.errors import FormatError, UsageError
 from modeltrace.fingerprint.build import Budget, build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_fingerprint
-from modeltrace.formats.detect import open_model, sniff_file
+from modeltrace.formats.detect import is_model_folder, open_model, sniff_file
 from modeltrace.formats.source import ModelSource
 from modeltrace.lineage import DEFAULT_ALPHA
 
@@ -121,8 +121,8 @@ def _candidate_paths(against: str | Path) -> tuple[list[Path], list[dict[str, st
         return [root], []
     if not root.is_dir():
         raise UsageError(f"--against '{root}' is neither a file nor a folder of models/fingerprints.")
-    if (root / "config.json").is_file() or any(root.glob("*.safetensors")):
-        return [root], []  # the folder is itself one model
+    if is_model_folder(root):
+        return [root], []
     found: list[Path] = []
     skipped: list[dict[str, str]] = []
     for path in sorted(root.iterdir()):

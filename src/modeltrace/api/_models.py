@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from modeltrace import demo_zoo
-from modeltrace.errors import UnsupportedFormatError
-from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
 from modeltrace.formats import open_model
-from modeltrace.formats.capabilities import ReportsQuantization
-from modeltrace.formats.source import ModelSource
 from modeltrace.formats.symlinks import SymlinkPolicy
 from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
+from modeltrace.inspect.describe import describe
 from modeltrace.paths import modeltrace_home
 
 
@@ -36,24 +33,12 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
     ``hidden_size``, ``vocab_size``, ``experts``, ``declared``; see docs/inspect.md for the rest.
     """
     with open_model(path, format) as source:
-        if source.weights is not None:
-            weights = source.weights
-            card = card_from_tensors(
-                weights.stored_tensors().values(),
-                source.config,
-                weights.metadata,
-                logical=weights.tensors().values(),
-            )
-        elif source.config is not None:
-            card = card_from_config(source.config)
-        else:  # open_model only returns sources with weights or a config; keep the promise explicit
-            raise UnsupportedFormatError(source.path, "no weights and no config.json to describe")
+        card = describe(source)
         result = {
             "path": source.display,
             "name": source.name,
             "format": source.format,
-            **card.as_dict(),
-            "quantization": _quantization(source),
+            **card,
             "declared": source.declared.as_dict(),
             "tokenizer_files": sorted(source.tokenizer_files),
             "unsafe_pickle": source.weights.unsafe_pickle if source.weights is not None else False,
@@ -67,19 +52,6 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
                 "retries": stats.retries,
             }
         return result
-
-
-def _quantization(source: ModelSource) -> dict[str, Any] | None:
-    """The quantisation scheme found in the weights (and declared in config.json), or None."""
-    if isinstance(source.weights, ReportsQuantization):
-        return source.weights.quantization_summary()
-    config = source.config or {}
-    declared = config.get("quantization_config")
-    if isinstance(declared, dict):  # config-only, or a reader without quantised weights
-        from modeltrace.formats.quant import scheme_summary
-
-        return scheme_summary({}, config)
-    return None
 
 
 def build_demo_zoo(home: Path | None = None) -> Path:

@@ -23,6 +23,10 @@ def _parameter_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("  per config.json", _count(card["config_total_params"])))
     rate = card["activation_rate"]
     rows.append(("Active per token", _count(card["active_params"])))
+    if card.get("experts") and card.get("active_params") is not None:
+        # Makers differ in what "active" counts; docs/inspect.md says who counts which way.
+        rows.append(("  without input embedding", _count(card["active_params_excluding_input_embedding"])))
+        rows.append(("  without embedding and head", _count(card["active_params_excluding_embeddings"])))
     rows.append(("Activation rate", "unknown" if rate is None else f"{rate:.1%}"))
     if card.get("mtp_params"):
         rows.append(("MTP (not in totals)", _count(card["mtp_params"])))

@@ -30,7 +30,6 @@ import numpy as np
 
 from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint import vocabulary as vocab_module
-from modeltrace.fingerprint.architecture import dims_from_config, dims_from_gguf
 from modeltrace.fingerprint.mla import mla_attention_samples, mla_geometry
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint, ResidualSample
 from modeltrace.fingerprint.roles import (
@@ -45,25 +44,12 @@ from modeltrace.formats import vocabulary as vocabulary_files
 from modeltrace.formats.base import TensorReader
 from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows, ReportsQuantization
 from modeltrace.formats.source import ModelSource
+from modeltrace.inspect import config_keys
+from modeltrace.inspect.dimensions import dims_from_config, dims_from_gguf
 
 MAX_INVENTORY = 20_000
-_CONFIG_KEYS = (
-    "model_type",
-    "architectures",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "vocab_size",
-    "n_embd",
-    "n_layer",
-    "n_head",
-    "num_local_experts",
-    "n_routed_experts",
-    "tie_word_embeddings",
-    "torch_dtype",
-)
+#: Config keys copied into the header: the model's names and its shape hyper-parameters.
+_CONFIG_KEYS = ("model_type", "architectures", *config_keys.HYPERPARAMETERS)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import numpy as np
 
 from modeltrace.fingerprint.model import AttentionSample
 from modeltrace.formats.base import TensorReader
+from modeltrace.inspect.layouts import text_config
 from modeltrace.types import TensorInfo
 
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.(.*)$")
@@ -78,8 +79,7 @@ def mla_geometry(config: Mapping[str, Any] | None) -> MlaGeometry | None:
     """The MLA head layout the (text part of the) config states, or None."""
     if not config:
         return None
-    nested = config.get("text_config")
-    text: Mapping[str, Any] = nested if isinstance(nested, dict) else config
+    text = text_config(config)
     sizes: list[int] = []
     for key in ("num_attention_heads", "qk_nope_head_dim", "v_head_dim", "kv_lora_rank"):
         value = text.get(key)

@@ -120,6 +120,16 @@ def _weights_in_folder(folder: Path) -> tuple[str, Path, list[Path] | None] | No
     return None
 
 
+def is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` is itself one model rather than a folder of models: it holds a config.json, a
+    weight index, or safetensors files (read as the shards of one model). Single-file checkpoints side
+    by side without a config (``.bin``/``.pt``, ``.gguf``, ``.onnx``) are separate models."""
+    if (folder / "config.json").is_file():
+        return True
+    found = _weights_in_folder(folder)
+    return found is not None and (found[0] == "safetensors" or found[1].name.endswith(".index.json"))
+
+
 def open_weights(path: str | Path, format: str | None = None) -> TensorReader:
     """Open the tensors of a weight file or model folder."""
     source = open_model(path, format)

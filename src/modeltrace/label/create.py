@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import modeltrace
 from modeltrace.errors import LabelError, UsageError
 from modeltrace.formats import open_model
 from modeltrace.formats.source import ModelSource
 from modeltrace.label._stream import sha256_file
-from modeltrace.label.architecture import architecture_card
 from modeltrace.label.digest import ModelDigest, digest_model
 from modeltrace.label.file_digest import file_manifest
 from modeltrace.label.mof import COMPONENTS
@@ -174,9 +174,17 @@ def _default_components(source: ModelSource, license_id: str | None) -> dict[str
     return components
 
 
+def architecture_block(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The label's L1 architecture block: the card ``modeltrace inspect`` shows, as given (computed
+    once, by :mod:`modeltrace.inspect`), plus two names labels of schema v1 have always carried:
+    ``model_type`` (the card's ``architecture``) and ``parameters`` (its ``total_params``)."""
+    return {"model_type": card.get("architecture"), "parameters": card.get("total_params"), **card}
+
+
 def create_label(
     path: str | Path,
     *,
+    card: Mapping[str, Any],
     name: str | None = None,
     bases: Iterable[str] = (),
     relation: str | None = None,
@@ -192,7 +200,10 @@ def create_label(
     prefill: bool = True,
     digest: ModelDigest | None = None,
 ) -> Label:
-    """Digest the model at ``path`` and assemble its label (validated against the schema)."""
+    """Digest the model at ``path`` and assemble its label (validated against the schema).
+
+    ``card``: the model's architecture card as ``inspect`` gives it (``api.inspect`` keys without the
+    file-level ones); the label carries it unchanged (:func:`architecture_block`)."""
     if relation is not None and relation not in RELATIONS:
         raise UsageError(f"--relation {relation!r} is not one of {', '.join(RELATIONS)}")
     bases = list(bases)
@@ -203,7 +214,6 @@ def create_label(
         kwargs = {"ignored": tuple(ignored)} if ignored is not None else {}
         digest = digest_model(model_path, **kwargs)  # type: ignore[arg-type]
     with open_model(model_path) as source:
-        architecture = architecture_card(source)
         declared_sources = [(source.declared, source.declared.source or "model metadata")]
         model_format = source.format
         folder_name = source.name
@@ -222,7 +232,7 @@ def create_label(
                 "tensors": dict(sorted(digest.tensors.tensors.items())) if digest.tensors else {},
                 "ignored_paths": list(digest.files.ignored),
             },
-            "architecture": architecture,
+            "architecture": architecture_block(card),
         },
         "from_scratch": from_scratch,
         "base_models": _with_weights(

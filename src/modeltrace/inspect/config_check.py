@@ -9,14 +9,12 @@ reported in the card's notes, e.g. a child with experts pruned whose config stil
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from modeltrace.inspect.dimensions import Dimensions
 from modeltrace.types import TensorInfo
 
-if TYPE_CHECKING:  # architecture imports this module at run time
-    from modeltrace.fingerprint.architecture import Dimensions
-
-#: What :func:`modeltrace.fingerprint.layouts.config_tensor_shapes` returns: ``(shapes, exact)`` or None.
+#: What :func:`modeltrace.inspect.layouts.config_tensor_shapes` returns: ``(shapes, exact)`` or None.
 Layout = tuple[dict[str, tuple[int, ...]], bool] | None
 
 

@@ -3,30 +3,31 @@
 ``card_from_tensors`` counts parameters from the tensors a reader lists (names and shapes only, no
 data) and takes layer counts and sizes from config.json, GGUF metadata or, failing both, the tensors
 themselves. ``card_from_config`` lays out the tensors the config implies
-(:mod:`modeltrace.fingerprint.layouts`) and counts them with the same rules, so the two agree on the
+(:mod:`modeltrace.inspect.layouts`) and counts them with the same rules, so the two agree on the
 same model. Conventions (also in :data:`CONVENTIONS`, which ``inspect --json`` prints):
 
 - total parameters: every weight matrix, norm and bias; all routed experts; tied embeddings once;
   multi-token-prediction (MTP) modules excluded and reported as ``mtp_params``.
 - active parameters per token: everything but the routed experts, plus ``experts_per_token`` routed
   experts in each MoE layer. Both the input embedding and the output head count as active (as
-  DeepSeek counts its 37B); ``embedding_params`` is reported so the input embedding can be taken
-  out (OpenAI's 5.1B for gpt-oss-120b leaves it out).
+  Moonshot, Alibaba and Mistral count theirs). Makers that count otherwise are compared on the
+  card's two other figures: ``active_params_excluding_input_embedding`` (DeepSeek, OpenAI) and
+  ``active_params_excluding_embeddings``, without the output head either (Z.ai).
 """
 
 from __future__ import annotations
 
-import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modeltrace.fingerprint.config_check import Layout, shape_disagreements, weights_win
-from modeltrace.fingerprint.field_layout import describe, read_fields, structure
-from modeltrace.fingerprint.layouts import ConfigView, config_tensor_shapes, text_config
-from modeltrace.fingerprint.param_count import CountHints, ParamCount, count_parameters, role_of
-from modeltrace.fingerprint.towers import Tower, merge_towers, split_towers, towers_from_config
+from modeltrace.inspect.config_check import Layout, shape_disagreements, weights_win
+from modeltrace.inspect.dimensions import Dimensions, dims_from_config, dims_from_gguf, filled_from
+from modeltrace.inspect.field_layout import describe, read_fields
+from modeltrace.inspect.layouts import config_tensor_shapes, text_config
+from modeltrace.inspect.param_count import CountHints, ParamCount, count_parameters, role_of
+from modeltrace.inspect.towers import Tower, merge_towers, split_towers, towers_from_config
 from modeltrace.types import TensorInfo
 
 CONVENTIONS: dict[str, str] = {
@@ -36,8 +37,12 @@ CONVENTIONS: dict[str, str] = {
     "active_params": "parameters one token passes through: all but the routed experts, plus "
     "experts.per_token routed experts per MoE layer; input embedding and output head included",
     "activation_rate": "active_params / total_params",
-    "embedding_params": "input token embedding only; subtract it for makers that leave it out of "
-    "'active' (OpenAI for gpt-oss)",
+    "embedding_params": "input token embedding only",
+    "head_params": "output projection to the vocabulary (0 when tied to the input embedding)",
+    "active_params_excluding_input_embedding": "active_params - embedding_params: the convention of "
+    "DeepSeek (V3 and R1 '37B', V3.2) and OpenAI (gpt-oss-120b '5.1B')",
+    "active_params_excluding_embeddings": "active_params - embedding_params - head_params: the "
+    "convention of Z.ai (GLM-4.5 '32B', GLM-5 '40B')",
 }
 
 #: Architecture families by config ``model_type`` and GGUF ``general.architecture``.
@@ -70,32 +75,6 @@ class ExpertCounts:
 
 
 @dataclass(frozen=True)
-class Dimensions:
-    """Sizes of the network; any may be unknown (None)."""
-
-    architecture: str | None = None  # config model_type or GGUF general.architecture
-    architectures: tuple[str, ...] = ()  # config "architectures" (model class names)
-    text_model_type: str | None = None  # model_type of the language part of a multimodal config
-    layers: int | None = None
-    hidden_size: int | None = None
-    intermediate_size: int | None = None
-    attention_heads: int | None = None
-    kv_heads: int | None = None
-    head_dim: int | None = None
-    vocab_size: int | None = None
-    context_length: int | None = None
-    attention: str | None = None  # "mha", "gqa", "mqa" or "mla"
-    routed_experts: int | None = None
-    shared_experts: int = 0
-    experts_per_token: int | None = None
-    mtp_layers: int = 0
-    packed_bits: int = 4
-    #: What the config's fields state about the structure: MLA ranks, sparse-attention indexer,
-    #: dense layers among MoE ones, MTP layers (see :func:`modeltrace.fingerprint.field_layout.structure`).
-    structure: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class ArchitectureCard:
     counted_from: str  # "tensors" or "config" (where total_params / active_params come from)
     dims: Dimensions
@@ -103,6 +82,7 @@ class ArchitectureCard:
     total_params: int | None
     active_params: int | None
     embedding_params: int | None = None
+    head_params: int | None = None
     mtp_params: int | None = None
     tensor_count: int | None = None
     total_bytes: int | None = None
@@ -117,6 +97,21 @@ class ArchitectureCard:
         if self.total_params and self.active_params is not None:
             return self.active_params / self.total_params
         return None
+
+    @property
+    def active_params_excluding_input_embedding(self) -> int | None:
+        """Active parameters as DeepSeek and OpenAI count them (see :data:`CONVENTIONS`)."""
+        if self.active_params is None or self.embedding_params is None:
+            return None
+        return self.active_params - self.embedding_params
+
+    @property
+    def active_params_excluding_embeddings(self) -> int | None:
+        """Active parameters without the input embedding and the output head, as Z.ai counts them."""
+        without_input = self.active_params_excluding_input_embedding
+        if without_input is None or self.head_params is None:
+            return None
+        return without_input - self.head_params
 
     @property
     def family(self) -> str | None:
@@ -144,6 +139,9 @@ class ArchitectureCard:
             "active_params": self.active_params,
             "activation_rate": self.activation_rate,
             "embedding_params": self.embedding_params,
+            "head_params": self.head_params,
+            "active_params_excluding_input_embedding": self.active_params_excluding_input_embedding,
+            "active_params_excluding_embeddings": self.active_params_excluding_embeddings,
             "mtp_params": self.mtp_params,
             "layers": d.layers,
             "hidden_size": d.hidden_size,
@@ -165,130 +163,6 @@ class ArchitectureCard:
             "notes": list(self.notes),
             "conventions": dict(CONVENTIONS),
         }
-
-
-# --- dimensions from config.json and GGUF metadata -------------------------------------------------
-
-
-def _attention_kind(heads: int | None, kv_heads: int | None, latent: bool) -> str | None:
-    if latent:
-        return "mla"
-    if heads is None or kv_heads is None:
-        return None
-    return "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
-
-
-def _packed_bits(config: Mapping[str, Any]) -> int:
-    """Bits per value of packed-integer weights (GPTQ ``bits``, compressed-tensors ``num_bits``)."""
-    quant = config.get("quantization_config")
-    if not isinstance(quant, dict):
-        return 4
-    bits = quant.get("bits")
-    for group in (
-        (quant.get("config_groups") or {}).values() if isinstance(quant.get("config_groups"), dict) else ()
-    ):
-        weights = group.get("weights") if isinstance(group, dict) else None
-        if isinstance(weights, dict) and isinstance(weights.get("num_bits"), int):
-            bits = weights["num_bits"]
-    return bits if isinstance(bits, int) and bits in (2, 3, 4, 8) else 4
-
-
-def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
-    text = text_config(config)
-    view = ConfigView(text)
-    heads = view.int("num_attention_heads", "n_head", "n_heads")
-    multi_query = view.flag("multi_query_attention", False)
-    kv_heads = view.int("num_key_value_heads", "n_kv_heads") or (
-        view.int("multi_query_group_num") if multi_query else None
-    ) or heads  # fmt: skip
-    hidden = view.int("hidden_size", "d_model", "n_embd", "dim")
-    latent = view.int("kv_lora_rank") is not None
-    head_dim = view.int("head_dim", "kv_channels")
-    if head_dim is None and latent:
-        head_dim = (view.int("qk_nope_head_dim") or 0) + (view.int("qk_rope_head_dim") or 0) or None
-    if head_dim is None and hidden and heads:
-        head_dim = hidden // heads
-    shared = view.int("n_shared_experts", default=0) or (
-        1 if view.int("shared_expert_intermediate_size") else 0
-    )
-    model_type, text_model_type = config.get("model_type"), text.get("model_type")
-    classes = config.get("architectures") or ()
-    return Dimensions(
-        architecture=model_type if isinstance(model_type, str) else None,
-        architectures=tuple(str(name) for name in classes) if isinstance(classes, list) else (),
-        text_model_type=text_model_type if text is not config and isinstance(text_model_type, str) else None,
-        layers=view.int("num_hidden_layers", "num_layers", "n_layer", "n_layers"),
-        hidden_size=hidden,
-        intermediate_size=view.int("intermediate_size", "ffn_hidden_size", "n_inner"),
-        attention_heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=view.int("vocab_size", "padded_vocab_size", "n_vocab"),
-        context_length=view.int(
-            "max_position_embeddings", "seq_length", "n_positions", "max_sequence_length"
-        ),
-        attention=_attention_kind(heads, kv_heads, latent),
-        routed_experts=view.int("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts"),
-        shared_experts=shared,
-        experts_per_token=view.int("num_experts_per_tok", "experts_per_token", "moe_topk"),
-        mtp_layers=view.int("num_nextn_predict_layers", default=0) or 0,
-        packed_bits=_packed_bits(text),
-        structure=structure(text),
-    )
-
-
-def _metadata_int(metadata: Mapping[str, Any], key: str) -> int | None:
-    value = metadata.get(key)
-    # GGUF readers may hand back numpy integers; both are numbers.Integral
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        return None
-    return int(value)
-
-
-def dims_from_gguf(metadata: Mapping[str, Any]) -> Dimensions | None:
-    """Dimensions from GGUF ``{arch}.*`` keys; None when the metadata names no architecture."""
-    arch = metadata.get("general.architecture")
-    if not isinstance(arch, str):
-        return None
-
-    def get(key: str) -> int | None:
-        return _metadata_int(metadata, f"{arch}.{key}")
-
-    heads, kv_heads = get("attention.head_count"), get("attention.head_count_kv")
-    kv_heads = kv_heads or heads
-    latent = get("attention.kv_lora_rank") is not None
-    hidden = get("embedding_length")
-    head_dim = get("attention.key_length") or (hidden // heads if hidden and heads else None)
-    tokens = metadata.get("tokenizer.ggml.tokens")
-    vocab = get("vocab_size") or (len(tokens) if isinstance(tokens, (list, tuple)) else None)
-    nextn = get("nextn_predict_layers") or 0
-    block_count = get("block_count")
-    return Dimensions(
-        architecture=arch,
-        # llama.cpp counts next-token-prediction blocks in block_count; the card counts main layers.
-        layers=block_count - nextn if block_count is not None and block_count >= nextn else block_count,
-        hidden_size=hidden,
-        intermediate_size=get("feed_forward_length"),
-        attention_heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=vocab,
-        context_length=get("context_length"),
-        attention=_attention_kind(heads, kv_heads, latent),
-        routed_experts=get("expert_count") or None,
-        shared_experts=get("expert_shared_count") or 0,
-        experts_per_token=get("expert_used_count") or None,
-        mtp_layers=nextn,
-    )
-
-
-def _merge(primary: Dimensions, fallback: Dimensions) -> Dimensions:
-    """``primary`` with its unknown (None) fields filled from ``fallback``."""
-    values = {
-        name: getattr(fallback, name) if getattr(primary, name) in (None, ()) else getattr(primary, name)
-        for name in primary.__dataclass_fields__
-    }
-    return Dimensions(**values)
 
 
 def _dims_from_tensors(tensors: list[TensorInfo], count: ParamCount) -> Dimensions:
@@ -378,6 +252,7 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
         total_params=count.total,
         active_params=count.active,
         embedding_params=count.embedding,
+        head_params=count.head,
         mtp_params=count.mtp,
         notes=tuple(notes),
         towers=towers,
@@ -402,11 +277,11 @@ def card_from_tensors(
         dims = dims_from_config(config)
     gguf_dims = dims_from_gguf(metadata) if metadata else None
     if gguf_dims is not None:
-        dims = _merge(dims, gguf_dims)
+        dims = filled_from(dims, gguf_dims)
     first_pass = count_parameters(text_tensors, _hints(dims))
     from_tensors = _dims_from_tensors(text_tensors, first_pass)
     dims, notes = weights_win(dims, from_tensors)
-    dims = _merge(dims, from_tensors)
+    dims = filled_from(dims, from_tensors)
     count = count_parameters(text_tensors, _hints(dims))
     if config:
         laid_out = config_tensor_shapes(config)
@@ -433,6 +308,7 @@ def card_from_tensors(
         total_params=count.total,
         active_params=count.active,
         embedding_params=count.embedding,
+        head_params=count.head,
         mtp_params=count.mtp,
         tensor_count=len(listed),
         total_bytes=sum(info.nbytes for info in listed),

@@ -6,12 +6,15 @@ Every tensor gets one role, read from its name:
   ``block_sparse_moe.experts.7.``) or stacked 3-D tensors holding every expert of a layer (gpt-oss
   ``mlp.experts.gate_up_proj``, GGUF ``blk.N.ffn_gate_exps``).
 - ``embedding``: the input token embedding (reported apart; it counts as active).
+- ``head``: the output projection to the vocabulary (HF ``lm_head``, GGUF ``output``, ChatGLM
+  ``output_layer``, GPT-NeoX ``embed_out``); counted like a dense tensor and reported apart, since
+  some makers leave it out of "active" (absent when tied to the embedding).
 - ``mtp``: DeepSeek-style multi-token-prediction modules (layers past ``num_hidden_layers``, GGUF
   ``nextn``). Excluded from the totals because makers exclude them (DeepSeek-V3: "671B main model
   + 14B MTP module"), and reported as ``mtp_params``.
 - ``auxiliary``: quantisation scales, zero points, packed shapes and saved buffers such as rotary
   ``inv_freq``. Their bytes are on disk but they are not parameters.
-- ``dense``: everything else (attention, norms, routers, shared experts, output head).
+- ``dense``: everything else (attention, norms, routers, shared experts).
 
 Active parameters per token = every non-routed parameter + for each MoE layer, the routed
 parameters of ``experts_per_token`` of its experts. Quantised tensors are counted in logical
@@ -38,6 +41,7 @@ _EMBEDDING = re.compile(
     r"(?:^|\.)(?:embed_tokens|word_embeddings|wte|tok_embeddings|token_embd|embeddings\.word_embeddings)"
     r"\.weight$"
 )
+_HEAD = re.compile(r"(?:^|\.)(?:lm_head|output_layer|embed_out)\.(?:weight|bias)$|^output\.weight$")
 _AUXILIARY = re.compile(
     r"(?:_scale_inv|\.weight_scale|\.input_scale|\.weight_zero_point|\.weight_shape|_scales|\.scales"
     r"|\.qzeros|\.g_idx|\.absmax|\.quant_map|\.quant_state.*|inv_freq|\.SCB|\.weight_format)$"
@@ -60,6 +64,7 @@ class ParamCount:
     total: int
     active: int | None  # None when the model has routed experts but experts-per-token is unknown
     embedding: int
+    head: int  # output projection to the vocabulary (0 when tied to the embedding)
     routed: int
     mtp: int
     auxiliary_tensors: int
@@ -92,6 +97,8 @@ def _role_of_template(template: str) -> str:
         return "mtp"
     if _EMBEDDING.search(template):
         return "embedding"
+    if _HEAD.search(template):
+        return "head"
     if _SHARED_EXPERT.search(template):
         return "dense"
     if _EXPERT_INDEX.search(template) or _STACKED_EXPERTS.search(template):
@@ -100,7 +107,7 @@ def _role_of_template(template: str) -> str:
 
 
 def role_of(name: str, hints: CountHints, layer: int | None = None) -> str:
-    """``routed``, ``embedding``, ``mtp``, ``auxiliary`` or ``dense`` (see module doc).
+    """``routed``, ``embedding``, ``head``, ``mtp``, ``auxiliary`` or ``dense`` (see module doc).
 
     ``layer`` is the layer index in ``name`` when the caller has already parsed it.
     """
@@ -124,7 +131,7 @@ def _stacked_expert_count(info: TensorInfo, hints: CountHints) -> int:
 
 
 def count_parameters(tensors: Iterable[TensorInfo], hints: CountHints) -> ParamCount:
-    total = embedding = mtp = auxiliary = 0
+    total = embedding = head = mtp = auxiliary = 0
     routed_by_layer: dict[int, int] = defaultdict(int)
     experts_by_layer: dict[int, set[int]] = defaultdict(set)
     stacked_by_layer: dict[int, int] = defaultdict(int)
@@ -144,6 +151,8 @@ def count_parameters(tensors: Iterable[TensorInfo], hints: CountHints) -> ParamC
         highest_layer = max(highest_layer, layer)
         if role == "embedding":
             embedding += elements
+        elif role == "head":
+            head += elements
         elif role == "routed":
             routed_by_layer[layer] += elements
             expert = _EXPERT_INDEX.search(info.name)
@@ -167,6 +176,7 @@ def count_parameters(tensors: Iterable[TensorInfo], hints: CountHints) -> ParamC
         total=total,
         active=active,
         embedding=embedding,
+        head=head,
         routed=routed,
         mtp=mtp,
         auxiliary_tensors=auxiliary,

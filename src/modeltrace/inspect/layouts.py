@@ -1,7 +1,7 @@
 """The tensor layout a ``config.json`` implies: Hugging Face tensor names and shapes, per family.
 
 Counting parameters from a config works by writing out the tensors the architecture would hold and
-counting them with the same rules used for real weights (:mod:`modeltrace.fingerprint.param_count`).
+counting them with the same rules used for real weights (:mod:`modeltrace.inspect.param_count`).
 One counting path means a config-only card and a weights card of the same model agree exactly, and
 the names can be checked against a real checkpoint's ``*.index.json`` weight map.
 
@@ -9,7 +9,7 @@ Families checked against real checkpoints (``model_type``): llama, mistral, qwen
 decoders); mixtral; qwen2_moe, qwen3_moe; gpt_oss (fused expert tensors with biases, attention sinks);
 chatglm (ChatGLM2/3, CodeGeeX2); deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention,
 fine-grained MoE, multi-token-prediction layers), which are laid out from their fields by
-:mod:`modeltrace.fingerprint.field_layout`. Any other ``model_type`` is laid out from its fields too,
+:mod:`modeltrace.inspect.field_layout`. Any other ``model_type`` is laid out from its fields too,
 and the caller says that this layout was not checked against a checkpoint.
 """
 
@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modeltrace.errors import FormatError, ResourceLimitError
-from modeltrace.fingerprint.field_layout import MAX_CONFIG_INT, read_fields
-from modeltrace.fingerprint.field_layout import layout as field_layout
 from modeltrace.formats import limits
+from modeltrace.inspect import config_keys as keys
+from modeltrace.inspect.field_layout import MAX_CONFIG_INT, read_fields
+from modeltrace.inspect.field_layout import layout as field_layout
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -72,7 +73,7 @@ class ConfigView:
 def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The language-model part of a config: ``text_config`` for multimodal wrappers, else itself."""
     nested = config.get("text_config")
-    has_own_layers = any(key in config for key in ("num_hidden_layers", "num_layers", "n_layer"))
+    has_own_layers = any(key in config for key in keys.LAYERS)
     if isinstance(nested, dict) and not has_own_layers:
         return nested
     return config
@@ -282,16 +283,12 @@ _FAMILIES: dict[str, Callable[[ConfigView, str], Shapes]] = {
 }
 
 
-def known_family(model_type: str | None) -> bool:
-    return model_type in _FAMILIES
-
-
 def config_tensor_shapes(config: Mapping[str, Any]) -> tuple[Shapes, bool] | None:
     """Tensor names and shapes implied by the (text part of the) config, and whether exact.
 
     Returns ``(shapes, exact)``; ``exact`` is False when the ``model_type`` is not one whose layout
     was checked against real checkpoints and the tensors were laid out from the config's fields
-    (:mod:`modeltrace.fingerprint.field_layout`). None when the fields do not say enough to lay out
+    (:mod:`modeltrace.inspect.field_layout`). None when the fields do not say enough to lay out
     anything: the count is then unknown, never guessed.
     """
     text = text_config(config)
