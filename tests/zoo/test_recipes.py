@@ -25,8 +25,8 @@ import pytest
 pytest.importorskip("torch")  # the recipes import the training module, which needs torch
 
 import modeltrace.zoo.train as train
-from modeltrace.zoo.build import Corpora, Model, ZooPlan
 from modeltrace.zoo.corpus import make_lexicon
+from modeltrace.zoo.plan import Corpora, Model, ZooPlan
 from modeltrace.zoo.recipes import recipes
 
 TRACE = Path(__file__).with_name("recipe_trace.json")
