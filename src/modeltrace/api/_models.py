@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modeltrace import demo_zoo
 from modeltrace.errors import UnsupportedFormatError
 from modeltrace.fingerprint.architecture import card_from_config, card_from_tensors
+from modeltrace.fingerprint.layouts import config_tensor_shapes
 from modeltrace.formats import open_model
 from modeltrace.formats.capabilities import ReportsQuantization
 from modeltrace.formats.source import ModelSource
 from modeltrace.formats.symlinks import SymlinkPolicy
 from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
 from modeltrace.paths import modeltrace_home
+from modeltrace.zoo import demo as demo_zoo
 
 
 @contextlib.contextmanager
@@ -84,7 +85,13 @@ def _quantization(source: ModelSource) -> dict[str, Any] | None:
 
 def build_demo_zoo(home: Path | None = None) -> Path:
     """Generate the demo models under ``<home>/demo-zoo`` (home defaults to MODELTRACE_HOME)."""
-    return demo_zoo.build((home if home is not None else modeltrace_home()) / "demo-zoo")
+    return demo_zoo.build((home if home is not None else modeltrace_home()) / "demo-zoo", _card_layout)
+
+
+def _card_layout(config: Mapping[str, Any]) -> Mapping[str, tuple[int, ...]] | None:
+    """The tensors the architecture card expects of ``config``: the demo models hold exactly these."""
+    laid_out = config_tensor_shapes(config)
+    return None if laid_out is None else laid_out[0]
 
 
 def demo_zoo_members(zoo: Path) -> list[Path]:
