@@ -32,9 +32,9 @@ from modeltrace.lineage.residual import residual_test
 
 def trained_models(count: int, folder: Path) -> list[Fingerprint]:
     from modeltrace.zoo.arch import init_params
-    from modeltrace.zoo.build import ZooPlan, llama_config, model_seed
     from modeltrace.zoo.corpus import generate_tokens, make_lexicon
     from modeltrace.zoo.files import write_hf_folder
+    from modeltrace.zoo.plan import ZooPlan, llama_config, model_seed
     from modeltrace.zoo.train import Schedule, reproducible_torch, train_lm
 
     plan = ZooPlan.for_mode(True, 0)

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from modeltrace.demo_zoo import TINY_LLAMA, random_weights, write_gguf
 from modeltrace.inspect.card import card_from_config, card_from_tensors
+from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.types import TensorInfo
+from modeltrace.zoo.demo import TINY_LLAMA, random_weights, write_tiny_llama_gguf
 
 
 def test_gguf_metadata_and_tensors_give_the_config_card(tmp_path: Path) -> None:
     gguf = pytest.importorskip("gguf")
     path = tmp_path / "tiny.gguf"
-    write_gguf(path, TINY_LLAMA, random_weights(TINY_LLAMA, seed=1))
+    write_tiny_llama_gguf(path, random_weights(TINY_LLAMA, 1, lambda config: config_tensor_shapes(config)[0]))
     reader = gguf.GGUFReader(path)
     metadata = {name: field.contents() for name, field in reader.fields.items()}
     tensors = [

@@ -46,7 +46,7 @@ def test_lm_training_is_deterministic_and_lowers_the_loss(corpus) -> None:
 def test_training_on_two_threads_is_bit_for_bit_repeatable(corpus) -> None:
     # the zoo's own width and batch: small models happened to hide the nondeterminism
     pytest.importorskip("torch")
-    from modeltrace.zoo.build import llama_config
+    from modeltrace.zoo.plan import llama_config
     from modeltrace.zoo.train import Schedule, reproducible_torch, train_lm
 
     config, tokens = corpus

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modeltrace import demo_zoo
+from modeltrace.errors import UnsupportedFormatError
+from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.formats import open_model
 from modeltrace.formats.symlinks import SymlinkPolicy
 from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
 from modeltrace.inspect.describe import describe
 from modeltrace.paths import modeltrace_home
+from modeltrace.zoo import demo as demo_zoo
 
 
 @contextlib.contextmanager
@@ -56,7 +58,13 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
 
 def build_demo_zoo(home: Path | None = None) -> Path:
     """Generate the demo models under ``<home>/demo-zoo`` (home defaults to MODELTRACE_HOME)."""
-    return demo_zoo.build((home if home is not None else modeltrace_home()) / "demo-zoo")
+    return demo_zoo.build((home if home is not None else modeltrace_home()) / "demo-zoo", _card_layout)
+
+
+def _card_layout(config: Mapping[str, Any]) -> Mapping[str, tuple[int, ...]] | None:
+    """The tensors the architecture card expects of ``config``: the demo models hold exactly these."""
+    laid_out = config_tensor_shapes(config)
+    return None if laid_out is None else laid_out[0]
 
 
 def demo_zoo_members(zoo: Path) -> list[Path]:

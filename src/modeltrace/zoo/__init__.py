@@ -4,7 +4,9 @@ the lineage engine must recognise, and ``zoo.json``, the answer key of the accur
 ``build_zoo(directory, quick=False)`` needs the ``torch`` extra; reading the manifest does not.
 Modules: ``corpus`` (text and tokenizer), ``arch`` (architectures as data), ``network`` and
 ``train`` (torch), ``transforms`` (weight-space derivations), ``quantize``, ``export_gguf``,
-``export_onnx``, ``files`` (safetensors writer, HF folders), ``manifest``, ``recipes``, ``build``.
+``export_onnx``, ``files`` (safetensors writer, HF folders), ``manifest``, ``plan`` (what a build is
+made of), ``recipes``, ``writer``, ``build``; ``demo`` (the numpy-only demo zoo), ``seed_case`` (the
+numpy-only seed-case family) and ``accuracy`` (the engine's accuracy over a zoo manifest) need no torch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""GGUF export of a llama zoo model (Q8_0 or Q4_0), the way llama.cpp's converter writes it.
+"""GGUF export of a llama model (Q8_0, Q4_0 or F16), the way llama.cpp's converter writes it.
+
+The one GGUF writer of the zoo: the lineage zoo's ``gguf-q8``/``gguf-q4`` children and the demo
+zoo's ``tiny-llama.gguf`` (F16, as ``convert_hf_to_gguf.py --outtype f16``, with its licence and base
+model in the metadata).
 
 Tensor names follow llama.cpp (``token_embd``, ``blk.N.attn_q``, ``ffn_gate``, ``output`` ...),
 and, as ``convert_hf_to_gguf.py`` does, the rows of ``attn_q``/``attn_k`` are permuted within each
@@ -12,6 +16,7 @@ router as ``blk.N.ffn_gate_inp``, and ``llama.expert_count``/``llama.expert_used
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,18 +76,44 @@ def rotary_permute(weight: np.ndarray, heads: int) -> np.ndarray:
     )
 
 
+#: How 2-D tensors are stored: llama.cpp's block quantisations, or plain float16.
+QTYPES = ("Q8_0", "Q4_0", "F16")
+
+
 def write_gguf(
-    path: Path, name: str, params: Params, config: ArchConfig, vocab: list[str], qtype: str
+    path: Path,
+    name: str,
+    params: Params,
+    config: ArchConfig,
+    vocab: list[str] | None,
+    qtype: str,
+    *,
+    license: str | None = None,
+    base_models: Sequence[str] = (),
 ) -> Path:
-    """Write ``params`` as a GGUF file with 2-D tensors in ``qtype`` ("Q8_0" or "Q4_0")."""
+    """Write ``params`` as a GGUF file with 2-D tensors in ``qtype`` (one of :data:`QTYPES`).
+
+    ``vocab`` becomes ``tokenizer.ggml.tokens`` (None: the file carries no tokenizer);
+    ``license`` and ``base_models`` go to ``general.license`` and ``general.base_model.N.name``.
+    """
     import gguf  # a core dependency, imported here because only this export needs it
 
     if config.family != "llama":
         raise ZooError(f"GGUF export is written for llama models (dense or MoE), not {config.family}")
-    quant_type = {"Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q4_0": gguf.GGMLQuantizationType.Q4_0}[qtype]
-    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[qtype]
+    if qtype not in QTYPES:
+        raise ZooError(f"GGUF export stores tensors as one of {', '.join(QTYPES)}, not {qtype!r}")
+    quant_type = {"Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q4_0": gguf.GGMLQuantizationType.Q4_0,
+                  "F16": gguf.GGMLQuantizationType.F16}[qtype]  # fmt: skip
+    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+                 "F16": gguf.LlamaFileType.MOSTLY_F16}[qtype]  # fmt: skip
     writer = gguf.GGUFWriter(path, "llama")
     writer.add_name(name)
+    if license is not None:
+        writer.add_license(license)
+    if base_models:
+        writer.add_base_model_count(len(base_models))
+        for index, base in enumerate(base_models):
+            writer.add_base_model_name(index, base)
     writer.add_context_length(config.max_positions)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_layers)
@@ -97,22 +128,25 @@ def write_gguf(
         writer.add_expert_count(config.num_experts)
         writer.add_expert_used_count(config.experts_per_token)
     writer.add_file_type(file_type)
-    writer.add_tokenizer_model("none")  # word-level: no BPE merges or sentencepiece scores
-    writer.add_token_list(vocab)
-    writer.add_token_types(
-        [gguf.TokenType.CONTROL if t.startswith("<") else gguf.TokenType.NORMAL for t in vocab]
-    )
+    if vocab is not None:
+        writer.add_tokenizer_model("none")  # word-level: no BPE merges or sentencepiece scores
+        writer.add_token_list(vocab)
+        writer.add_token_types(
+            [gguf.TokenType.CONTROL if t.startswith("<") else gguf.TokenType.NORMAL for t in vocab]
+        )
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    for name, value in stack_experts(params, config.num_experts).items():
+    for tensor_name, value in stack_experts(params, config.num_experts).items():
         tensor = value.astype(np.float32)
-        if name.endswith("attn_q.weight"):
+        if tensor_name.endswith("attn_q.weight"):
             tensor = rotary_permute(tensor, config.num_heads)
-        elif name.endswith("attn_k.weight"):
+        elif tensor_name.endswith("attn_k.weight"):
             tensor = rotary_permute(tensor, config.num_kv_heads)
-        if tensor.ndim >= 2 and not name.endswith("ffn_gate_inp.weight"):  # llama.cpp keeps the router F32
-            writer.add_tensor(name, gguf.quants.quantize(tensor, quant_type), raw_dtype=quant_type)
+        if tensor.ndim < 2 or tensor_name.endswith("ffn_gate_inp.weight"):  # llama.cpp keeps these F32
+            writer.add_tensor(tensor_name, tensor)
+        elif qtype == "F16":
+            writer.add_tensor(tensor_name, tensor.astype(np.float16))
         else:
-            writer.add_tensor(name, tensor)
+            writer.add_tensor(tensor_name, gguf.quants.quantize(tensor, quant_type), raw_dtype=quant_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
