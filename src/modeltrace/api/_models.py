@@ -7,12 +7,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modeltrace.errors import UnsupportedFormatError
-from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.formats import open_model
 from modeltrace.formats.symlinks import SymlinkPolicy
 from modeltrace.formats.symlinks import symlink_policy as _symlink_policy
 from modeltrace.inspect.describe import describe
+from modeltrace.inspect.layouts import config_tensor_shapes
 from modeltrace.paths import modeltrace_home
 from modeltrace.zoo import demo as demo_zoo
 
