@@ -69,6 +69,7 @@ def scan(
         for argument, reason in expanded.unusable:
             run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
         tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
+        run.emit(None)
         if tasks:
             from modeltrace.api._scan_worker import fingerprint_source
             from modeltrace.scan.executors import run_parallel
@@ -181,6 +182,10 @@ class _Run:
     def finish(self, row: dict[str, Any], *, read: bool = False) -> None:
         self.rows.append(row)
         self.read += read
+        self.emit(row["source"])
+
+    def emit(self, last: str | None) -> None:
+        """Report the state so far to ``progress`` (also once before the workers start)."""
         if self.progress is not None:
             counts = {status: 0 for status in ("registered", "skipped", "failed")}
             for item in self.rows:
@@ -188,7 +193,7 @@ class _Run:
             self.progress({"total": self.total, "done": len(self.rows), **counts, "read": self.read,
                            "bytes": sum(r["bytes"] for r in self.rows),
                            "requests": sum(r["requests"] for r in self.rows),
-                           "elapsed": time.perf_counter() - self.started, "last": row["source"]})  # fmt: skip
+                           "elapsed": time.perf_counter() - self.started, "last": last})  # fmt: skip
 
     def report(self, ignored: list[tuple[str, str]], executor: str, workers: int | None) -> dict[str, Any]:
         from modeltrace.scan.executors import default_workers
