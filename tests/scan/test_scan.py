@@ -155,6 +155,7 @@ def test_hf_sources_are_pinned_to_their_commit(
         assert all(f"/resolve/{COMMIT}/" in line for line in faults.requests[1:])  # read at that commit
         again = api.scan(["hf://lab/child@main", f"hf://lab/child@{COMMIT}"], workers=1, db=db)
         assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
+        assert [r["requests"] for r in again["results"]] == [1, 0]  # a commit needs no pin request
         assert COMMIT[:12] in again["results"][0]["reason"]
 
 

@@ -112,6 +112,7 @@ class _Run:
         self.rows: list[dict[str, Any]] = []
         self.read = 0
         self.pinned: dict[str, str] = {}
+        self.pin_requests: dict[str, int] = {}
 
     def plan(
         self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
@@ -129,15 +130,16 @@ class _Run:
             pin = pins.get(source)
             pinned = pin.pinned if pin is not None else source
             self.pinned[source] = pinned
+            self.pin_requests[source] = pin.requests if pin is not None else 0
             if pin is not None and pin.error is not None:
                 self.finish(_row(source, "failed", reason=f"Cannot read '{source}': {pin.error}",
-                                 exit_code=EXIT_UNREACHABLE))  # fmt: skip
+                                 exit_code=EXIT_UNREACHABLE, requests=pin.requests))  # fmt: skip
                 continue
             held = known.get(pinned)
             if held is not None and (pin is not None or not _changed_since(Path(source), held["created_at"])):
                 self.finish(_row(source, "skipped", pinned=pinned, reason=_skip_reason(source, pinned, held),
                                  model=f"{held['namespace']}/{held['name']}", model_id=held["id"],
-                                 digest=held["digest"]))  # fmt: skip
+                                 digest=held["digest"], requests=self.pin_requests[source]))  # fmt: skip
                 continue
             tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
                                   retries=retries, backoff_s=backoff_s))  # fmt: skip
@@ -149,7 +151,7 @@ class _Run:
         fields: dict[str, Any] = {
             "pinned": self.pinned.get(outcome.source, outcome.source),
             "bytes": outcome.bytes_read,
-            "requests": outcome.requests,
+            "requests": outcome.requests + self.pin_requests.get(outcome.source, 0),
             "seconds": round(outcome.seconds, 3),
             "attempts": outcome.attempts,
         }
