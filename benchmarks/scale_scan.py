@@ -18,10 +18,10 @@ parent, the same for both executors); ``--detect`` adds one row with it on.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,20 +58,20 @@ def write_models(folder: Path, count: int, hidden: int, layers: int) -> list[Pat
     return paths
 
 
-@contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """A loopback HTTP server that answers GET with one ``Range`` (206) for files under ``root``."""
+def _serve_forever(root: str, port_out: Any) -> None:
+    """Server process: answers GET with one ``Range`` (206) for files under ``root``."""
+    base = Path(root)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
+        disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
 
         def log_message(self, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:
-            target = (root / self.path.lstrip("/")).resolve()
-            if not target.is_relative_to(root) or not target.is_file():
+            target = (base / self.path.lstrip("/")).resolve()
+            if not target.is_relative_to(base) or not target.is_file():
                 self._reply(404, b"")
                 return
             data = target.read_bytes()
@@ -91,12 +91,23 @@ def serve(root: Path) -> Iterator[str]:
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port_out.put(server.server_address[1])
+    server.serve_forever()
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """The loopback range server in its own process: sharing the scan's process (and its GIL)
+    would add milliseconds to every request of the executor whose parent is busiest."""
+    context = multiprocessing.get_context("spawn")
+    port_out = context.Queue()
+    process = context.Process(target=_serve_forever, args=(str(root), port_out), daemon=True)
+    process.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{port_out.get(timeout=120)}"
     finally:
-        server.shutdown()
-        server.server_close()
+        process.terminate()
+        process.join()
 
 
 def timed_scan(sources: list[str], executor: str, workers: int, folder: Path, detect: bool) -> dict[str, Any]:
@@ -154,6 +165,7 @@ def main() -> None:
         header = (
             f"{'executor':<9}{'source':<9}{'detect':<8}{'models':>7}{'wall s':>9}{'models/s':>10}"
             f"{'start-up s':>12}{'MB read':>10}{'KB/model':>10}{'req/model':>11}{'edges':>7}"
+            f"{'models/s incl. start-up':>25}"
         )
         print()
         print(header)
@@ -164,6 +176,7 @@ def main() -> None:
                 f"{executor:<9}{kind:<9}{'yes' if detect else 'no':<8}{t['read']:>7}{t['seconds']:>9.1f}"
                 f"{t['models_per_s']:>10.2f}{t['startup']:>12.1f}{t['bytes'] / 1e6:>10.2f}"
                 f"{t['bytes'] / count / 1e3:>10.1f}{t['requests'] / count:>11.1f}{t['edges']:>7}"
+                f"{t['read'] / (t['seconds'] + t['startup']):>25.2f}"
             )
 
 

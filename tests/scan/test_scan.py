@@ -111,8 +111,11 @@ def test_a_list_of_sources_and_a_glob(models: dict[str, Path], tmp_path: Path) -
     )
     db = str(tmp_path / "registry.sqlite")
     pattern = str(models["base"].parent / "ba*")
-    result = api.scan([f"@{listing}", pattern], workers=2, db=db)
+    events: list[dict] = []
+    result = api.scan([f"@{listing}", pattern], workers=2, db=db, progress=events.append)
     assert result["exit_code"] == 0
+    assert events[0]["done"] == 0 and events[-1]["done"] == events[-1]["total"] == 2
+    assert events[-1]["registered"] == 2 and events[-1]["bytes"] == result["totals"]["bytes"] > 0
     assert _statuses(result) == {"child": "registered", "base": "registered"}  # the duplicate counts once
     nothing = api.scan([str(tmp_path / "nothing-*")], workers=1, db=db)
     assert nothing["exit_code"] == 3 and nothing["results"][0]["reason"] == "the pattern matches nothing"
@@ -152,6 +155,7 @@ def test_hf_sources_are_pinned_to_their_commit(
         assert all(f"/resolve/{COMMIT}/" in line for line in faults.requests[1:])  # read at that commit
         again = api.scan(["hf://lab/child@main", f"hf://lab/child@{COMMIT}"], workers=1, db=db)
         assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
+        assert [r["requests"] for r in again["results"]] == [1, 0]  # a commit needs no pin request
         assert COMMIT[:12] in again["results"][0]["reason"]
 
 

@@ -69,6 +69,7 @@ def scan(
         for argument, reason in expanded.unusable:
             run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
         tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
+        run.emit(None)
         if tasks:
             from modeltrace.api._scan_worker import fingerprint_source
             from modeltrace.scan.executors import run_parallel
@@ -111,6 +112,7 @@ class _Run:
         self.rows: list[dict[str, Any]] = []
         self.read = 0
         self.pinned: dict[str, str] = {}
+        self.pin_requests: dict[str, int] = {}
 
     def plan(
         self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
@@ -128,15 +130,16 @@ class _Run:
             pin = pins.get(source)
             pinned = pin.pinned if pin is not None else source
             self.pinned[source] = pinned
+            self.pin_requests[source] = pin.requests if pin is not None else 0
             if pin is not None and pin.error is not None:
                 self.finish(_row(source, "failed", reason=f"Cannot read '{source}': {pin.error}",
-                                 exit_code=EXIT_UNREACHABLE))  # fmt: skip
+                                 exit_code=EXIT_UNREACHABLE, requests=pin.requests))  # fmt: skip
                 continue
             held = known.get(pinned)
             if held is not None and (pin is not None or not _changed_since(Path(source), held["created_at"])):
                 self.finish(_row(source, "skipped", pinned=pinned, reason=_skip_reason(source, pinned, held),
                                  model=f"{held['namespace']}/{held['name']}", model_id=held["id"],
-                                 digest=held["digest"]))  # fmt: skip
+                                 digest=held["digest"], requests=self.pin_requests[source]))  # fmt: skip
                 continue
             tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
                                   retries=retries, backoff_s=backoff_s))  # fmt: skip
@@ -148,7 +151,7 @@ class _Run:
         fields: dict[str, Any] = {
             "pinned": self.pinned.get(outcome.source, outcome.source),
             "bytes": outcome.bytes_read,
-            "requests": outcome.requests,
+            "requests": outcome.requests + self.pin_requests.get(outcome.source, 0),
             "seconds": round(outcome.seconds, 3),
             "attempts": outcome.attempts,
         }
@@ -181,6 +184,10 @@ class _Run:
     def finish(self, row: dict[str, Any], *, read: bool = False) -> None:
         self.rows.append(row)
         self.read += read
+        self.emit(row["source"])
+
+    def emit(self, last: str | None) -> None:
+        """Report the state so far to ``progress`` (also once before the workers start)."""
         if self.progress is not None:
             counts = {status: 0 for status in ("registered", "skipped", "failed")}
             for item in self.rows:
@@ -188,7 +195,7 @@ class _Run:
             self.progress({"total": self.total, "done": len(self.rows), **counts, "read": self.read,
                            "bytes": sum(r["bytes"] for r in self.rows),
                            "requests": sum(r["requests"] for r in self.rows),
-                           "elapsed": time.perf_counter() - self.started, "last": row["source"]})  # fmt: skip
+                           "elapsed": time.perf_counter() - self.started, "last": last})  # fmt: skip
 
     def report(self, ignored: list[tuple[str, str]], executor: str, workers: int | None) -> dict[str, Any]:
         from modeltrace.scan.executors import default_workers

@@ -116,7 +116,8 @@ def _print_summary(result: dict[str, Any]) -> None:
     )
     detected = sum(row["detected"] for row in result["results"])
     if detected:
-        console.print(f"{detected} lineage edges detected: see `modeltrace graph`", markup=False)
+        edges = "1 lineage edge" if detected == 1 else f"{detected} lineage edges"
+        console.print(f"{edges} detected: see `modeltrace graph`", markup=False)
     failed = [row for row in result["results"] if row["status"] == "failed"]
     if failed:
         err_console.print(f"[bold red]{len(failed)} failed:[/]", markup=True, highlight=False)

@@ -64,11 +64,29 @@ def check_executor(executor: str, workers: int | None, ray_address: str | None) 
         raise UsageError("--ray-address needs --executor ray.")
 
 
+#: Each worker is one CPU's worth of work: native thread pools (BLAS, OpenMP, the tokenizers
+#: library) sized to the whole machine in every worker oversubscribe the cores several times over.
+#: Ray sets OMP_NUM_THREADS=1 in its workers for the same reason.
+ONE_THREAD_ENVIRONMENT = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def _one_thread_worker() -> None:
+    """Pool initializer: runs before a task imports numpy, so the limits take effect."""
+    for key, value in ONE_THREAD_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
 def _run_local(function: Callable[[In], Out], inputs: Iterable[In], workers: int) -> Iterator[Out]:
     # "spawn": workers start clean, never a fork of a parent that holds threads (the progress bar's)
     # or an open database connection.
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_worker)
     try:
         pending: set[Future[Out]] = set()
         queue = iter(inputs)

@@ -36,6 +36,8 @@ class Pinned:
     source: str
     pinned: str
     error: str | None = None
+    #: HTTP requests the pin cost (0 when the source names a commit or is not on the Hub).
+    requests: int = 0
 
 
 def remote_digest(pinned: str) -> str:
@@ -77,7 +79,7 @@ def _pin_hub(source: str, client: httpx.Client) -> Pinned:
     if token and urlsplit(url).netloc == urlsplit(endpoint).netloc:
         headers["Authorization"] = f"Bearer {token}"
     last = ""
-    for _attempt in range(2):
+    for attempt in range(1, 3):
         try:
             # One byte, not HEAD: every range server answers GET, and the Hub sends the header on both.
             with client.stream("GET", url, headers={**headers, "Range": "bytes=0-0"}) as response:
@@ -87,16 +89,17 @@ def _pin_hub(source: str, client: httpx.Client) -> Pinned:
             continue
         commit = response.headers.get("X-Repo-Commit", "").strip().lower()
         if COMMIT.match(commit):
-            return Pinned(source, _hub_string(repo, commit))
+            return Pinned(source, _hub_string(repo, commit), requests=attempt)
         if response.status_code in (401, 403):
             denied = f"HTTP {response.status_code} resolving the revision: access denied"
-            return Pinned(source, source, denied + " (set HF_TOKEN for gated or private repositories)")
+            hint = " (set HF_TOKEN for gated or private repositories)"
+            return Pinned(source, source, denied + hint, requests=attempt)
         if response.status_code in (429, 502, 503, 504):
             last = f"HTTP {response.status_code} resolving the revision"
             continue
         # No commit header (not the Hub, or a file it does not have): keep the revision as written.
-        return Pinned(source, _hub_string(repo, repo.revision))
-    return Pinned(source, source, last)
+        return Pinned(source, _hub_string(repo, repo.revision), requests=attempt)
+    return Pinned(source, source, last, requests=2)
 
 
 def _join(folder: str) -> str:
