@@ -107,3 +107,14 @@ def test_identify_json_reports_the_shortlist(
     with pytest.raises(SystemExit):
         main(["identify", str(lineage_models["child"]), "--db", registered, "--shortlist", "1"])
     assert "shortlist: 1 of 4 registered models by sketch" in capsys.readouterr().out
+
+
+def test_detected_bases_of_the_shortlist_join_it(db_url: str, lineage_models: dict[str, Path]) -> None:
+    for name in ("base", "child", "stranger"):
+        api.registry_add(lineage_models[name], db=db_url)  # child -> base detected on arrival
+    result = api.registry_identify(lineage_models["grandchild"], db=db_url, shortlist=1)
+    names = {row["candidate"]: row for row in result["candidates"]}
+    assert set(names) == {"default/child", "default/base"}, names
+    assert result["shortlist"]["added_bases"] == 1 and result["shortlist"]["size"] == 2
+    assert names["default/base"]["sketch_similarity"] is None
+    assert result["family_size"] == 3

@@ -105,13 +105,20 @@ def find_candidates(
         return CandidateSearch(models, len(models), info)
     index, loading = _index(store, kind)
     found = search(index, compute_sketch(suspect), shortlist + (exclude is not None))
-    scores = {i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude}
+    scores: dict[int, float | None] = {
+        i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude
+    }
     chosen = list(scores)[:shortlist]
+    # A popular base's derivatives are as near the suspect as the base itself and can fill the
+    # shortlist: the bases detected for the shortlisted models join it.
+    bases = [i for i in store.detected_bases(chosen) if i not in chosen and i != exclude]
+    chosen += bases
     by_id = {m["id"]: m for m in store.fingerprinted_models(chosen)}
-    models = [{**by_id[i], "sketch_similarity": scores[i]} for i in chosen if i in by_id]
+    models = [{**by_id[i], "sketch_similarity": scores.get(i)} for i in chosen if i in by_id]
     info = {
         "index": found.kind,
         "size": len(models),
+        "added_bases": len([i for i in bases if i in by_id]),
         "searched": found.size,
         "requested": shortlist,
         "seconds": found.seconds,
