@@ -140,6 +140,41 @@ def answer(
     return listed - searched, time.perf_counter() - start, set(chosen)
 
 
+def registry_load_seconds(vectors: np.ndarray, folder: Path) -> float:
+    """Seconds to read ``len(vectors)`` sketches from a SQLite registry (what a CLI call pays before
+    its first search): rows inserted in bulk, fingerprints as empty stand-ins."""
+    from sqlalchemy import insert
+
+    from modeltrace.lineage.sketch import SKETCH_VERSION
+    from modeltrace.registry import Registry
+    from modeltrace.registry.schema import FingerprintRow, ModelRow, SketchRow, utc_now
+
+    registry = Registry(str(folder / f"load-{len(vectors)}.sqlite"))
+    now = utc_now()
+    digests = [f"{i:064x}" for i in range(len(vectors))]
+    fingerprints = [{"digest": d, "data": b"", "size": 0, "created_at": now} for d in digests]
+    models = [
+        {"name": f"m{i}", "namespace": "bench", "digest": d, "source": "", "fingerprint_digest": d,
+         "created_at": now}
+        for i, d in enumerate(digests)
+    ]  # fmt: skip
+    sketches = [
+        {"fingerprint_digest": d, "version": SKETCH_VERSION, "dims": SKETCH_DIMS,
+         "vector": v.astype("<f4").tobytes(), "created_at": now}
+        for d, v in zip(digests, vectors, strict=True)
+    ]  # fmt: skip
+    with registry.engine.begin() as connection:
+        connection.execute(insert(FingerprintRow), fingerprints)
+        connection.execute(insert(ModelRow), models)
+        connection.execute(insert(SketchRow), sketches)
+    start = time.perf_counter()
+    loaded = registry.sketches.load(SKETCH_VERSION, SKETCH_DIMS)
+    seconds = time.perf_counter() - start
+    assert loaded.vectors.shape == vectors.shape
+    registry.close()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,6 +185,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=200, help="generated fingerprints the fillers follow")
     parser.add_argument("--answers", type=int, default=5, help="full identify runs timed per size and kind")
     parser.add_argument("--kinds", nargs="+", choices=["exact", "usearch"], default=["exact", "usearch"])
+    parser.add_argument("--no-load", action="store_true", help="skip timing the sketches' load from SQLite")
     parser.add_argument("--part", choices=["identify"], default="identify")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "modeltrace-scale-fps")
     args = parser.parse_args()
@@ -228,6 +264,12 @@ def run(args: argparse.Namespace) -> None:
             missed = [f"{s} -> {b} ({r})" for (s, b, r), ok in zip(pairs, recalled, strict=True) if not ok]
             for line in missed:
                 print(f"{'':>12}missed: {line}")
+    if not args.no_load:
+        with tempfile.TemporaryDirectory() as folder:
+            for size in args.sizes:
+                vectors = np.concatenate([zoo_sketches, fillers[: size - len(names)]])
+                seconds = registry_load_seconds(vectors, Path(folder))
+                print(f"loading {size:,} sketches from a SQLite registry: {seconds:.2f} s")
     print(f"\nshortlist {args.shortlist}; sketch {SKETCH_DIMS} float32; {len(pairs)} related zoo pairs; "
           f"answer = sketch + shortlist + full comparison of the shortlist + Holm over all registered "
           f"(median of {args.answers}; wall and CPU); worst rank: the lowest exact rank of a pair's base; "
