@@ -118,3 +118,18 @@ def test_detected_bases_of_the_shortlist_join_it(db_url: str, lineage_models: di
     assert result["shortlist"]["added_bases"] == 1 and result["shortlist"]["size"] == 2
     assert names["default/base"]["sketch_similarity"] is None
     assert result["family_size"] == 3
+
+
+def test_the_cached_index_takes_models_added_since(db_url: str, lineage_models: dict[str, Path]) -> None:
+    with api.open_registry(db_url) as registry:
+        for name in ("base", "stranger"):
+            api.registry_add(lineage_models[name], registry=registry, detect=False)
+        first = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert first["shortlist"]["searched"] == 2
+        api.registry_add(lineage_models["child"], registry=registry, detect=False)
+        again = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert again["shortlist"]["index_cached"] and again["shortlist"]["searched"] == 3
+        assert [row["candidate"] for row in again["candidates"]] == ["default/child"]
+        registry.remove("child")  # a removal rebuilds it
+        after = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert not after["shortlist"]["index_cached"] and after["shortlist"]["searched"] == 2
