@@ -140,6 +140,45 @@ def answer(
     return listed - searched, time.perf_counter() - start, set(chosen)
 
 
+def registry_load_seconds(vectors: np.ndarray, folder: Path) -> tuple[float, float]:
+    """Seconds to check that ``len(vectors)`` sketches are current (every identify does) and to read
+    them from a SQLite registry (what a CLI call pays before its first search): rows inserted in
+    bulk, fingerprints as empty stand-ins."""
+    from sqlalchemy import insert
+
+    from modeltrace.lineage.sketch import SKETCH_VERSION
+    from modeltrace.registry import Registry
+    from modeltrace.registry.schema import FingerprintRow, ModelRow, SketchRow, utc_now
+
+    registry = Registry(str(folder / f"load-{len(vectors)}.sqlite"))
+    now = utc_now()
+    digests = [f"{i:064x}" for i in range(len(vectors))]
+    fingerprints = [{"digest": d, "data": b"", "size": 0, "created_at": now} for d in digests]
+    models = [
+        {"name": f"m{i}", "namespace": "bench", "digest": d, "source": "", "fingerprint_digest": d,
+         "created_at": now}
+        for i, d in enumerate(digests)
+    ]  # fmt: skip
+    sketches = [
+        {"fingerprint_digest": d, "version": SKETCH_VERSION, "dims": SKETCH_DIMS,
+         "vector": v.astype("<f4").tobytes(), "created_at": now}
+        for d, v in zip(digests, vectors, strict=True)
+    ]  # fmt: skip
+    with registry.engine.begin() as connection:
+        connection.execute(insert(FingerprintRow), fingerprints)
+        connection.execute(insert(ModelRow), models)
+        connection.execute(insert(SketchRow), sketches)
+    start = time.perf_counter()
+    assert registry.sketches.missing(SKETCH_VERSION) == []
+    registry.sketches.state()
+    checked = time.perf_counter()
+    loaded = registry.sketches.load(SKETCH_VERSION, SKETCH_DIMS)
+    seconds = time.perf_counter() - checked
+    assert loaded.vectors.shape == vectors.shape
+    registry.close()
+    return checked - start, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +188,8 @@ def main() -> None:
     parser.add_argument("--shortlist", type=int, default=32)
     parser.add_argument("--pool", type=int, default=200, help="generated fingerprints the fillers follow")
     parser.add_argument("--answers", type=int, default=5, help="full identify runs timed per size and kind")
+    parser.add_argument("--kinds", nargs="+", choices=["exact", "usearch"], default=["exact", "usearch"])
+    parser.add_argument("--no-load", action="store_true", help="skip timing the sketches' load from SQLite")
     parser.add_argument("--part", choices=["identify"], default="identify")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "modeltrace-scale-fps")
     args = parser.parse_args()
@@ -180,9 +221,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"similarity of the zoo's unrelated pairs ({len(unrelated)}): mean {np.mean(unrelated):.3f}, "
           f"sd {np.std(unrelated):.3f}, max {np.max(unrelated):.3f}")  # fmt: skip
     print()
-    kinds = ["exact"] + (["usearch"] if usearch_available() else [])
+    kinds = [kind for kind in args.kinds if kind == "exact" or usearch_available()]
     header = (f"{'registered':>10}  {'index':<8} {'build s':>8} {'shortlist ms':>13} {'p95 ms':>7} "
-              f"{'answer ms':>10} {'cpu ms':>7} {'recall':>8} {'worst rank':>10}")  # fmt: skip
+              f"{'cpu ms':>7} {'answer ms':>10} {'cpu ms':>7} {'recall':>8} {'worst rank':>10}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -196,12 +237,13 @@ def run(args: argparse.Namespace) -> None:
             built = time.perf_counter()
             index = build_index(ids, vectors, kind)
             build_seconds = time.perf_counter() - built
-            search_times, recalled = [], []
+            search_times, search_cpu, recalled = [], [], []
             for suspect, base, _ in pairs:
                 own = names.index(suspect)
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 found, _ = index.search(vectors[own], args.shortlist + 1)
                 search_times.append(time.perf_counter() - start)
+                search_cpu.append(time.process_time() - cpu_start)
                 chosen = [int(i) for i in found if int(i) != own][: args.shortlist]
                 recalled.append(names.index(base) in chosen)
             answers, cpu = [], []
@@ -220,11 +262,19 @@ def run(args: argparse.Namespace) -> None:
             median_ms = statistics.median(search_times) * 1000
             p95 = float(np.percentile(search_times, 95)) * 1000
             print(f"{size:>10,}  {kind:<8} {build_seconds:>8.2f} {median_ms:>13.2f} {p95:>7.2f} "
+                  f"{statistics.median(search_cpu) * 1000:>7.2f} "
                   f"{statistics.median(answers) * 1000:>10.0f} {statistics.median(cpu) * 1000:>7.0f} "
                   f"{sum(recalled):>3}/{len(recalled):<4} {max(ranks):>10}")  # fmt: skip
             missed = [f"{s} -> {b} ({r})" for (s, b, r), ok in zip(pairs, recalled, strict=True) if not ok]
             for line in missed:
                 print(f"{'':>12}missed: {line}")
+    if not args.no_load:
+        with tempfile.TemporaryDirectory() as folder:
+            for size in args.sizes:
+                vectors = np.concatenate([zoo_sketches, fillers[: size - len(names)]])
+                check, seconds = registry_load_seconds(vectors, Path(folder))
+                print(f"{size:,} sketches in a SQLite registry: checking them {check:.2f} s, "
+                      f"loading them {seconds:.2f} s")  # fmt: skip
     print(f"\nshortlist {args.shortlist}; sketch {SKETCH_DIMS} float32; {len(pairs)} related zoo pairs; "
           f"answer = sketch + shortlist + full comparison of the shortlist + Holm over all registered "
           f"(median of {args.answers}; wall and CPU); worst rank: the lowest exact rank of a pair's base; "

@@ -141,3 +141,18 @@ def test_auto_kind_is_exact_for_small_registries() -> None:
     assert resolve_kind("auto", 10) == "exact"
     assert resolve_kind("auto", 10_000_000) == "usearch"
     assert build_index(np.arange(2), np.eye(2, SKETCH_DIMS, dtype=np.float32), "auto").kind == "exact"
+
+
+def test_exact_index_grows_by_adding() -> None:
+    rng = np.random.default_rng(2)
+    vectors = _clustered(300, rng)
+    grown = ExactIndex(np.arange(10), vectors[:10])
+    for first in range(10, 300, 7):
+        grown.add(np.arange(first, min(first + 7, 300)), vectors[first : first + 7])
+    whole = ExactIndex(np.arange(300), vectors)
+    assert len(grown) == 300
+    for row in (3, 150, 299):
+        assert grown.search(vectors[row], 5)[0].tolist() == whole.search(vectors[row], 5)[0].tolist()
+    usearch_index = USearchIndex(np.arange(10), vectors[:10])
+    usearch_index.add(np.arange(10, 300), vectors[10:])
+    assert len(usearch_index) == 300 and usearch_index.search(vectors[299], 1)[0][0] == 299

@@ -107,3 +107,29 @@ def test_identify_json_reports_the_shortlist(
     with pytest.raises(SystemExit):
         main(["identify", str(lineage_models["child"]), "--db", registered, "--shortlist", "1"])
     assert "shortlist: 1 of 4 registered models by sketch" in capsys.readouterr().out
+
+
+def test_detected_bases_of_the_shortlist_join_it(db_url: str, lineage_models: dict[str, Path]) -> None:
+    for name in ("base", "child", "stranger"):
+        api.registry_add(lineage_models[name], db=db_url)  # child -> base detected on arrival
+    result = api.registry_identify(lineage_models["grandchild"], db=db_url, shortlist=1)
+    names = {row["candidate"]: row for row in result["candidates"]}
+    assert set(names) == {"default/child", "default/base"}, names
+    assert result["shortlist"]["added_bases"] == 1 and result["shortlist"]["size"] == 2
+    assert names["default/base"]["sketch_similarity"] is None
+    assert result["family_size"] == 3
+
+
+def test_the_cached_index_takes_models_added_since(db_url: str, lineage_models: dict[str, Path]) -> None:
+    with api.open_registry(db_url) as registry:
+        for name in ("base", "stranger"):
+            api.registry_add(lineage_models[name], registry=registry, detect=False)
+        first = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert first["shortlist"]["searched"] == 2
+        api.registry_add(lineage_models["child"], registry=registry, detect=False)
+        again = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert again["shortlist"]["index_cached"] and again["shortlist"]["searched"] == 3
+        assert [row["candidate"] for row in again["candidates"]] == ["default/child"]
+        registry.remove("child")  # a removal rebuilds it
+        after = api.registry_identify(lineage_models["grandchild"], registry=registry, shortlist=1)
+        assert not after["shortlist"]["index_cached"] and after["shortlist"]["searched"] == 2

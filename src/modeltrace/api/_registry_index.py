@@ -76,6 +76,18 @@ def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float 
     chosen = resolve_kind(kind, state[0])
     if cached is not None and cached.state == state and cached.kind == chosen:
         return cached.index, {"sketched_now": made, "cached": True, "seconds": time.perf_counter() - start}
+    if cached is not None and cached.kind == chosen and not made and state[1] > cached.state[1]:
+        # Models added since (a scan registers them one by one): add their sketches to the index,
+        # unless something was also removed or re-sketched (then the counts do not add up).
+        with _LOCK:  # one thread adds them; another arriving meanwhile finds the state current
+            if cached.state != state:
+                added = store.sketches.load(SKETCH_VERSION, SKETCH_DIMS, after_id=cached.state[1])
+                if state[0] - cached.state[0] == len(added.model_ids) and state[2] >= cached.state[2]:
+                    cached.index.add(added.model_ids, added.vectors)
+                    cached.state = state
+            if cached.state == state:
+                seconds = time.perf_counter() - start
+                return cached.index, {"sketched_now": 0, "cached": True, "seconds": seconds}
     stored = store.sketches.load(SKETCH_VERSION, SKETCH_DIMS)
     index = build_index(stored.model_ids, stored.vectors, chosen)
     with _LOCK:
@@ -105,13 +117,20 @@ def find_candidates(
         return CandidateSearch(models, len(models), info)
     index, loading = _index(store, kind)
     found = search(index, compute_sketch(suspect), shortlist + (exclude is not None))
-    scores = {i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude}
+    scores: dict[int, float | None] = {
+        i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude
+    }
     chosen = list(scores)[:shortlist]
+    # A popular base's derivatives are as near the suspect as the base itself and can fill the
+    # shortlist: the bases detected for the shortlisted models join it.
+    bases = [i for i in store.detected_bases(chosen) if i not in chosen and i != exclude]
+    chosen += bases
     by_id = {m["id"]: m for m in store.fingerprinted_models(chosen)}
-    models = [{**by_id[i], "sketch_similarity": scores[i]} for i in chosen if i in by_id]
+    models = [{**by_id[i], "sketch_similarity": scores.get(i)} for i in chosen if i in by_id]
     info = {
         "index": found.kind,
         "size": len(models),
+        "added_bases": len([i for i in bases if i in by_id]),
         "searched": found.size,
         "requested": shortlist,
         "seconds": found.seconds,

@@ -50,6 +50,10 @@ class CandidateIndex(Protocol):
         """The ``k`` ids most similar to ``query`` and their similarities, most similar first."""
         ...
 
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add sketches (new ids) to the index."""
+        ...
+
 
 class ExactIndex:
     """Every sketch in one float32 matrix; a search is one product and a partial sort."""
@@ -57,14 +61,37 @@ class ExactIndex:
     kind = "exact"
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # Rows beyond ``_count`` are spare capacity, so adding models one by one copies rarely.
+        self._ids = np.asarray(ids, dtype=np.int64).copy()
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32).copy()
+        self._count = len(self._ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._count]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[: self._count]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._count
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        needed = self._count + len(ids)
+        if needed > len(self._ids):
+            capacity = max(needed, 2 * len(self._ids), 64)
+            grown_ids = np.zeros(capacity, dtype=np.int64)
+            grown_ids[: self._count] = self.ids
+            grown = np.zeros((capacity, vectors.shape[1]), dtype=np.float32)
+            grown[: self._count] = self.vectors
+            self._ids, self._vectors = grown_ids, grown
+        self._ids[self._count : needed] = ids
+        self._vectors[self._count : needed] = vectors
+        self._count = needed
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, len(self.ids))
+        k = min(k, self._count)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.vectors @ np.asarray(query, dtype=np.float32)
@@ -95,6 +122,10 @@ class USearchIndex:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self._index.add(np.asarray(ids, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self._index))

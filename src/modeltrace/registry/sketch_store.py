@@ -61,12 +61,13 @@ class SketchStore:
             sketches = session.scalar(select(func.count()).select_from(SketchRow)) or 0
         return int(models[0] or 0), int(models[1] or 0), int(sketches)
 
-    def load(self, version: int, dims: int) -> StoredSketches:
-        """The sketch of every fingerprinted model at ``version`` (of ``dims`` values)."""
+    def load(self, version: int, dims: int, after_id: int = 0) -> StoredSketches:
+        """The sketch of every fingerprinted model at ``version`` (of ``dims`` values); only models
+        with an id above ``after_id`` when given (those added since an index was built)."""
         query = (
             select(ModelRow.id, SketchRow.vector)
             .join(SketchRow, SketchRow.fingerprint_digest == ModelRow.fingerprint_digest)
-            .where(SketchRow.version == version, SketchRow.dims == dims)
+            .where(SketchRow.version == version, SketchRow.dims == dims, ModelRow.id > after_id)
             .order_by(ModelRow.id)
         )
         with self._sessions() as session:

@@ -300,6 +300,14 @@ class Registry:
                 for r in rows
             ]  # fmt: skip
 
+    def detected_bases(self, ids: list[int]) -> list[int]:
+        """The closest detected base of each of the models ``ids`` (the edge the lineage tree draws)."""
+        query = select(DetectedEdgeRow.base_id).where(
+            DetectedEdgeRow.suspect_id.in_(ids), DetectedEdgeRow.closest.is_(True)
+        )
+        with self._sessions() as session:
+            return sorted(set(session.scalars(query)))
+
     def detected_edge(self, edge_id: int) -> dict[str, Any]:
         with self._sessions() as session:
             edge = session.get(DetectedEdgeRow, edge_id) if 0 < edge_id < 2**31 else None
