@@ -155,3 +155,25 @@ def test_gguf_zoo_member_when_the_reader_exists(zoo: Path) -> None:
     for key in ("total_params", "layers", "hidden_size", "vocab_size", "context_length", "kv_heads"):
         assert card[key] == safetensors_card[key], key
     assert card["declared"]["license"] == "apache-2.0"
+
+
+def test_inspect_shows_the_makers_active_conventions(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(data_dir / "configs" / "gpt-oss-120b.json")
+    code, out, _ = run_cli(["inspect", config, "--json"], capsys)
+    card = json.loads(out)
+    assert code == 0
+    assert card["active_params_excluding_input_embedding"] == card["active_params"] - card["embedding_params"]
+    assert card["active_params_excluding_embeddings"] == (
+        card["active_params"] - card["embedding_params"] - card["head_params"]
+    )
+    assert set(card["conventions"]) >= {
+        "active_params_excluding_input_embedding",
+        "active_params_excluding_embeddings",
+    }
+    code, out, _ = run_cli(["inspect", config], capsys)
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines() if line.startswith("  without")}
+    assert "5.13B" in rows["without input embedding"] and "4.55B" in rows["without embedding and head"]
+    _, dense, _ = run_cli(["inspect", str(data_dir / "configs" / "llama-3.1-8b.json")], capsys)
+    assert "without input embedding" not in dense  # a dense model's makers quote its total

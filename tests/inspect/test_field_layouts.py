@@ -208,3 +208,77 @@ def test_kimi_k25_vision_tower_is_reported_apart() -> None:
     card = card_from_tensors(_tensors(shapes | tower), wrapper).as_dict()
     assert card["total_params"] == card_from_config(text).total_params
     assert card["towers"][0]["params"] == 96 * 32 + 32 * 128 and card["towers"][0]["layers"] == 27
+
+
+# --- every config against its maker's published figures, under the maker's own convention ------------
+#
+# Makers count "active" parameters three ways, and a figure is only comparable under its maker's:
+# ALL counts the input embedding and the output head (the card's active_params); NO_INPUT leaves the
+# input embedding out (DeepSeek, OpenAI); NO_EMBEDDINGS leaves out the output head too (Z.ai). Each
+# convention is pinned by two models of its maker where one exists (DeepSeek V3 and V3.2, Z.ai GLM-4.5
+# and GLM-5), so it is the maker's habit, not one chosen to fit a figure.
+
+ALL, NO_INPUT, NO_EMBEDDINGS = (
+    "active_params", "active_params_excluding_input_embedding", "active_params_excluding_embeddings",
+)  # fmt: skip
+INDEX_CHECKED = {"chatglm2-6b.json": 6_243_584_000, "codegeex2-6b.json": 6_243_584_000}
+PUBLISHED_CONFIGS = {"deepseek-v3.2": DEEPSEEK_V32, "glm-5": GLM_5, "glm-4.5": GLM_45}
+
+# (config, maker, convention, published total, published active, where the figures are published)
+PUBLISHED = [
+    ("deepseek-v3.json", "DeepSeek", NO_INPUT, 671 * B, 37 * B, "DeepSeek-V3 model card"),
+    ("deepseek-r1.json", "DeepSeek", NO_INPUT, 671 * B, 37 * B, "DeepSeek-R1 model card"),
+    ("deepseek-v3.2", "DeepSeek", NO_INPUT, 671 * B, 37 * B, "DeepSeek-V3.2-Exp: V3's 671B/37B"),
+    ("kimi-k2-instruct.json", "Moonshot", ALL, 1040 * B, 32.6 * B, "Kimi K2 report (arXiv 2507.20534)"),
+    ("kimi-k2.5.json", "Moonshot", ALL, 1040 * B, 32.6 * B, "K2.5 keeps K2's text backbone"),
+    ("qwen3-235b-a22b.json", "Alibaba", ALL, 235 * B, 22 * B, "Qwen3 model card"),
+    ("qwen3-32b.json", "Alibaba", ALL, 32.8 * B, 32.8 * B, "Qwen3-32B model card"),
+    ("qwen3-8b.json", "Alibaba", ALL, 8.2 * B, 8.2 * B, "Qwen3-8B model card"),
+    ("cogito-v1-preview-qwen-14b.json", "Alibaba", ALL, 14.7 * B, 14.7 * B, "Qwen2.5-14B model card"),
+    ("mixtral-8x22b-v0.1.json", "Mistral", ALL, 141 * B, 39 * B, "Mistral: 141B, 39B active"),
+    ("llama-3.1-8b.json", "Meta", ALL, 8 * B, 8 * B, "Meta: Llama 3.1 8B"),
+    ("llama-3.1-70b.json", "Meta", ALL, 70 * B, 70 * B, "Meta: Llama 3.1 70B"),
+    ("gpt-oss-120b.json", "OpenAI", NO_INPUT, 116.8 * B, 5.1 * B, "OpenAI gpt-oss model card"),
+    ("glm-5", "Z.ai", NO_EMBEDDINGS, 744 * B, 40 * B, "zai-org/GLM-5: 744B, 40B active"),
+    ("glm-4.5", "Z.ai", NO_EMBEDDINGS, 355 * B, 32 * B, "GLM-4.5: 355B total, 32B active"),
+]
+
+
+def _config(name: str) -> dict:
+    return PUBLISHED_CONFIGS.get(name) or json.loads((CONFIGS / name).read_text())
+
+
+def test_every_config_in_tests_data_has_its_makers_figures() -> None:
+    configs = {p.name for p in CONFIGS.glob("*.json") if not p.name.endswith(".index.json")}
+    assert configs == {row[0] for row in PUBLISHED if row[0].endswith(".json")} | set(INDEX_CHECKED)
+
+
+@pytest.mark.parametrize(
+    ("name", "maker", "convention", "total", "active", "source"), PUBLISHED, ids=[row[0] for row in PUBLISHED]
+)
+def test_within_2_percent_of_the_published_counts_under_the_makers_convention(
+    name: str, maker: str, convention: str, total: float, active: float, source: str
+) -> None:
+    card = card_from_config(_config(name))
+    assert card.total_params == pytest.approx(total, rel=0.02), f"{maker}: {source}"
+    assert card.as_dict()[convention] == pytest.approx(active, rel=0.02), f"{maker} ({convention}): {source}"
+
+
+@pytest.mark.parametrize("name", sorted(INDEX_CHECKED))
+def test_chatglm_counts_equal_the_checkpoint_index(name: str) -> None:
+    # THUDM publishes no figure beyond the "6B" in the name; the index's total_size is the maker's own
+    # count (2 bytes per parameter), matched exactly; a dense model is all active.
+    card = card_from_config(_config(name))
+    assert card.total_params == card.active_params == INDEX_CHECKED[name]
+
+
+def test_the_makers_conventions_matter_for_deepseek_v32_and_glm5() -> None:
+    """Counted with the embedding and the head, V3.2 and GLM-5 are 3.8 % and 4.5 % over "37 B" and
+    "40 B"; the card therefore reports the makers' conventions beside its own."""
+    v32, glm5 = card_from_config(DEEPSEEK_V32), card_from_config(GLM_5)
+    assert v32.active_params / (37 * B) == pytest.approx(1.038, abs=0.001)
+    assert glm5.active_params / (40 * B) == pytest.approx(1.045, abs=0.001)
+    head = GLM_5["vocab_size"] * GLM_5["hidden_size"]
+    assert glm5.head_params == glm5.embedding_params == head
+    assert glm5.active_params_excluding_embeddings == glm5.active_params - 2 * head
+    assert v32.active_params_excluding_input_embedding == v32.active_params - v32.embedding_params

@@ -264,3 +264,36 @@ def test_config_implying_too_many_tensors_is_refused() -> None:
     config = qwen_moe_config(experts=1_000_000, per_token=2, layers=1000)
     with pytest.raises(ResourceLimitError):
         card_from_config(config)
+
+
+@pytest.mark.parametrize(
+    ("head", "embedding"),
+    [
+        ("lm_head.weight", "model.embed_tokens.weight"),  # Hugging Face
+        ("output.weight", "token_embd.weight"),  # GGUF
+        ("transformer.output_layer.weight", "transformer.embedding.word_embeddings.weight"),  # ChatGLM
+        ("embed_out.weight", "model.embed_tokens.weight"),  # GPT-NeoX's head name
+        ("language_model.lm_head.weight", "language_model.model.embed_tokens.weight"),  # multimodal wrapper
+    ],
+)
+def test_output_head_is_found_by_name_and_subtracted_only_in_the_makers_conventions(
+    head: str, embedding: str
+) -> None:
+    shapes = {embedding: (50, 16), "model.layers.0.mlp.up_proj.weight": (24, 16), head: (50, 16)}
+    card = card_from_tensors(infos(shapes))
+    assert card.total_params == card.active_params == 2 * 50 * 16 + 24 * 16
+    assert card.head_params == 50 * 16
+    assert card.embedding_params == 50 * 16
+    assert card.active_params_excluding_input_embedding == card.active_params - 50 * 16
+    assert card.active_params_excluding_embeddings == card.active_params - 2 * 50 * 16
+
+
+def test_tied_embeddings_have_no_head_to_subtract() -> None:
+    tied, untied = (llama_config(16, 1, 4, 2, 24, 50, tie) for tie in (True, False))
+    tied_card, untied_card = card_from_config(tied), card_from_config(untied)
+    assert (tied_card.head_params, untied_card.head_params) == (0, 50 * 16)
+    assert tied_card.active_params_excluding_embeddings == tied_card.active_params - 50 * 16
+    assert untied_card.active_params_excluding_embeddings == untied_card.active_params - 2 * 50 * 16
+    # The MTP module's own head (shared_head.head) stays in mtp_params, not in head_params.
+    mtp = card_from_tensors(infos(layout(deepseek_config(1))), deepseek_config(1))
+    assert mtp.head_params == 100 * 32
