@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,23 +34,8 @@ def load_zoo_manifest(directory: str | Path) -> dict[str, Any]:
     return zoo.load_manifest(directory)
 
 
-# Accuracy of the lineage engine over a zoo manifest (the benchmark and `make demo` print it).
-
-POSITIVE = ("related", "same-weights")
-
-
-def _pairs(manifest_path: Path) -> list[dict[str, Any]]:
-    data = json.loads(manifest_path.read_text())
-    pairs = data["pairs"] if isinstance(data, dict) else data
-    return [dict(pair) for pair in pairs]
-
-
-def _normalise_map(layer_map: Any) -> dict[str, int] | None:
-    if layer_map is None:
-        return None
-    if isinstance(layer_map, list):
-        return {str(i): int(v) for i, v in enumerate(layer_map)}
-    return {str(k): int(v) for k, v in dict(layer_map).items()}
+# Accuracy of the lineage engine over a zoo manifest (the benchmark and `make demo` print it); the
+# harness is zoo/accuracy.py, fed with this facade's compare.
 
 
 def run_zoo_pairs(
@@ -62,37 +44,16 @@ def run_zoo_pairs(
     full: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Compare every pair of a zoo manifest; one row per pair (verdict, log10 p, layer map check)."""
-    manifest_path = Path(manifest_path)
-    root = manifest_path.parent
-    rows = []
-    pairs = _pairs(manifest_path)
-    for index, pair in enumerate(pairs):
-        if progress is not None:
-            progress(index, len(pairs))
-        start = time.perf_counter()
-        suspect = root / pair.get("suspect_path", pair["suspect"])
-        base = root / pair.get("base_path", pair["base"])
-        result = compare(suspect, base, alpha=alpha, full=full)
-        elapsed = time.perf_counter() - start
-        expected_map = _normalise_map(pair.get("layer_map"))
-        rows.append(
-            {
-                "relation": pair.get("relation") or pair["expected"],
-                "expected": pair["expected"],
-                "verdict": result["verdict"],
-                "log10_p": result["log10_p"],
-                "bytes_read": result["bytes_read"],
-                "seconds": elapsed,
-                "detected": result["verdict"] in POSITIVE,
-                "map_ok": None if expected_map is None else result["layer_map"] == expected_map,
-                "suspect": pair["suspect"],
-                "base": pair["base"],
-            }
-        )
-    if progress is not None:
-        progress(len(pairs), len(pairs))
-    return rows
+    """Compare every pair of a zoo manifest; one row per pair (verdict, log10 p, layer map check).
+
+    A ``zoo.json`` built by another modeltrace version raises :class:`~modeltrace.errors.ZooError`.
+    """
+    from modeltrace.zoo import accuracy
+
+    def compare_pair(suspect: Path, base: Path) -> dict[str, Any]:
+        return compare(suspect, base, alpha=alpha, full=full)
+
+    return accuracy.run_pairs(Path(manifest_path), compare_pair, progress)
 
 
 def zoo_accuracy(
@@ -102,38 +63,9 @@ def zoo_accuracy(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Per-transform detection and false-positive summary of a zoo, plus the overall pass/fail."""
-    rows = run_zoo_pairs(manifest_path, alpha, full, progress)
-    table = {}
-    for relation in sorted({row["relation"] for row in rows}):
-        group = [row for row in rows if row["relation"] == relation]
-        positives = [row for row in group if row["expected"] in POSITIVE]
-        negatives = [row for row in group if row["expected"] not in POSITIVE]
-        finite = [row["log10_p"] for row in group if row["log10_p"] is not None]
-        maps = [row["map_ok"] for row in group if row["map_ok"] is not None]
-        table[relation] = {
-            "pairs": len(group),
-            "detected": sum(row["detected"] for row in positives),
-            "positives": len(positives),
-            "false_positives": sum(row["detected"] for row in negatives),
-            "negatives": len(negatives),
-            "median_log10_p": statistics.median(finite) if finite else None,
-            "layer_map_ok": f"{sum(maps)}/{len(maps)}" if maps else "-",
-            "median_bytes_read": statistics.median(row["bytes_read"] for row in group),
-            "median_seconds": statistics.median(row["seconds"] for row in group),
-        }
-    missed = [r for r in rows if r["expected"] in POSITIVE and not r["detected"]]
-    false_pos = [r for r in rows if r["expected"] not in POSITIVE and r["detected"]]
-    wrong_maps = [r for r in rows if r["map_ok"] is False]
-    return {
-        "table": table,
-        "rows": rows,
-        "missed": missed,
-        "false_positives": false_pos,
-        "wrong_maps": wrong_maps,
-        # Exact p-values flag each independent pair with probability up to alpha: this many by chance.
-        "expected_false_positives": alpha * sum(r["expected"] not in POSITIVE for r in rows),
-        "ok": not (missed or false_pos or wrong_maps),
-    }
+    from modeltrace.zoo import accuracy
+
+    return accuracy.summarise(run_zoo_pairs(manifest_path, alpha, full, progress), alpha)
 
 
 # The seed case (docs/zoo.md, "The seed case"): a Kimi-shaped base, a pruned INT4 vendor product made
@@ -160,6 +92,7 @@ def seed_case_demo(
     """
     from modeltrace.api._licenses import check_license
     from modeltrace.zoo import seed_case
+    from modeltrace.zoo.accuracy import POSITIVE
 
     root = Path(directory)
     models = build_seed_case(root)

@@ -152,9 +152,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ZooError(
             f"cannot read zoo manifest '{file}' ({error}); build one with `modeltrace zoo build`"
         ) from error
+    check_version(manifest, file)
+    return manifest
+
+
+def check_version(manifest: Any, file: Path) -> None:
+    """Raise unless ``manifest`` (parsed ``zoo.json``) is of the version this modeltrace writes and reads."""
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
         found = manifest.get("version") if isinstance(manifest, dict) else None
         raise ZooError(
             f"zoo manifest '{file}' has version {found!r}; this modeltrace reads version {MANIFEST_VERSION}"
+            " (rebuild the zoo with `modeltrace zoo build`)"
         )
-    return manifest

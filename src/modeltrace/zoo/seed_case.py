@@ -23,6 +23,7 @@ tests must tell lineage from shared data, not from shared shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def _coins(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), count)
 
 
+#: Draws the signs of ``count`` value dimensions (with their o_proj columns) from the model's generator.
+SignDraw = Callable[[np.random.Generator, int], np.ndarray]
+
+
 def _gated_mlp(params: Params, prefix: str, rng: np.random.Generator, bank: np.ndarray, mix: np.ndarray,
                inner: int, universal: float) -> None:  # fmt: skip
     """gate/up rows read universal features (as units of models trained on the same data do); every
@@ -96,7 +101,8 @@ def _gated_mlp(params: Params, prefix: str, rng: np.random.Generator, bank: np.n
 
 
 def _attention(params: Params, p: str, rng: np.random.Generator, s: KimiShape, mix: np.ndarray,
-               kv_bank: np.ndarray, value_bank: np.ndarray, universal: float) -> None:  # fmt: skip
+               kv_bank: np.ndarray, value_bank: np.ndarray, universal: float,
+               value_signs: SignDraw) -> None:  # fmt: skip
     def normal(*dims: int) -> np.ndarray:
         return rng.standard_normal(dims).astype(np.float32) / np.sqrt(dims[-1])
 
@@ -117,14 +123,28 @@ def _attention(params: Params, p: str, rng: np.random.Generator, s: KimiShape, m
     shared_values = value_bank[rng.permutation(len(value_bank))[:values_count]] @ mix * 4
     composed = ((1 - universal) * own_values + universal * shared_values) / np.sqrt(s.hidden)
     values = composed @ np.linalg.pinv(kv_latent * gain[:, None])
-    signs = _coins(rng, values_count)
+    signs = value_signs(rng, values_count)
     kv_b[:, s.nope :, :] = (values * signs[:, None]).reshape(s.heads, s.v_dim, s.kv_lora)
     params[f"{p}.kv_b_proj.weight"] = kv_b.reshape(-1, s.kv_lora).astype(np.float32)
     params[f"{p}.o_proj.weight"] = normal(s.hidden, values_count) * signs[None, :]
 
 
-def make_params(seed: int, shape: KimiShape = SHAPE, data_seed: int = 0, universal: float = 0.5) -> Params:
-    """A "pre-trained" Kimi-shaped model: ``seed`` is the run, ``data_seed`` the data it learnt from."""
+def _scaled_normal(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
+    """N(0, 1 / columns) in float32: the router's and the LM head's initial scale."""
+    return (rng.standard_normal((rows, columns)).astype(np.float32) / np.sqrt(columns)).astype(np.float32)
+
+
+def make_params(
+    seed: int,
+    shape: KimiShape = SHAPE,
+    data_seed: int = 0,
+    universal: float = 0.5,
+    value_signs: SignDraw = _coins,
+) -> Params:
+    """A "pre-trained" Kimi-shaped model: ``seed`` is the run, ``data_seed`` the data it learnt from,
+    ``universal`` the weight of the features every model of that data shares. Every value dimension's
+    sign is a fair coin (``value_signs``), as in any trained model's law; the lineage tests swap in
+    other laws to show that their null checks can fail."""
     s = shape
     data = np.random.default_rng(data_seed)
     latent = data.standard_normal((s.vocab, _FEATURES)).astype(np.float32)
@@ -139,18 +159,20 @@ def make_params(seed: int, shape: KimiShape = SHAPE, data_seed: int = 0, univers
         p = f"model.layers.{layer}"
         for norm in ("input_layernorm", "post_attention_layernorm"):
             params[f"{p}.{norm}.weight"] = (1 + 0.1 * rng.standard_normal(s.hidden)).astype(np.float32)
-        _attention(params, f"{p}.self_attn", rng, s, mix, kv_bank[layer], value_bank[layer], universal)
+        _attention(
+            params, f"{p}.self_attn", rng, s, mix, kv_bank[layer], value_bank[layer], universal, value_signs
+        )
         if layer == 0:  # first_k_dense_replace = 1
             _gated_mlp(params, f"{p}.mlp", rng, mlp_bank[layer], mix, s.inner, universal)
             continue
-        params[f"{p}.mlp.gate.weight"] = rng.standard_normal((s.experts, s.hidden)).astype(np.float32) / 8
+        params[f"{p}.mlp.gate.weight"] = _scaled_normal(rng, s.experts, s.hidden)
         for expert in range(s.experts):
             _gated_mlp(
                 params, f"{p}.mlp.experts.{expert}", rng, mlp_bank[layer], mix, s.expert_inner, universal
             )
         _gated_mlp(params, f"{p}.mlp.shared_experts", rng, mlp_bank[layer], mix, s.expert_inner, universal)
     params["model.norm.weight"] = np.ones(s.hidden, dtype=np.float32)
-    params["lm_head.weight"] = rng.standard_normal((s.vocab, s.hidden)).astype(np.float32) / 8
+    params["lm_head.weight"] = _scaled_normal(rng, s.vocab, s.hidden)
     return params
 
 
