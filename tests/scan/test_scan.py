@@ -153,6 +153,11 @@ def test_hf_sources_are_pinned_to_their_commit(
         assert row["pinned"] == f"hf://lab/child@{COMMIT}" and row["model"] == "lab/child"
         assert api.registry_show("lab/child", db=db)["source"] == f"hf://lab/child@{COMMIT}"
         assert all(f"/resolve/{COMMIT}/" in line for line in faults.requests[1:])  # read at that commit
+        # The fake answers as the Hub does for its own client: huggingface_hub reads the same commit.
+        from huggingface_hub import get_hf_file_metadata
+
+        metadata = get_hf_file_metadata(f"{url}/lab/child/resolve/main/config.json")
+        assert metadata.commit_hash == COMMIT
         again = api.scan(["hf://lab/child@main", f"hf://lab/child@{COMMIT}"], workers=1, db=db)
         assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
         assert [r["requests"] for r in again["results"]] == [1, 0]  # a commit needs no pin request
