@@ -48,6 +48,13 @@ def serve_hub(root: Path, repos: dict[str, Path]) -> Iterator[tuple[str, Faults]
             self.send_header("X-Repo-Commit", COMMIT)
             super().end_headers()
 
+        def do_HEAD(self) -> None:  # noqa: N802  (what huggingface_hub's metadata call sends)
+            target = (root / self.path.lstrip("/").split("?")[0]).resolve()
+            self.send_response(200 if target.is_file() else 404)
+            self.send_header("Content-Length", str(target.stat().st_size if target.is_file() else 0))
+            self.send_header("ETag", '"fake"')
+            self.end_headers()
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -80,6 +80,18 @@ def test_ray_scan_on_a_local_instance(models: dict[str, Path], tmp_path: Path, r
     assert _graph_state(db) == before
 
 
+def test_a_scan_into_postgresql_resumes_too(models: dict[str, Path], pg_registry: str) -> None:
+    sources = [str(models["base"]), str(models["child"])]
+    result = api.scan(sources, workers=2, db=pg_registry)
+    assert result["exit_code"] == 0 and _statuses(result) == {"base": "registered", "child": "registered"}
+    before = _graph_state(pg_registry)
+    assert [(e["suspect"], e["base"]) for e in api.registry_graph(db=pg_registry)["edges"]] == [
+        ("child", "base")
+    ]
+    again = api.scan(sources, workers=2, db=pg_registry)
+    assert set(_statuses(again).values()) == {"skipped"} and _graph_state(pg_registry) == before
+
+
 def test_failing_sources_get_a_summary_and_a_nonzero_exit(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +165,11 @@ def test_hf_sources_are_pinned_to_their_commit(
         assert row["pinned"] == f"hf://lab/child@{COMMIT}" and row["model"] == "lab/child"
         assert api.registry_show("lab/child", db=db)["source"] == f"hf://lab/child@{COMMIT}"
         assert all(f"/resolve/{COMMIT}/" in line for line in faults.requests[1:])  # read at that commit
+        # The fake answers as the Hub does for its own client: huggingface_hub reads the same commit.
+        from huggingface_hub import get_hf_file_metadata
+
+        metadata = get_hf_file_metadata(f"{url}/lab/child/resolve/main/config.json")
+        assert metadata.commit_hash == COMMIT
         again = api.scan(["hf://lab/child@main", f"hf://lab/child@{COMMIT}"], workers=1, db=db)
         assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
         assert [r["requests"] for r in again["results"]] == [1, 0]  # a commit needs no pin request

@@ -95,3 +95,17 @@ def test_exit_code_priority() -> None:
     assert _exit_code([row("failed", 3), row("failed", 4)]) == 4
     assert _exit_code([row("failed", 4), row("failed", 1)]) == 1
     assert _exit_code([row("failed", 2)]) == 3
+
+
+def test_a_bug_in_a_worker_is_reported_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modeltrace.api import _scan_worker
+    from modeltrace.scan.outcome import ScanTask
+
+    def broken(task: ScanTask) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_scan_worker, "_local_arrival", broken)
+    result = _scan_worker.fingerprint_source(ScanTask("m", "/nowhere/m", remote=False, namespace=None))
+    assert result.arrival is None and result.exit_code == 1 and result.attempts == 1
+    assert "internal error (a bug): RuntimeError: boom" in (result.reason or "")
+    assert "Traceback" in (result.traceback or "") and "boom" in (result.traceback or "")
