@@ -103,7 +103,8 @@ def _evidence(result: dict[str, Any], log10_adjusted: float | None, direction: s
 
 
 def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
-    """Compare a newcomer with every fingerprinted model and record the derivations found."""
+    """Compare a newcomer with the fingerprinted models (the nearest by sketch once there are many)
+    and record the derivations found."""
     import modeltrace
     from modeltrace.api._registry_index import find_candidates
     from modeltrace.lineage import DEFAULT_ALPHA
@@ -244,7 +245,6 @@ def registry_identify(
     finally:
         if owned:
             store.close()
-    similarity = {meta["id"]: meta.get("sketch_similarity") for meta, _, _ in ranked}
     rows = [
         {"candidate": f"{meta['namespace']}/{meta['name']}", "model_id": meta["id"],
          "verdict": result["verdict"],
@@ -252,7 +252,7 @@ def registry_identify(
          "p_value_adjusted": None if adj is None else 10.0**adj, "log10_p_adjusted": adj,
          "p_value_kind": result["p_value_kind"], "test": result.get("p_value_test"),
          "relation": result["relation"], "layer_map": result["layer_map"], "bytes_read": result["bytes_read"],
-         "sketch_similarity": similarity[meta["id"]]}
+         "sketch_similarity": meta.get("sketch_similarity")}
         for meta, result, adj in ranked
     ]  # fmt: skip
     closest = next((row["candidate"] for row in rows if row["verdict"] in ("same-weights", "related")), None)

@@ -51,12 +51,13 @@ def sketch_fingerprint(store: Registry, digest: str, fp: Fingerprint) -> np.ndar
     return vector
 
 
-def ensure_sketches(store: Registry) -> int:
-    """Sketch every registered fingerprint that lacks a current sketch; returns how many were made."""
+def ensure_sketches(store: Registry, after_id: int = 0) -> int:
+    """Sketch every registered fingerprint that lacks a current sketch (of the models with an id
+    above ``after_id``); returns how many were made."""
     from modeltrace.api._registry_detect import _stored_fingerprint
     from modeltrace.lineage.sketch import SKETCH_VERSION
 
-    missing = store.sketches.missing(SKETCH_VERSION)
+    missing = store.sketches.missing(SKETCH_VERSION, after_id)
     for digest in missing:
         sketch_fingerprint(store, digest, _stored_fingerprint(store, digest))
     return len(missing)
@@ -68,18 +69,19 @@ def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float 
     from modeltrace.lineage.sketch import SKETCH_DIMS, SKETCH_VERSION
 
     start = time.perf_counter()
-    made = ensure_sketches(store)
     state = store.sketches.state()
     key = f"{store.url}#{SKETCH_VERSION}"
     with _LOCK:
         cached = _INDEXES.get(key)
     chosen = resolve_kind(kind, state[0])
     if cached is not None and cached.state == state and cached.kind == chosen:
-        return cached.index, {"sketched_now": made, "cached": True, "seconds": time.perf_counter() - start}
-    if cached is not None and cached.kind == chosen and not made and state[1] > cached.state[1]:
+        return cached.index, {"sketched_now": 0, "cached": True, "seconds": time.perf_counter() - start}
+    if cached is not None and cached.kind == chosen and state[1] > cached.state[1]:
         # Models added since (a scan registers them one by one): add their sketches to the index,
-        # unless something was also removed or re-sketched (then the counts do not add up).
+        # unless something was also removed (then the counts do not add up).
         with _LOCK:  # one thread adds them; another arriving meanwhile finds the state current
+            made = ensure_sketches(store, after_id=cached.state[1])
+            state = store.sketches.state()
             if cached.state != state:
                 added = store.sketches.load(SKETCH_VERSION, SKETCH_DIMS, after_id=cached.state[1])
                 if state[0] - cached.state[0] == len(added.model_ids) and state[2] >= cached.state[2]:
@@ -87,7 +89,10 @@ def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float 
                     cached.state = state
             if cached.state == state:
                 seconds = time.perf_counter() - start
-                return cached.index, {"sketched_now": 0, "cached": True, "seconds": seconds}
+                return cached.index, {"sketched_now": made, "cached": True, "seconds": seconds}
+    made = ensure_sketches(store)
+    state = store.sketches.state()
+    chosen = resolve_kind(kind, state[0])
     stored = store.sketches.load(SKETCH_VERSION, SKETCH_DIMS)
     index = build_index(stored.model_ids, stored.vectors, chosen)
     with _LOCK:

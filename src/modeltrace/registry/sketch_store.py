@@ -28,13 +28,17 @@ class SketchStore:
     def __init__(self, sessions: sessionmaker) -> None:
         self._sessions = sessions
 
-    def missing(self, version: int) -> list[str]:
+    def missing(self, version: int, after_id: int = 0) -> list[str]:
         """Digests of the fingerprints models use that have no sketch at ``version`` (never computed,
-        or computed by another version of the sketch)."""
+        or computed by another version of the sketch); only models with an id above ``after_id``."""
         current = select(SketchRow.fingerprint_digest).where(SketchRow.version == version)
         query = (
             select(ModelRow.fingerprint_digest)
-            .where(ModelRow.fingerprint_digest.is_not(None), ModelRow.fingerprint_digest.not_in(current))
+            .where(
+                ModelRow.fingerprint_digest.is_not(None),
+                ModelRow.id > after_id,
+                ModelRow.fingerprint_digest.not_in(current),
+            )
             .distinct()
         )
         with self._sessions() as session:
