@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modeltrace.inspect import config_keys as keys
+from modeltrace.inspect import config_keys
 from modeltrace.inspect.field_layout import structure
 from modeltrace.inspect.layouts import ConfigView, text_config
 
@@ -69,14 +69,14 @@ def _packed_bits(config: Mapping[str, Any]) -> int:
 def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
     text = text_config(config)
     view = ConfigView(text)
-    heads = view.int(*keys.HEADS)
+    heads = view.int(*config_keys.HEADS)
     multi_query = view.flag("multi_query_attention", False)
-    kv_heads = view.int(*keys.KV_HEADS) or (
+    kv_heads = view.int(*config_keys.KV_HEADS) or (
         view.int("multi_query_group_num") if multi_query else None
     ) or heads  # fmt: skip
-    hidden = view.int(*keys.HIDDEN)
+    hidden = view.int(*config_keys.HIDDEN)
     latent = view.int("kv_lora_rank") is not None
-    head_dim = view.int(*keys.HEAD_DIM)
+    head_dim = view.int(*config_keys.HEAD_DIM)
     if head_dim is None and latent:
         head_dim = (view.int("qk_nope_head_dim") or 0) + (view.int("qk_rope_head_dim") or 0) or None
     if head_dim is None and hidden and heads:
@@ -90,19 +90,19 @@ def dims_from_config(config: Mapping[str, Any]) -> Dimensions:
         architecture=model_type if isinstance(model_type, str) else None,
         architectures=tuple(str(name) for name in classes) if isinstance(classes, list) else (),
         text_model_type=text_model_type if text is not config and isinstance(text_model_type, str) else None,
-        layers=view.int(*keys.LAYERS),
+        layers=view.int(*config_keys.LAYERS),
         hidden_size=hidden,
-        intermediate_size=view.int(*keys.INTERMEDIATE),
+        intermediate_size=view.int(*config_keys.INTERMEDIATE),
         attention_heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
-        vocab_size=view.int(*keys.VOCAB),
-        context_length=view.int(*keys.CONTEXT),
+        vocab_size=view.int(*config_keys.VOCAB),
+        context_length=view.int(*config_keys.CONTEXT),
         attention=_attention_kind(heads, kv_heads, latent),
-        routed_experts=view.int(*keys.ROUTED_EXPERTS),
+        routed_experts=view.int(*config_keys.ROUTED_EXPERTS),
         shared_experts=shared,
-        experts_per_token=view.int(*keys.EXPERTS_PER_TOKEN),
-        mtp_layers=view.int(*keys.MTP_LAYERS, default=0) or 0,
+        experts_per_token=view.int(*config_keys.EXPERTS_PER_TOKEN),
+        mtp_layers=view.int(*config_keys.MTP_LAYERS, default=0) or 0,
         packed_bits=_packed_bits(text),
         structure=structure(text),
     )

@@ -30,7 +30,7 @@ from typing import Any
 
 from modeltrace.errors import FormatError, ResourceLimitError
 from modeltrace.formats import limits
-from modeltrace.inspect import config_keys as keys
+from modeltrace.inspect import config_keys
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -119,7 +119,7 @@ def _moe_layers(config: Mapping[str, Any], layers: int, total: int) -> frozenset
 
 
 def _experts(config: Mapping[str, Any], layers: int, total: int) -> Experts | None:
-    routed = _int(config, *keys.ROUTED_EXPERTS)
+    routed = _int(config, *config_keys.ROUTED_EXPERTS)
     if not routed:
         return None
     inner = _int(config, "moe_intermediate_size", "intermediate_size")
@@ -158,12 +158,12 @@ def _indexer(config: Mapping[str, Any]) -> Indexer | None:
 def _kv_heads(config: Mapping[str, Any]) -> int | None:
     if config.get("multi_query_attention") is True:  # ChatGLM's name for grouped-query attention
         return _int(config, "multi_query_group_num", "num_key_value_heads")
-    return _int(config, *keys.KV_HEADS)
+    return _int(config, *config_keys.KV_HEADS)
 
 
 def structure(config: Mapping[str, Any]) -> dict[str, Any]:
     """The structural facts the fields state, for the card (JSON-ready; absent parts left out)."""
-    layers = _int(config, *keys.LAYERS)
+    layers = _int(config, *config_keys.LAYERS)
     out: dict[str, Any] = {}
     mla = _mla(config)
     if mla is not None:
@@ -180,7 +180,7 @@ def structure(config: Mapping[str, Any]) -> dict[str, Any]:
     experts = _experts(config, layers, layers) if layers else None
     if experts is not None and layers:
         out["dense_layers"] = [i for i in range(layers) if i not in experts.moe_layers]
-    mtp = _int(config, *keys.MTP_LAYERS)
+    mtp = _int(config, *config_keys.MTP_LAYERS)
     if mtp:
         out["mtp_layers"] = mtp
     return out
@@ -188,15 +188,15 @@ def structure(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_fields(config: Mapping[str, Any]) -> DecoderFields | None:
     """What the config's fields say about the decoder; None when a size the layout needs is missing."""
-    hidden = _int(config, *keys.HIDDEN)
-    layers = _int(config, *keys.LAYERS)
-    vocab = _int(config, *keys.VOCAB)
-    heads = _int(config, *keys.HEADS)
+    hidden = _int(config, *config_keys.HIDDEN)
+    layers = _int(config, *config_keys.LAYERS)
+    vocab = _int(config, *config_keys.VOCAB)
+    heads = _int(config, *config_keys.HEADS)
     if hidden is None or layers is None or vocab is None or heads is None:
         return None
-    mtp_layers = _int(config, *keys.MTP_LAYERS) or 0
+    mtp_layers = _int(config, *config_keys.MTP_LAYERS) or 0
     experts = _experts(config, layers, layers + mtp_layers)
-    dense_inner = _int(config, *keys.INTERMEDIATE)
+    dense_inner = _int(config, *config_keys.INTERMEDIATE)
     every_layer_moe = experts is not None and experts.moe_layers.issuperset(range(layers + mtp_layers))
     if dense_inner is None and not every_layer_moe:
         return None
@@ -206,7 +206,7 @@ def read_fields(config: Mapping[str, Any]) -> DecoderFields | None:
         vocab=vocab,
         heads=heads,
         kv_heads=_kv_heads(config) or heads,
-        head_dim=_int(config, *keys.HEAD_DIM) or hidden // heads,
+        head_dim=_int(config, *config_keys.HEAD_DIM) or hidden // heads,
         dense_inner=dense_inner,
         mla=_mla(config),
         indexer=_indexer(config),

@@ -20,7 +20,7 @@ from typing import Any
 
 from modeltrace.errors import FormatError, ResourceLimitError
 from modeltrace.formats import limits
-from modeltrace.inspect import config_keys as keys
+from modeltrace.inspect import config_keys
 from modeltrace.inspect.field_layout import MAX_CONFIG_INT, read_fields
 from modeltrace.inspect.field_layout import layout as field_layout
 
@@ -73,7 +73,7 @@ class ConfigView:
 def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The language-model part of a config: ``text_config`` for multimodal wrappers, else itself."""
     nested = config.get("text_config")
-    has_own_layers = any(key in config for key in keys.LAYERS)
+    has_own_layers = any(key in config for key in config_keys.LAYERS)
     if isinstance(nested, dict) and not has_own_layers:
         return nested
     return config

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modeltrace.inspect import config_keys as keys
+from modeltrace.inspect import config_keys
 from modeltrace.types import TensorInfo
 
 #: Tensor-name prefixes of non-text towers and their projectors, by tower kind.
@@ -63,8 +63,8 @@ def towers_from_config(config: Mapping[str, Any] | None) -> dict[str, Tower]:
         found[kind] = Tower(
             kind=kind,
             model_type=model_type if isinstance(model_type, str) else None,
-            layers=_first_int(sub, *keys.TOWER_LAYERS),
-            hidden_size=_first_int(sub, *keys.TOWER_HIDDEN),
+            layers=_first_int(sub, *config_keys.TOWER_LAYERS),
+            hidden_size=_first_int(sub, *config_keys.TOWER_HIDDEN),
             params=None,
         )  # fmt: skip
     return found
