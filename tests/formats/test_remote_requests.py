@@ -5,6 +5,7 @@ bounded by the model's shape, and the fingerprint equals the one built from the 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -164,3 +165,27 @@ def test_quantised_copies_keep_the_same_units_as_the_float_model(
         result = api.compare(tmp_path / f"{layout}.mtfp", tmp_path / "f32.mtfp")
         assert result["verdict"] == "related", result["verdict"]
         assert result["exact"] is not None and result["exact"]["log10_p"] < -100  # same units, fixed points
+
+
+def test_a_nested_text_config_settles_the_int4_width_without_reading_weight_shape(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Kimi K2.5 declares its INT4 experts in ``text_config.quantization_config``; reading one
+    ``weight_shape`` per expert projection would cost 69 120 requests there."""
+    from modeltrace.formats.remote_model import open_remote_model
+
+    folder = tmp_path / "nested"
+    shutil.copytree(models["int4"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"] = {"quantization_config": config.pop("quantization_config")}
+    (folder / "config.json").write_text(json.dumps(config))
+    with serve_folder(tmp_path) as (url, faults):
+        source = open_remote_model(f"{url}/nested")
+        try:
+            shape = source.weights.tensors()["model.layers.0.mlp.up_proj.weight"].shape
+        finally:
+            source.close()
+    assert shape == (INNER, HIDDEN)
+    assert not [
+        name for name in _requests_by_tensor(folder, faults.requests) if name.endswith("weight_shape")
+    ]
