@@ -161,7 +161,9 @@ def _fingerprint(location: str, output: str, row_gap: int, result: Any) -> None:
     start = time.perf_counter()
     summary = api.fingerprint(location, output)
     summary["seconds"] = time.perf_counter() - start
-    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary["peak_rss_mb"] = usage.ru_maxrss / 1024
+    summary["client_cpu_s"] = usage.ru_utime + usage.ru_stime  # this process: decoding, products, HTTP
     result.put(summary)
 
 
@@ -249,7 +251,7 @@ def main() -> None:
 
     print(
         f"{'model':<12} {'path':<16} {'GB read':>8} {'GB sent':>8} {'requests':>9} "
-        f"{'seconds':>8} {'server CPU s':>12} {'RSS MB':>7}"
+        f"{'seconds':>8} {'client CPU s':>12} {'server CPU s':>12} {'RSS MB':>7}"
     )
     for name, path, summary in rows:
         transfer = summary.get("transfer", {})
@@ -258,7 +260,8 @@ def main() -> None:
         print(
             f"{name:<12} {path:<16} {summary['bytes_read'] / 1e9:>8.3f} "
             f"{'-' if sent is None else f'{sent / 1e9:.3f}':>8} {transfer.get('requests', '-'):>9} "
-            f"{summary['seconds']:>8.1f} {'-' if server_cpu is None else f'{server_cpu:.1f}':>12} "
+            f"{summary['seconds']:>8.1f} {summary['client_cpu_s']:>12.1f} "
+            f"{'-' if server_cpu is None else f'{server_cpu:.1f}':>12} "
             f"{summary['peak_rss_mb']:>7.0f} {summary.get('note', '')}"
         )
     print(f"\nrequests of the first base run by what they read ({sum(n for _, n, _ in census)} in all):")
@@ -278,7 +281,9 @@ def main() -> None:
                 f"{name}-vs-base: {result['verdict']} (log10 p {shown}, "
                 f"test {result.get('p_value_test')}, compare {time.perf_counter() - start:.1f} s)"
             )
-    print(f"\nfiles in {work} (delete when done); {os.cpu_count()} CPUs")
+    print(
+        f"\nfiles in {work} (delete when done); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":
