@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+from synthetic import make_params  # type: ignore[import-not-found]
 
-from modeltrace.fingerprint.build import mla_value_rows, value_rows
-from modeltrace.fingerprint.sampling import RUN_ALIGNMENT, head_band, head_runs, unit_run
+from modeltrace.fingerprint.build import build_fingerprint, mla_value_rows, value_rows
+from modeltrace.fingerprint.model import load_fingerprint
+from modeltrace.fingerprint.sampling import RUN_ALIGNMENT, head_band, head_runs, seeded_rows, unit_run
+from modeltrace.formats.detect import open_model
+from modeltrace.lineage.compare import compare_fingerprints
 
 
 @pytest.mark.parametrize("count", [256, 2048, 18432])
@@ -38,3 +47,35 @@ def test_value_rows_are_one_run_per_head_and_mla_rows_one_band_of_heads() -> Non
     assert np.array_equal(mla_value_rows(64 * 128, 128, (64, 128), 3), band)
     unknown = value_rows(1024, 128, None, 3)  # no head layout: one longer run
     assert unknown.tolist() == list(range(int(unknown[0]), int(unknown[0]) + 512))
+
+
+def test_format_4_is_written_and_a_format_3_file_still_loads_and_compares(
+    model_factory, tmp_path: Path
+) -> None:
+    """A version 3 fingerprint kept scattered units: it loads, and against a version 4 one every test
+    but the fixed-point test (which needs the same units on both sides) still runs."""
+    with open_model(model_factory(make_params(1, inner=256))) as source:
+        built = build_fingerprint(source)
+    current, old = tmp_path / "v4.mtfp", tmp_path / "v3.mtfp"
+    built.save(current)
+    scattered = seeded_rows(256, 128)  # what version 3 kept
+    with zipfile.ZipFile(current) as src, zipfile.ZipFile(old, "w") as dst:
+        header = json.loads(src.read("header.json"))
+        assert header["format_version"] == 4
+        header["format_version"] = 3
+        with np.load(io.BytesIO(src.read("arrays.npz"))) as arrays:
+            rewritten = {key: arrays[key] for key in arrays.files}
+        for index in range(len(header["blocks"])):
+            rewritten[f"b{index}.rows"] = scattered
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **rewritten)
+        dst.writestr("header.json", json.dumps(header))
+        dst.writestr("vocabulary.json", src.read("vocabulary.json"))
+        dst.writestr("arrays.npz", buffer.getvalue())
+    loaded = load_fingerprint(old)
+    assert (
+        len(loaded.blocks) == len(built.blocks) and loaded.blocks[0].unit_rows.tolist() == scattered.tolist()
+    )
+    result = compare_fingerprints(loaded, load_fingerprint(current))
+    assert result["exact"] is None and "fixed-points" not in result["paths_tried"]
+    assert result["verdict"] in ("related", "same-weights") and result["paths_tried"]
