@@ -199,7 +199,7 @@ def _gain_offset(source: ModelSource) -> float:
 
 
 class _Gains:
-    """Norm gain vectors, each read once (the experts of a layer share one norm: one request, not nine)."""
+    """Norm gain vectors, each read once (the experts of a layer share one norm: one request in all)."""
 
     def __init__(self, reader: TensorReader, offset: float) -> None:
         self._reader = reader
