@@ -1,8 +1,10 @@
 """The moonshot benchmark: fingerprint a virtual 1 T-parameter Kimi-K2-shaped checkpoint over HTTP.
 
-A loopback HTTP server (its own process) serves three virtual block-FP8 checkpoints built from the
-real Kimi K2 config (``benchmarks/data/kimi-k2-instruct.json``; see ``benchmarks/virtual_checkpoint.py``):
-a base, a fine-tuned child (base plus seeded noise) and an independent model. Each is fingerprinted
+A loopback HTTP server (its own process) serves three virtual checkpoints built from the real Kimi
+configs (see ``benchmarks/virtual_checkpoint.py``): the block-FP8 layout of Kimi K2
+(``benchmarks/data/kimi-k2-instruct.json``, the default) or, with ``--layout int4``, the
+compressed-tensors INT4 layout of Kimi K2.5 (``benchmarks/data/kimi-k2.5.json``): a base, a
+fine-tuned child (base plus seeded noise) and an independent model. Each is fingerprinted
 over HTTP in a fresh process (bytes transferred, requests, wall time, peak RSS); the base is also
 fingerprinted from a sparse local copy holding only the bytes the HTTP run read (same fingerprint?),
 then child-vs-base and independent-vs-base are compared.
@@ -10,6 +12,9 @@ then child-vs-base and independent-vs-base are compared.
     .venv/bin/python benchmarks/remote_fingerprint.py                   # the full Kimi K2 shape
     .venv/bin/python benchmarks/remote_fingerprint.py --layers 4        # a quick look
     .venv/bin/python benchmarks/remote_fingerprint.py --row-gaps 0,65536,1048576 --only-base
+    .venv/bin/python benchmarks/remote_fingerprint.py --layout int4 --only-base   # Kimi K2.5 INT4
+
+After the table, the requests of the first HTTP run are broken down by what they read.
 """
 
 from __future__ import annotations
@@ -18,34 +23,41 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import resource
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 
-from virtual_checkpoint import VirtualModel
+from virtual_checkpoint import LAYOUTS, VirtualModel
 
-CONFIG = Path(__file__).parent / "data" / "kimi-k2-instruct.json"
+CONFIGS = {
+    "fp8": Path(__file__).parent / "data" / "kimi-k2-instruct.json",
+    "int4": Path(__file__).parent / "data" / "kimi-k2.5.json",
+}
 MODELS = {"base": (1, None), "child": (2, "base"), "independent": (3, None)}
 
 
-def _models(layers: int | None) -> dict[str, VirtualModel]:
-    config = json.loads(CONFIG.read_text())
+def _models(layers: int | None, layout: str) -> dict[str, VirtualModel]:
+    config = json.loads(CONFIGS[layout].read_text())
     built: dict[str, VirtualModel] = {}
     for name, (seed, parent) in MODELS.items():
-        built[name] = VirtualModel(config, seed, parent=built.get(parent or ""), layers=layers)
+        built[name] = VirtualModel(config, seed, parent=built.get(parent or ""), layers=layers, layout=layout)
     return built
 
 
-def _serve(layers: int | None, port_out: Any, log_dir: str) -> None:
+def _serve(layers: int | None, layout: str, port_out: Any, log_dir: str) -> None:
     """Server process: answers GET (with one ``Range``) for every file of every virtual model."""
-    models = _models(layers)
+    models = _models(layers, layout)
     logs = {name: open(Path(log_dir) / f"{name}.ranges", "a") for name in models}  # noqa: SIM115
     lock = threading.Lock()
 
@@ -58,6 +70,13 @@ def _serve(layers: int | None, port_out: Any, log_dir: str) -> None:
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            if parts == ["cpu"]:  # the server process's CPU seconds so far: server vs client cost
+                body = json.dumps({"seconds": time.process_time()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             model = models.get(parts[0]) if len(parts) == 2 else None
             size = None if model is None else model.size(parts[1])
             if model is None or size is None:
@@ -87,6 +106,52 @@ def _serve(layers: int | None, port_out: Any, log_dir: str) -> None:
     server.serve_forever()
 
 
+def _server_cpu(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/cpu") as answer:  # our own loopback server
+        return float(json.loads(answer.read())["seconds"])
+
+
+def _census(model: VirtualModel, ranges_log: Path) -> list[tuple[str, int, int]]:
+    """(what was read, requests, bytes) from the server's log: tensor names with layer and expert
+    numbers folded into ``#``, headers and small files apart."""
+    counts: dict[str, list[int]] = {}
+    for line in ranges_log.read_text().splitlines():
+        name, start, stop = line.split()
+        shard = model.shards.get(name)
+        if shard is None:
+            kind = name
+        elif int(start) < len(shard.header):
+            kind = "shard size probe and header"
+        else:
+            offset = int(start) - len(shard.header)
+            index = int(np.searchsorted(shard._starts, offset, side="right")) - 1
+            kind = re.sub(r"\.\d+\.", ".#.", shard.tensors[index].name)
+        entry = counts.setdefault(kind, [0, 0])
+        entry[0] += 1
+        entry[1] += int(stop) - int(start)
+    return sorted(((kind, n, size) for kind, (n, size) in counts.items()), key=lambda row: -row[1])
+
+
+def _same_fingerprint(first: Path, second: Path) -> bool:
+    """Every kept array and digest equal (anchors, Gram, MLP blocks, value rows, residual sample)."""
+    from modeltrace.fingerprint.model import load_fingerprint
+
+    a, b = load_fingerprint(first), load_fingerprint(second)
+    arrays = [(a.anchor_gram, b.anchor_gram)]
+    same = a.anchors == b.anchors and len(a.blocks) == len(b.blocks) and len(a.attention) == len(b.attention)
+    for x, y in zip(a.blocks, b.blocks, strict=False):
+        same = same and x.digest == y.digest and (x.gate is None) == (y.gate is None)
+        arrays += [(x.unit_rows, y.unit_rows), (x.up, y.up)] + (
+            [(x.gate, y.gate)] if x.gate is not None else []
+        )
+    for x, y in zip(a.attention, b.attention, strict=False):
+        same = same and x.digest == y.digest
+        arrays += [(x.unit_rows, y.unit_rows), (x.value, y.value)]
+    if a.residual is not None and b.residual is not None:
+        arrays.append((a.residual.columns, b.residual.columns))
+    return same and all(np.array_equal(x, y) for x, y in arrays)
+
+
 def _fingerprint(location: str, output: str, row_gap: int, result: Any) -> None:
     """Child process: one fingerprint, its summary, wall time and peak RSS."""
     from modeltrace import api
@@ -96,7 +161,9 @@ def _fingerprint(location: str, output: str, row_gap: int, result: Any) -> None:
     start = time.perf_counter()
     summary = api.fingerprint(location, output)
     summary["seconds"] = time.perf_counter() - start
-    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary["peak_rss_mb"] = usage.ru_maxrss / 1024
+    summary["client_cpu_s"] = usage.ru_utime + usage.ru_stime  # this process: decoding, products, HTTP
     result.put(summary)
 
 
@@ -139,27 +206,34 @@ def main() -> None:
     parser.add_argument("--row-gaps", default="0", help="comma-separated ROW_GAP_BYTES values for the base")
     parser.add_argument("--only-base", action="store_true", help="skip the child, independent and verdicts")
     parser.add_argument("--no-local", action="store_true", help="skip the sparse local copy")
+    parser.add_argument("--layout", choices=LAYOUTS, default="fp8",
+                        help="fp8: Kimi K2 block-FP8 (default); int4: Kimi K2.5 INT4")  # fmt: skip
     args = parser.parse_args()
     gaps = [int(value) for value in args.row_gaps.split(",")]
     work = Path(tempfile.mkdtemp(prefix="modeltrace-moonshot-"))
     context = multiprocessing.get_context("spawn")
     port_queue = context.Queue()
-    server = context.Process(target=_serve, args=(args.layers, port_queue, str(work)), daemon=True)
+    server = context.Process(
+        target=_serve, args=(args.layers, args.layout, port_queue, str(work)), daemon=True
+    )
     server.start()
     url = f"http://127.0.0.1:{port_queue.get()}"
-    models = _models(args.layers)
+    models = _models(args.layers, args.layout)
     print(
-        f"virtual checkpoints: {models['base'].total_bytes / 1e12:.3f} TB each, "
+        f"virtual checkpoints ({args.layout}): {models['base'].total_bytes / 1e12:.3f} TB each, "
         f"{len(models['base'].shards)} shards\n"
     )
     rows: list[tuple[str, str, dict[str, Any]]] = []
     outputs: dict[str, Path] = {}
+    census: list[tuple[str, int, int]] = []
     for gap in gaps:
         (work / "base.ranges").write_text("")
         outputs["base"] = work / f"base-gap{gap}.mtfp"
-        rows.append(
-            ("base", f"HTTP gap {gap // 1024} KiB", _run_fingerprint(f"{url}/base", outputs["base"], gap))
-        )
+        cpu = _server_cpu(url)
+        summary = _run_fingerprint(f"{url}/base", outputs["base"], gap)
+        summary["server_cpu_s"] = _server_cpu(url) - cpu
+        rows.append(("base", f"HTTP gap {gap // 1024} KiB", summary))
+        census = census or _census(models["base"], work / "base.ranges")
     if not args.no_local:
         copy = work / "local-base"
         written = _sparse_copy(models["base"], work / "base.ranges", copy)
@@ -169,36 +243,35 @@ def main() -> None:
     if not args.only_base:
         for name in ("child", "independent"):
             outputs[name] = work / f"{name}.mtfp"
-            rows.append(
-                (
-                    name,
-                    f"HTTP gap {gaps[0] // 1024} KiB",
-                    _run_fingerprint(f"{url}/{name}", outputs[name], gaps[0]),
-                )
-            )
+            cpu = _server_cpu(url)
+            summary = _run_fingerprint(f"{url}/{name}", outputs[name], gaps[0])
+            summary["server_cpu_s"] = _server_cpu(url) - cpu
+            rows.append((name, f"HTTP gap {gaps[0] // 1024} KiB", summary))
     server.terminate()
 
     print(
         f"{'model':<12} {'path':<16} {'GB read':>8} {'GB sent':>8} {'requests':>9} "
-        f"{'seconds':>8} {'RSS MB':>7}"
+        f"{'seconds':>8} {'client CPU s':>12} {'server CPU s':>12} {'RSS MB':>7}"
     )
     for name, path, summary in rows:
         transfer = summary.get("transfer", {})
         sent = transfer.get("bytes_transferred")
+        server_cpu = summary.get("server_cpu_s")
         print(
             f"{name:<12} {path:<16} {summary['bytes_read'] / 1e9:>8.3f} "
             f"{'-' if sent is None else f'{sent / 1e9:.3f}':>8} {transfer.get('requests', '-'):>9} "
-            f"{summary['seconds']:>8.1f} {summary['peak_rss_mb']:>7.0f} {summary.get('note', '')}"
+            f"{summary['seconds']:>8.1f} {summary['client_cpu_s']:>12.1f} "
+            f"{'-' if server_cpu is None else f'{server_cpu:.1f}':>12} "
+            f"{summary['peak_rss_mb']:>7.0f} {summary.get('note', '')}"
         )
+    print(f"\nrequests of the first base run by what they read ({sum(n for _, n, _ in census)} in all):")
+    for kind, count, size in census:
+        print(f"  {count:>7} {size / 1e6:>10.1f} MB  {kind}")
     from modeltrace import api
-    from modeltrace.fingerprint.model import load_fingerprint
 
     if not args.no_local:
-        remote, local_fp = load_fingerprint(outputs["base"]), load_fingerprint(work / "local.mtfp")
-        same = [b.digest for b in remote.blocks] == [b.digest for b in local_fp.blocks] and all(
-            (a.up == b.up).all() for a, b in zip(remote.blocks, local_fp.blocks, strict=True)
-        )
-        print(f"\nHTTP fingerprint == local fingerprint: {same} ({len(remote.blocks)} MLP blocks)")
+        same = _same_fingerprint(outputs["base"], work / "local.mtfp")
+        print(f"\nHTTP fingerprint == local fingerprint: {same} (every kept array and digest)")
     if not args.only_base:
         for name in ("child", "independent"):
             start = time.perf_counter()
@@ -208,7 +281,9 @@ def main() -> None:
                 f"{name}-vs-base: {result['verdict']} (log10 p {shown}, "
                 f"test {result.get('p_value_test')}, compare {time.perf_counter() - start:.1f} s)"
             )
-    print(f"\nfiles in {work} (delete when done); {os.cpu_count()} CPUs")
+    print(
+        f"\nfiles in {work} (delete when done); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,20 @@ def test_nearby_ranges_coalesce_into_one_request(folder: Path) -> None:
         assert len(faults.requests) == 3  # (100..155), (4000..4010), (9000)
 
 
+def test_the_size_probe_brings_the_first_bytes_and_reads_inside_them_are_free(folder: Path) -> None:
+    with serve_folder(folder) as (url, faults):
+        remote = session()
+        size, prefix = remote.probe(f"{url}/blob.bin", 4096)
+        assert (size, prefix) == (len(DATA), DATA[:4096])
+        handle = RemoteFile(f"{url}/blob.bin", remote, size, prefix)
+        assert handle.read(0, 8) == DATA[:8] and handle.read(100, 3000) == DATA[100:3100]
+        assert handle.read(4000, 200) == DATA[4000:4200]  # only the part past the prefix is fetched
+        assert [line.split()[-1] for line in faults.requests] == ["bytes=0-4095", "bytes=4096-4199"]
+        assert handle.bytes_read == 8 + 3000 + 200  # what the reader asked for, as from a local file
+        # A probe longer than the file: the server clamps the range to the file (RFC 9110 14.1.1).
+        assert remote.probe(f"{url}/blob.bin", 1 << 20) == (len(DATA), DATA)
+
+
 def test_coalesce_groups() -> None:
     assert coalesce([(0, 10), (15, 5), (100, 1)], max_gap=5) == [(0, 20, [0, 1]), (100, 101, [2])]
     assert coalesce([(50, 10), (0, 100)], max_gap=0) == [(0, 100, [1, 0])]
@@ -213,6 +227,8 @@ def test_against_starlette_static_files(tmp_path: Path) -> None:
         assert handle.size == len(local)
         assert handle.read(0, 8) == local[:8]
         assert handle.read(len(local) - 100, 100) == local[-100:]
+        # The size probe asks for more than the file holds: a real server clamps the range.
+        assert remote.probe(f"http://127.0.0.1:{port}/model.safetensors", 1 << 20) == (len(local), local)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -8,11 +8,13 @@ response to each anchor token, ``W_up · diag(g) · E_Tᵀ``. Why this slice:
   both sides: rows are chosen from a seed and the unit count, so same-shape models agree);
 * the token frame removes residual-stream permutations, sign flips and rotations, folds norm gains,
   and makes models of different hidden sizes comparable (anchor tokens match by string);
-* rows are what every format can read cheaply (``read_rows``), so a 2 GB model costs a few MB of I/O.
+* rows are what every format can read cheaply (``read_rows``), so a 2 GB model costs a few MB of I/O;
+  the kept units are one contiguous run per projection (:func:`~modeltrace.fingerprint.sampling.unit_run`),
+  so over HTTP a projection costs one range request (and one for its block scales).
 
-Per attention layer it reads, the same way, the value-projection rows of a seeded subset of value
-dimensions, the same dimensions in every key/value head (a head permutation then moves whole sampled
-heads, which the value-sign test matches); their sign symmetry with the output projection is what
+Per attention layer it reads, the same way, the value-projection rows of a seeded run of value
+dimensions, the same run in every key/value head (a head permutation then moves whole sampled runs,
+which the value-sign test matches); their sign symmetry with the output projection is what
 that test's exact null rests on (see :mod:`modeltrace.lineage.paths`).
 
 Tensors stored ``[in, out]`` (GPT-2 Conv1D, ONNX MatMul) must be read whole to get unit rows; the
@@ -39,7 +41,14 @@ from modeltrace.fingerprint.roles import (
     find_value_projections,
     value_projections_from_graph,
 )
-from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens, seeded_rows
+from modeltrace.fingerprint.sampling import (
+    DEFAULT_SEED,
+    anchor_tokens,
+    head_band,
+    head_runs,
+    seeded_rows,
+    unit_run,
+)
 from modeltrace.formats import vocabulary as vocabulary_files
 from modeltrace.formats.base import TensorReader
 from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows, ReportsQuantization
@@ -59,7 +68,10 @@ class Budget:
     units_per_block: int | None = 128  # None: every unit
     anchors_by_string: int = 256
     anchors_by_index: int = 64
-    experts_per_layer: int | None = 8  # None: every expert
+    #: Routed experts kept per MoE layer (None: every expert). 4 keeps a Kimi K2 / K2.5 fingerprint
+    #: under 2 000 HTTP requests (docs/scale.md): each kept expert costs about four (two projections,
+    #: each a run of rows and its scales).
+    experts_per_layer: int | None = 4
     value_rows_per_layer: int | None = 128  # attention value rows kept per layer (None: all)
     residual_dims: int | None = 512  # residual dimensions whose anchor-embedding columns are kept
     seed: int = DEFAULT_SEED
@@ -172,21 +184,31 @@ def _gain_offset(source: ModelSource) -> float:
     return 1.0 if model_type.startswith("gemma") and source.format != "gguf" else 0.0
 
 
-def _norm_gain(reader: TensorReader, name: str | None, hidden: int, offset: float = 0.0) -> np.ndarray:
-    """The gain vector of the norm feeding a projection; ones when there is none (or not [hidden])."""
-    if name is not None:
-        values = np.asarray(reader.read(name), dtype=np.float32).reshape(-1)
-        if values.shape == (hidden,):
-            return values + np.float32(offset)
-    return np.ones(hidden, dtype=np.float32)
+class _Gains:
+    """Norm gain vectors, each read once (the experts of a layer share one norm: one request in all)."""
+
+    def __init__(self, reader: TensorReader, offset: float) -> None:
+        self._reader = reader
+        self._offset = np.float32(offset)
+        self._read: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str | None, hidden: int) -> np.ndarray:
+        """The gain vector of the norm feeding a projection; ones when there is none (or not [hidden])."""
+        if name is not None:
+            if name not in self._read:
+                self._read[name] = np.asarray(self._reader.read(name), dtype=np.float32).reshape(-1)
+            values = self._read[name]
+            if values.shape == (hidden,):
+                return values + self._offset
+        return np.ones(hidden, dtype=np.float32)
 
 
 def _block_sample(
-    reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget, gain_offset: float
+    reader: TensorReader, block: MlpBlock, frame: np.ndarray, hidden: int, budget: Budget, gains: _Gains
 ) -> BlockSample:
     keep = block.units if budget.units_per_block is None else budget.units_per_block
-    rows = seeded_rows(block.units, keep, budget.seed)
-    gain = _norm_gain(reader, block.norm, hidden, gain_offset)
+    rows = unit_run(block.units, keep, budget.seed)
+    gain = gains(block.norm, hidden)
     hasher = hashlib.sha256()
     tensors = [block.up] + ([block.gate] if block.gate else [])
     if block.fused:
@@ -230,10 +252,17 @@ def value_rows(rows_total: int, keep: int | None, geometry: tuple[int, int] | No
     if keep is None or keep >= rows_total:
         return np.arange(rows_total, dtype=np.int64)
     if geometry is not None and geometry[0] * geometry[1] == rows_total:
-        heads, head_dim = geometry
-        dims = seeded_rows(head_dim, max(1, -(-keep // heads)), seed)
-        return (np.arange(heads)[:, None] * head_dim + dims[None, :]).reshape(-1).astype(np.int64)
-    return seeded_rows(rows_total, UNKNOWN_HEADS_FACTOR * keep, seed)
+        return head_runs(geometry[0], geometry[1], keep, seed)
+    return unit_run(rows_total, UNKNOWN_HEADS_FACTOR * keep, seed)
+
+
+def mla_value_rows(rows_total: int, keep: int | None, geometry: tuple[int, int], seed: int) -> np.ndarray:
+    """Which value dimensions of multi-head latent attention to keep: every dimension of a seeded band
+    of whole heads (one range of ``kv_b_proj``; a run in each of its 64-128 heads would be a request
+    per head)."""
+    if keep is None or keep >= rows_total:
+        return np.arange(rows_total, dtype=np.int64)
+    return head_band(geometry[0], geometry[1], keep, seed)
 
 
 def _attention_sample(
@@ -243,7 +272,7 @@ def _attention_sample(
     hidden: int,
     budget: Budget,
     geometry: tuple[int, int] | None,
-    gain_offset: float,
+    gains: _Gains,
 ) -> AttentionSample:
     rows = value_rows(projection.rows, budget.value_rows_per_layer, geometry, budget.seed)
     wanted = rows + projection.offset
@@ -253,7 +282,7 @@ def _attention_sample(
         values = np.asarray(reader.read(projection.tensor), dtype=np.float32)[wanted]
     else:
         values = np.asarray(reader.read_rows(projection.tensor, wanted), dtype=np.float32)
-    gain = _norm_gain(reader, projection.norm, hidden, gain_offset)
+    gain = gains(projection.norm, hidden)
     digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
     return AttentionSample(projection.layer, projection.rows, rows, (values * gain) @ frame.T,
                            projection.tensor, digest)  # fmt: skip
@@ -304,8 +333,9 @@ def build_fingerprint(
     residual = ResidualSample.from_frame(frame, budget.residual_dims, budget.seed)
     blocks = _select_blocks(roles.blocks, budget)
     samples = []
+    gains = _Gains(reader, _gain_offset(source))
     for done, block in enumerate(blocks, start=1):
-        samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget, _gain_offset(source)))
+        samples.append(_block_sample(reader, block, frame, roles.hidden_size, budget, gains))
         if progress is not None:
             progress(done, len(blocks))
     geometry = _value_geometry(source)
@@ -316,13 +346,12 @@ def build_fingerprint(
     else:
         projections = value_projections_from_graph(graph, tensors, roles.hidden_size)
     attention = [
-        _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry, _gain_offset(source))
-        for p in projections
+        _attention_sample(reader, p, frame, roles.hidden_size, budget, geometry, gains) for p in projections
     ]
     if roles.method == "names" and not attention:  # MLA: values are rows of kv_b_proj (see fingerprint.mla)
         attention = mla_attention_samples(
             reader, tensors, config, frame, roles.hidden_size,
-            lambda total, heads: value_rows(total, budget.value_rows_per_layer, heads, budget.seed),
+            lambda total, heads: mla_value_rows(total, budget.value_rows_per_layer, heads, budget.seed),
             budget.read_whole,
         )  # fmt: skip
         mla = mla_geometry(config)

@@ -5,13 +5,14 @@ tensor inventory, anchor tokens, per-block metadata), ``vocabulary.json`` (token
 null) and ``arrays.npz`` (float arrays only). Loading never unpickles (``allow_pickle=False``) and
 checks every array against the header before use.
 
-What a block keeps (see :mod:`modeltrace.fingerprint.build` for why): for a seeded subset of its
+What a block keeps (see :mod:`modeltrace.fingerprint.build` for why): for a seeded run of its
 hidden units, the unit's input weights expressed in the *token frame* ``W_up · diag(g) · E_Tᵀ``:
 how strongly each unit responds to each anchor token's embedding. That frame is invariant to any
 permutation, sign flip or rotation of the residual stream and to norm gains folded into weights,
 and is comparable between models whose hidden sizes differ. Per attention layer it keeps, the same
-way, the value rows of a seeded subset of value dimensions (the same dimensions in every head, so
-that a head permutation moves whole sampled heads): see :class:`AttentionSample`.
+way, the value rows of a seeded run of value dimensions (the same run in every head, so that a head
+permutation moves whole sampled runs; a band of whole heads for multi-head latent attention): see
+:class:`AttentionSample`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ from modeltrace.fingerprint.sampling import seeded_rows
 from modeltrace.fingerprint.vocabulary import anchor_key, vocabulary_family
 
 FORMAT_NAME = "modeltrace-fingerprint"
-FORMAT_VERSION = 3  # 2: attention value samples; 3: residual-dimension sample, normalised anchor spellings
+#: 2: attention value samples; 3: residual-dimension sample, normalised anchor spellings; 4: units and
+#: value dimensions kept as contiguous runs (one range request per tensor), not scattered rows.
+FORMAT_VERSION = 4
 #: Versions this code reads: a version 1 file is a version 2 file without value rows (no value-sign test);
-#: a version 2 file has no residual sample (no residual-dimension test) and raw anchor spellings.
-READABLE_VERSIONS = (1, 2, 3)
+#: a version 2 file has no residual sample (no residual-dimension test) and raw anchor spellings; a
+#: version 3 file holds scattered units, so against a version 4 file no block keeps the same units (no
+#: fixed-point test: rebuild the older fingerprint) while every other test still runs.
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Largest member accepted when loading (a fingerprint is a few MB; this bounds a zip bomb).
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 

@@ -40,6 +40,9 @@ T = TypeVar("T")
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 #: Ranges closer than this are fetched in one request (the gap is read and dropped).
 DEFAULT_MAX_GAP = 256 * 1024
+#: The size probe of a weight file asks for its first this many bytes (a file header's length and
+#: usually the header itself), so opening a shard costs one or two requests, not three.
+PROBE_BYTES = 64 * 1024
 #: The longest ``Retry-After`` honoured; a server asking for more is reported, not waited for.
 MAX_RETRY_AFTER_S = 120.0
 
@@ -138,6 +141,12 @@ class RemoteSession:
         headers = self._headers(url, {"Range": "bytes=0-0"})
         return self._with_retries(url, lambda: self._fetch_size(url, headers))
 
+    def probe(self, url: str, length: int = PROBE_BYTES) -> tuple[int, bytes]:
+        """The size of ``url`` and its first ``min(length, size)`` bytes, in one ranged GET (a server
+        clamps a range that runs past the end of the file to the file, RFC 9110 14.1.1)."""
+        headers = self._headers(url, {"Range": f"bytes=0-{max(1, length) - 1}"})
+        return self._with_retries(url, lambda: self._fetch_prefix(url, headers, max(1, length)))
+
     def get_small(self, url: str, limit: int) -> bytes | None:
         """A whole small file (config, index, card), or None when the server says 404."""
         return self._with_retries(url, lambda: self._fetch_small(url, limit))
@@ -192,6 +201,33 @@ class RemoteSession:
             # Read the one byte so the connection goes back to the pool instead of being dropped.
             self.stats.bytes_transferred += len(response.read()[:16])
             return int(total)
+        finally:
+            response.close()
+
+    def _fetch_prefix(self, url: str, headers: dict[str, str], length: int) -> tuple[int, bytes]:
+        response = self._send(url, headers)
+        try:
+            _raise_for_status(url, response)
+            if response.status_code != 206:
+                raise RemoteError(
+                    url,
+                    f"the server answered a byte-range request with HTTP {response.status_code}: it ignores "
+                    "Range, so modeltrace cannot read only the parts it needs",
+                )
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            if not total.isdigit() or len(total) > 20:
+                raise RemoteError(url, "the server's Content-Range does not give the file size")
+            size = int(total)
+            _check_content_range(url, response, 0, min(length, size))
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                self.stats.bytes_transferred += len(chunk)
+                if len(body) > min(length, size):
+                    raise RemoteError(url, f"the server sent more than the {length:,} bytes asked for")
+            if len(body) != min(length, size):
+                raise _TransientError(f"body ended after {len(body):,} of {min(length, size):,} bytes")
+            return size, bytes(body)
         finally:
             response.close()
 
@@ -298,10 +334,15 @@ def _check_content_range(url: str, response: httpx.Response, start: int, stop: i
 class RemoteFile:
     """A remote file read by byte ranges: the :class:`~modeltrace.formats.base.RangeFile` interface."""
 
-    def __init__(self, url: str, session: RemoteSession, size: int | None = None) -> None:
+    def __init__(
+        self, url: str, session: RemoteSession, size: int | None = None, prefix: bytes = b""
+    ) -> None:
+        """``prefix``: the file's first bytes when already fetched (by :meth:`RemoteSession.probe`);
+        reads inside it cost no request."""
         self.path = url
         self._session = session
         self.size = session.head_size(url) if size is None else size
+        self._prefix = prefix[: self.size]
         self.bytes_read = 0
 
     def read(self, offset: int, length: int) -> bytes:
@@ -310,7 +351,10 @@ class RemoteFile:
                 self.path,
                 f"byte range {offset:,}..{offset + length:,} lies outside the file ({self.size:,} bytes)",
             )
-        data = self._session.get_range(self.path, offset, offset + length)
+        known = self._prefix[offset : offset + length] if offset < len(self._prefix) else b""
+        data = known
+        if len(known) < length:  # only the part past the prefix goes over the network
+            data += self._session.get_range(self.path, offset + len(known), offset + length)
         self.bytes_read += length
         return data
 

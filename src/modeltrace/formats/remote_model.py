@@ -177,14 +177,15 @@ def _from_index(
 
 
 def _stand_in(url: str, session: RemoteSession, path: Path, registered: list[str]) -> None:
-    """A sparse local file of the remote file's size whose reads go to ``url``."""
-    size = session.head_size(url)
+    """A sparse local file of the remote file's size whose reads go to ``url``; the size probe also
+    fetches the file's first bytes, where every weight format keeps its header."""
+    size, prefix = session.probe(url)
     with open(path, "wb") as handle:
         handle.truncate(size)  # sparse: no disk blocks are written
     key = str(path)
 
     def opener() -> RangeFile:
-        return RemoteFile(url, session, size)  # type: ignore[return-value]  # same interface
+        return RemoteFile(url, session, size, prefix)  # type: ignore[return-value]  # same interface
 
     STAND_INS[key] = opener
     registered.append(key)

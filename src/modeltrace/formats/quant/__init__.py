@@ -22,11 +22,23 @@ __all__ = ["QuantisedWeight", "Store", "plan_quantised", "scheme_summary"]
 _FINDERS = (bnb.find, gptq.find, mxfp4.find, fp8_blocks.find, compressed.find)
 
 
+def _quantization_config(config: Mapping[str, Any] | None) -> Any:
+    """config.json's ``quantization_config``, or its text backbone's when a multimodal release nests
+    it in ``text_config`` (Kimi K2.5: INT4 routed experts declared there)."""
+    if not config:
+        return None
+    declared = config.get("quantization_config")
+    text = config.get("text_config")
+    if declared is None and isinstance(text, dict):
+        declared = text.get("quantization_config")
+    return declared
+
+
 def plan_quantised(
     stored: Mapping[str, TensorInfo], store: Store, config: Mapping[str, Any] | None = None
 ) -> dict[str, QuantisedWeight]:
     """Every quantised weight in ``stored`` by logical name; parts claimed once, first finder wins."""
-    quant_config = (config or {}).get("quantization_config")
+    quant_config = _quantization_config(config)
     settings = quant_config if isinstance(quant_config, dict) else None
     claimed: set[str] = set()
     plan: dict[str, QuantisedWeight] = {}
@@ -44,7 +56,7 @@ def scheme_summary(
 ) -> dict[str, Any] | None:
     """What ``inspect`` reports: the method and encodings found in the tensors (with counts), and
     what config.json's ``quantization_config`` declares."""
-    quant_config = (config or {}).get("quantization_config")
+    quant_config = _quantization_config(config)
     declared = _declared(quant_config) if isinstance(quant_config, dict) else None
     if not plan and declared is None:
         return None

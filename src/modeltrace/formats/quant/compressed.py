@@ -222,6 +222,23 @@ def find(
     return found
 
 
+def _width_from_config(rows: int, words: int, scale: TensorInfo, args: Mapping[str, Any]) -> int | None:
+    """The unpacked width when the configured bits and group size settle it, else None.
+
+    Then ``weight_shape`` is not read: a checkpoint such as Kimi K2.5 holds one per expert projection
+    (69 120 tiny tensors), and reading each would cost a request over HTTP before any row is read. The
+    library requires groups to divide the width, so ``groups * group_size`` is the width whenever it
+    lies in the range the packed words allow.
+    """
+    bits, group = args.get("num_bits"), args.get("group_size")
+    if not isinstance(bits, int) or not isinstance(group, int) or not 1 <= bits <= 8 or group <= 0:
+        return None
+    if args.get("strategy") != "group" or len(scale.shape) != 2 or scale.shape[0] != rows:
+        return None
+    width = scale.shape[1] * group
+    return width if ceil_div(width * bits, 32) == words else None
+
+
 def _optional(stored: Mapping[str, TensorInfo], name: str) -> str | None:
     return name if name in stored else None
 
@@ -256,9 +273,10 @@ def _packed(
     if codes.dtype != "I32":
         return None
     shape_name = _optional(stored, base + "_shape")
-    cols = None
+    cols = _width_from_config(rows, words, scale, args) if g_idx is None else None
     if shape_name is not None:
         parts.append(shape_name)
+    if shape_name is not None and cols is None:
         declared = np.asarray(store.whole(shape_name)).reshape(-1).tolist()
         if len(declared) != 2 or declared[0] != rows or declared[1] <= 0:
             raise corrupt(store, codes.name, f"weight_shape {declared} does not fit packed [{rows}, {words}]")
