@@ -1,7 +1,8 @@
 """Compare two fingerprints: verdict, calibrated p-value, kind of derivation, layer map, evidence.
 
-Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block similarity matrix
-(mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign flips) -> layer
+Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block pairing on the block
+similarity (mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign
+flips; every block pair, or a shortlist per block for large MoE models: lineage/pairing.py) -> layer
 map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gated pairs, value-sign test
 on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
 -> verdict and relation. Pure: takes fingerprints in
@@ -10,25 +11,16 @@ memory, returns a JSON-ready dict.
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.exact import pair_uniform
-from modeltrace.lineage.features import (
-    block_similarity_matrix,
-    normalised_rows,
-    shared_anchors,
-    sign_blind_similarity,
-    unit_features,
-    whitener,
-)
+from modeltrace.lineage.features import UnitSimilarity, normalised_rows, shared_anchors, whitener
+from modeltrace.lineage.pairing import PairingMethod, pair_blocks
 from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
 from modeltrace.lineage.residual import residual_test
@@ -41,27 +33,16 @@ SIGN_TEST_ROLE_METHODS = ("names",)
 LN10 = math.log(10)
 
 
-def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, parts: str) -> list[np.ndarray]:
-    """Whitened unit features of every block: ``parts`` is "both" (up and gate), "up" or "gate"."""
-    out = []
-    for block in fp.blocks:
-        if parts == "up":
-            block = replace(block, gate=None)
-        elif parts == "gate" and block.gate is not None:
-            block = replace(block, up=block.gate, gate=None)
-        out.append(unit_features(block, positions, white))
-    return out
-
-
-def _layer_pairs(similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint) -> list[tuple[int, int]]:
-    """Each suspect block's base block. Dense-to-dense with no more suspect layers than base layers is a
-    one-to-one assignment (dropped layers); otherwise each block takes its most similar base block
-    (duplicated layers, experts upcycled from one dense MLP)."""
-    dense = all(b.expert is None for b in suspect.blocks) and all(b.expert is None for b in base.blocks)
-    if dense and len(suspect.blocks) <= len(base.blocks):
-        rows, cols = linear_sum_assignment(-similarity)
-        return sorted(zip(rows.tolist(), cols.tolist(), strict=True))
-    return [(a, int(np.argmax(similarity[a]))) for a in range(len(suspect.blocks))]
+def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str) -> list[np.ndarray]:
+    """Whitened, row-normalised unit features of every block's ``part``: "up" or "gate" (a block without
+    a gate: up). One product over all blocks' units (the same values as one product per block)."""
+    rows = [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+    if not rows:
+        return []
+    if len({row.dtype for row in rows}) > 1:  # keep each block's own precision, as block by block
+        return [normalised_rows(row[:, positions] @ white) for row in rows]
+    stacked = normalised_rows(np.concatenate(rows, axis=0)[:, positions] @ white)
+    return np.split(stacked, np.cumsum([len(row) for row in rows])[:-1])
 
 
 def _one_per_base_block(
@@ -82,33 +63,6 @@ def _one_per_base_block(
         if eligible and (b not in best or similarity[a, b] > best[b][0]):
             best[b] = (float(similarity[a, b]), a)
     return sorted((a, b) for b, (_, a) in best.items())
-
-
-def _unit_similarity(
-    feats_s: list[np.ndarray],
-    feats_b: list[np.ndarray],
-    parts: tuple[list[np.ndarray], ...] | None,
-    a: int,
-    b: int,
-) -> np.ndarray:
-    """Units-by-units similarity of S block ``a`` and B block ``b``: cosine, or for gated MLPs the
-    sign-blind similarity (so a suspect with flipped unit signs keeps its fixed points)."""
-    if parts is None:
-        return feats_s[a] @ feats_b[b].T
-    up_s, gate_s, up_b, gate_b = parts
-    return sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b])
-
-
-def _block_similarity(
-    feats_s: list[np.ndarray], feats_b: list[np.ndarray], parts: tuple[list[np.ndarray], ...] | None
-) -> np.ndarray:
-    """Mean over S's units of the best similarity with any B unit, for every block pair. Gated MLPs
-    (``parts`` = up and gate features of S and B) use the sign-blind unit similarity. Batched into a
-    few large products (see :func:`block_similarity_matrix`)."""
-    if parts is None:
-        return block_similarity_matrix(feats_s, feats_b)
-    up_s, gate_s, up_b, gate_b = parts
-    return block_similarity_matrix(up_s, up_b, gate_s, gate_b)
 
 
 def _value_features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray) -> list[np.ndarray]:
@@ -227,8 +181,10 @@ def compare_fingerprints(
     base: Fingerprint,
     *,
     alpha: float = DEFAULT_ALPHA,
+    pairing_method: PairingMethod = "auto",
 ) -> dict[str, Any]:
-    """Was ``suspect`` derived from ``base``? See the module doc for the pipeline."""
+    """Was ``suspect`` derived from ``base``? See the module doc for the pipeline. ``pairing_method``:
+    how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring)."""
     shared = shared_anchors(suspect, base)
     if not suspect.blocks or not base.blocks:
         return _inconclusive("no MLP blocks found in one of the models", suspect, base)
@@ -243,8 +199,6 @@ def compare_fingerprints(
     frame_s = (shared.suspect, whitener(suspect.anchor_gram[np.ix_(shared.suspect, shared.suspect)]))
     frame_b = (shared.base, whitener(base.anchor_gram[np.ix_(shared.base, shared.base)]))
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
-    feats_s = _features(suspect, *frame_s, "both" if use_gate else "up")
-    feats_b = _features(base, *frame_b, "both" if use_gate else "up")
     parts = None
     if use_gate:
         parts = (
@@ -253,12 +207,16 @@ def compare_fingerprints(
             _features(base, *frame_b, "up"),
             _features(base, *frame_b, "gate"),
         )
-    similarity = _block_similarity(feats_s, feats_b, parts)
-    pairs = _layer_pairs(similarity, suspect, base)
+        # Gated MLPs are compared on the sign-blind similarity of up and gate (``parts``) alone.
+        feats_s, feats_b = parts[0], parts[2]
+    else:
+        feats_s, feats_b = _features(suspect, *frame_s, "up"), _features(base, *frame_b, "up")
+    unit_similarity = UnitSimilarity(feats_s, feats_b, parts)
+    pairing = pair_blocks(suspect, base, unit_similarity, pairing_method)
+    similarity, pairs = pairing.similarity, pairing.pairs
 
     exact_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=True)
     keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
-    unit_similarity = functools.partial(_unit_similarity, feats_s, feats_b, parts)
     exact = exact_test(unit_similarity, exact_pairs, keys) if exact_pairs else None
 
     roles_named = all(fp.header.get("role_method") in SIGN_TEST_ROLE_METHODS for fp in (suspect, base))
@@ -268,7 +226,7 @@ def compare_fingerprints(
         u = pair_uniform(
             "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
         )
-        signs = sign_test(*parts, sign_pairs, u)
+        signs = sign_test(*parts, sign_pairs, u, unit_similarity)
     values = _value_signs(suspect, base, frame_s, frame_b, pairs, similarity)
     residual = residual_test(suspect, base, shared)
     if exact is None and signs is None and values is None and residual is None:
@@ -328,8 +286,9 @@ def compare_fingerprints(
         "similarity_matrix": {
             "suspect_blocks": [b.label for b in suspect.blocks],
             "base_blocks": [b.label for b in base.blocks],
-            "values": similarity.round(4).tolist(),
+            "values": pairing.values(),
         },
+        "pairing": pairing.as_dict(),
         "shared_anchors": {
             "count": len(shared.suspect),
             "by_string": shared.by_string,
