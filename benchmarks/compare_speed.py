@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
 from modeltrace.lineage.compare import compare_fingerprints
+from modeltrace.lineage.comparison import Comparison
 
 SHARED_EXPERT = -1  # fingerprint.roles.SHARED_EXPERT
 
@@ -65,15 +65,15 @@ def kimi_shaped(
     return Fingerprint(header, None, anchor_list, embed @ embed.T, blocks, attention), weights
 
 
-def _timed(suspect: Fingerprint, base: Fingerprint, method: str) -> tuple[dict[str, Any], float, float]:
+def _timed(suspect: Fingerprint, base: Fingerprint, method: str) -> tuple[Comparison, float, float]:
     """One comparison: the result, wall seconds and CPU seconds of this process."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = compare_fingerprints(suspect, base, pairing_method=method)  # type: ignore[arg-type]
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _pairs(result: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(entry["suspect"], entry["base"]) for entry in result["block_map"]]
+def _pairs(result: Comparison) -> list[tuple[str, str]]:
+    return [(entry["suspect"], entry["base"]) for entry in result.block_map]
 
 
 def main() -> None:
@@ -99,12 +99,12 @@ def main() -> None:
                     result, wall, cpu = _timed(suspect, base, method)
                     same = "" if old is None else ("yes" if _pairs(result) == _pairs(old) else "no")
                     old = old or result
-                    log10_p = result["log10_p"]
+                    log10_p = result.log10_p
                     shown = "-" if log10_p is None else f"{log10_p:.2f}"
-                    compared = result["pairing"]["block_pairs_compared"]
+                    compared = (result.pairing or {}).get("block_pairs_compared")
                     print(
                         f"{layers:>6} {len(base.blocks):>6} {label:<20} {method:<10} {wall:>7.2f} "
-                        f"{cpu:>7.2f} {compared:>9} {result['verdict']:<10} {shown:>11} {same:>10}",
+                        f"{cpu:>7.2f} {compared:>9} {result.verdict:<10} {shown:>11} {same:>10}",
                         flush=True,
                     )
 

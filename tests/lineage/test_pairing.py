@@ -3,78 +3,62 @@ the tests look at, and keeps every test's p-value calibrated on independent mode
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 
 import numpy as np
 import pytest
 from scipy import stats
+from synthetic_moe import ANCHORS, UNITS, moe  # type: ignore[import-not-found]
 
-from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
+from modeltrace.fingerprint.model import BlockSample, Fingerprint
 from modeltrace.lineage import pairing
 from modeltrace.lineage.compare import compare_fingerprints
-
-EXPERTS, UNITS, ANCHORS, HIDDEN = 4, 16, 64, 96
-
-
-def _moe(seed: int, layers: int = 3, parent: dict[str, np.ndarray] | None = None) -> tuple[Fingerprint, dict]:
-    """A small MoE fingerprint (a dense first layer, then a shared and EXPERTS routed experts per layer);
-    ``parent`` (another call's weights) makes it that model fine-tuned."""
-    rng = np.random.default_rng(seed)
-    weights: dict[str, np.ndarray] = {}
-
-    def draw(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        fresh = rng.standard_normal(shape).astype(np.float32)
-        weights[name] = fresh if parent is None else parent[name] + 0.2 * fresh
-        return weights[name]
-
-    embed = draw("embed", (ANCHORS, HIDDEN))
-    keys = [(0, None)] + [(layer, e) for layer in range(1, layers) for e in range(-1, EXPERTS)]
-    blocks = []
-    for layer, expert in keys:
-        up = draw(f"{layer}.{expert}.up", (UNITS, HIDDEN)) @ embed.T
-        gate = draw(f"{layer}.{expert}.gate", (UNITS, HIDDEN)) @ embed.T
-        digest = hashlib.sha256(up.tobytes()).hexdigest()
-        blocks.append(BlockSample(layer, expert, 64, np.arange(UNITS), up, gate, [f"{layer}.mlp"], digest))
-    attention = []
-    for layer in range(layers):
-        value = draw(f"{layer}.v", (16, HIDDEN)) @ embed.T
-        digest = hashlib.sha256(value.tobytes()).hexdigest()
-        attention.append(AttentionSample(layer, 64, np.arange(16), value, f"{layer}.v", digest))
-    header = {"model": {"name": f"moe-{seed}"}, "role_method": "names", "tokenizer_digest": "t"}
-    anchors = [(row, None) for row in range(ANCHORS)]
-    return Fingerprint(header, None, anchors, embed @ embed.T, blocks, attention), weights
+from modeltrace.lineage.comparison import Comparison
 
 
-def _pairs(result: dict) -> list[tuple[str, str]]:
-    return [(m["suspect"], m["base"]) for m in result["block_map"]]
+def _pairs(result: Comparison) -> list[tuple[str, str]]:
+    return [(m["suspect"], m["base"]) for m in result.block_map]
 
 
-def _similarities(result: dict) -> list[float]:
-    return [m["similarity"] for m in result["block_map"]]
+def _similarities(result: Comparison) -> list[float]:
+    return [m["similarity"] for m in result.block_map]
 
 
 def test_shortlist_gives_the_exhaustive_pairing_and_p_value_on_a_fine_tune() -> None:
-    base, weights = _moe(1)
-    child, _ = _moe(2, parent=weights)
+    base, weights = moe(1)
+    child, _ = moe(2, parent=weights)
     exhaustive = compare_fingerprints(child, base, pairing_method="exhaustive")
     shortlist = compare_fingerprints(child, base, pairing_method="shortlist")
-    assert exhaustive["verdict"] == shortlist["verdict"] == "related"
-    assert shortlist["log10_p"] == exhaustive["log10_p"]
+    assert exhaustive.verdict == shortlist.verdict == "related"
+    assert shortlist.log10_p == exhaustive.log10_p
     assert _pairs(shortlist) == _pairs(exhaustive)
     # Per-pair and batched products may differ in the last bit of float32, no more.
     np.testing.assert_allclose(_similarities(shortlist), _similarities(exhaustive), rtol=1e-6)
-    assert shortlist["pairing"]["method"] == "shortlist"
-    compared = shortlist["pairing"]["block_pairs_compared"]
-    assert compared < shortlist["pairing"]["block_pairs"]
-    values = shortlist["similarity_matrix"]["values"]
+    assert shortlist.pairing["method"] == "shortlist"
+    compared = shortlist.pairing["block_pairs_compared"]
+    assert compared < shortlist.pairing["block_pairs"]
+    values = shortlist.similarity_matrix["values"]
     assert sum(v is not None for row in values for v in row) == compared
+
+
+def test_shortlist_pairs_ungated_experts_as_the_exhaustive_path_does() -> None:
+    """GELU experts (no gate): the summary is the mean feature, the similarity the plain cosine."""
+    base, weights = moe(1)
+    child, _ = moe(2, parent=weights)
+    base, child = (dataclasses.replace(fp, blocks=[dataclasses.replace(b, gate=None) for b in fp.blocks])
+                   for fp in (base, child))  # fmt: skip
+    exhaustive = compare_fingerprints(child, base, pairing_method="exhaustive")
+    shortlist = compare_fingerprints(child, base, pairing_method="shortlist")
+    assert shortlist.pairing is not None and shortlist.pairing["method"] == "shortlist"
+    assert _pairs(shortlist) == _pairs(exhaustive) and shortlist.log10_p == exhaustive.log10_p
+    assert shortlist.verdict == "related" and "unit-signs" not in shortlist.paths_tried
 
 
 def test_shortlist_finds_experts_moved_between_layers() -> None:
     """Expert blocks relabelled (another layer, another index): the same-position candidate is wrong,
     the summary still shortlists the block each came from."""
-    base, weights = _moe(1)
-    child, _ = _moe(2, parent=weights)
+    base, weights = moe(1)
+    child, _ = moe(2, parent=weights)
     moved = list(child.blocks)
     moved[1], moved[7] = moved[7], moved[1]  # layer 1's shared expert <-> a layer-2 routed expert
     for index in (1, 7):
@@ -84,16 +68,16 @@ def test_shortlist_finds_experts_moved_between_layers() -> None:
     child = Fingerprint(child.header, None, child.anchors, child.anchor_gram, moved, child.attention)
     exhaustive = compare_fingerprints(child, base, pairing_method="exhaustive")
     shortlist = compare_fingerprints(child, base, pairing_method="shortlist")
-    assert _pairs(shortlist) == _pairs(exhaustive) and shortlist["log10_p"] == exhaustive["log10_p"]
-    assert shortlist["block_map"][1]["base"] == base.blocks[7].label
+    assert _pairs(shortlist) == _pairs(exhaustive) and shortlist.log10_p == exhaustive.log10_p
+    assert shortlist.block_map[1]["base"] == base.blocks[7].label
 
 
 def test_auto_shortlists_only_above_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    base, weights = _moe(1)
-    child, _ = _moe(2, parent=weights)
-    assert compare_fingerprints(child, base)["pairing"]["method"] == "exhaustive"
+    base, weights = moe(1)
+    child, _ = moe(2, parent=weights)
+    assert compare_fingerprints(child, base).pairing["method"] == "exhaustive"
     monkeypatch.setattr(pairing, "EXHAUSTIVE_UNIT_PAIRS", 0)
-    assert compare_fingerprints(child, base)["pairing"]["method"] == "shortlist"
+    assert compare_fingerprints(child, base).pairing["method"] == "shortlist"
 
 
 def test_block_summaries_are_blind_to_unit_order_and_up_signs() -> None:
@@ -105,9 +89,7 @@ def test_block_summaries_are_blind_to_unit_order_and_up_signs() -> None:
     signs = rng.choice([-1.0, 1.0], size=(UNITS, 1))
     up2 = [u[order] * signs for u in up]
     gate2 = [g[order] for g in gate]
-    np.testing.assert_allclose(
-        pairing._summaries(up, up, gate), pairing._summaries(up2, up2, gate2), atol=1e-12
-    )
+    np.testing.assert_allclose(pairing._summaries(up, gate), pairing._summaries(up2, gate2), atol=1e-12)
 
 
 def test_shortlist_p_values_are_calibrated_on_independent_models() -> None:
@@ -115,9 +97,9 @@ def test_shortlist_p_values_are_calibrated_on_independent_models() -> None:
     results = []
     for i in range(40):
         results.append(
-            compare_fingerprints(_moe(1000 + 2 * i)[0], _moe(1001 + 2 * i)[0], pairing_method="shortlist")
+            compare_fingerprints(moe(1000 + 2 * i)[0], moe(1001 + 2 * i)[0], pairing_method="shortlist")
         )
     for test in ("exact", "unit_signs", "value_signs"):
-        p = np.array([10 ** r[test]["log10_p"] for r in results])
+        p = np.array([10 ** getattr(r, test)["log10_p"] for r in results])
         assert stats.kstest(p, "uniform").pvalue > 0.001, test
-    assert sum(r["verdict"] == "related" for r in results) <= stats.binom.ppf(0.999, 40, 0.01)
+    assert sum(r.verdict == "related" for r in results) <= stats.binom.ppf(0.999, 40, 0.01)

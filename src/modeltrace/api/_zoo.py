@@ -80,12 +80,12 @@ def run_zoo_pairs(
             {
                 "relation": pair.get("relation") or pair["expected"],
                 "expected": pair["expected"],
-                "verdict": result["verdict"],
-                "log10_p": result["log10_p"],
-                "bytes_read": result["bytes_read"],
+                "verdict": result.verdict,
+                "log10_p": result.log10_p,
+                "bytes_read": result.bytes_read,
                 "seconds": elapsed,
-                "detected": result["verdict"] in POSITIVE,
-                "map_ok": None if expected_map is None else result["layer_map"] == expected_map,
+                "detected": result.verdict in POSITIVE,
+                "map_ok": None if expected_map is None else result.layer_map == expected_map,
                 "suspect": pair["suspect"],
                 "base": pair["base"],
             }
@@ -167,7 +167,8 @@ def seed_case_demo(
     for suspect in (seed_case.CHILD, seed_case.INDEPENDENT):
         result = compare(models[suspect], models[seed_case.BASE])
         kept = ("verdict", "log10_p", "p_value_test", "relation", "layer_map")
-        comparisons.append({"suspect": suspect, "base": seed_case.BASE} | {key: result[key] for key in kept})
+        found = {key: getattr(result, key) for key in kept}
+        comparisons.append({"suspect": suspect, "base": seed_case.BASE} | found)
     detected = [
         c["base"] for c in comparisons if c["suspect"] == seed_case.CHILD and c["verdict"] in POSITIVE
     ]

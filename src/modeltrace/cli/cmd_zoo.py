@@ -132,7 +132,7 @@ def print_accuracy(summary: dict[str, Any], alpha: float) -> None:
 @zoo_app.command("accuracy")
 def accuracy(
     directory: Annotated[Path, typer.Argument(help="A built zoo (the folder holding zoo.json).")],
-    alpha: Annotated[float, typer.Option(help="Significance level of each verdict.")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Significance level of each verdict.")] = api.DEFAULT_ALPHA,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Compare every pair of a zoo and print detection and false-positive rates per transform.

@@ -6,7 +6,7 @@ flips; every block pair, or a shortlist per block for large MoE models: lineage/
 map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gated pairs, value-sign test
 on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
 -> verdict and relation. Pure: takes fingerprints in
-memory, returns a JSON-ready dict.
+memory, returns a :class:`~modeltrace.lineage.comparison.Comparison` (``as_dict()``: the JSON).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
+from modeltrace.lineage.comparison import Comparison
 from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import UnitSimilarity, normalised_rows, shared_anchors, whitener
 from modeltrace.lineage.pairing import PairingMethod, pair_blocks
@@ -33,16 +34,28 @@ SIGN_TEST_ROLE_METHODS = ("names",)
 LN10 = math.log(10)
 
 
+#: Unit rows whitened per product: a chunk and its features stay in cache (the same values as one
+#: product over all rows, or one per block).
+_FEATURE_ROWS = 4096
+
+
 def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str) -> list[np.ndarray]:
     """Whitened, row-normalised unit features of every block's ``part``: "up" or "gate" (a block without
-    a gate: up). One product over all blocks' units (the same values as one product per block)."""
+    a gate: up), computed over all blocks' units in chunks and split back per block."""
     rows = [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
     if not rows:
         return []
     if len({row.dtype for row in rows}) > 1:  # keep each block's own precision, as block by block
         return [normalised_rows(row[:, positions] @ white) for row in rows]
-    stacked = normalised_rows(np.concatenate(rows, axis=0)[:, positions] @ white)
-    return np.split(stacked, np.cumsum([len(row) for row in rows])[:-1])
+    stacked = np.concatenate(rows, axis=0)
+    every_column = np.array_equal(positions, np.arange(stacked.shape[1]))
+    out = np.empty((len(stacked), white.shape[1]), dtype=np.result_type(stacked, white))
+    for first in range(0, len(stacked), _FEATURE_ROWS):
+        chunk = stacked[first : first + _FEATURE_ROWS]
+        out[first : first + len(chunk)] = normalised_rows(
+            (chunk if every_column else chunk[:, positions]) @ white
+        )
+    return np.split(out, np.cumsum([len(row) for row in rows])[:-1])
 
 
 def _one_per_base_block(
@@ -133,21 +146,10 @@ def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
     )
 
 
-def _inconclusive(reason: str, suspect: Fingerprint, base: Fingerprint) -> dict[str, Any]:
-    return {
-        "verdict": "inconclusive",
-        "p_value": None,
-        "log10_p": None,
-        "p_value_kind": None,
-        "relation": None,
-        "relations": [],
-        "direction": None,
-        "layer_map": {},
-        "reason": reason,
-        "bytes_read": suspect.bytes_read + base.bytes_read,
-        "suspect": suspect.name,
-        "base": base.name,
-    }
+def _inconclusive(reason: str, suspect: Fingerprint, base: Fingerprint) -> Comparison:
+    return Comparison(
+        "inconclusive", suspect.name, base.name, suspect.bytes_read + base.bytes_read, reason=reason
+    )
 
 
 def _why_no_test(suspect: Fingerprint, base: Fingerprint, roles_named: bool) -> str:
@@ -182,7 +184,7 @@ def compare_fingerprints(
     *,
     alpha: float = DEFAULT_ALPHA,
     pairing_method: PairingMethod = "auto",
-) -> dict[str, Any]:
+) -> Comparison:
     """Was ``suspect`` derived from ``base``? See the module doc for the pipeline. ``pairing_method``:
     how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring)."""
     shared = shared_anchors(suspect, base)
@@ -243,21 +245,21 @@ def compare_fingerprints(
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
     relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha, values, residual)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
-    return {
-        "verdict": verdict,
-        "p_value": math.exp(log_p),
-        "log10_p": log_p / LN10,
-        "p_value_kind": "exact",  # every test has an exact null: no panel, no floor
-        "p_value_test": test,
-        "paths_tried": [name for name, _ in candidates],
-        "alpha": alpha,
-        "relation": relation["relation"],
-        "relations": relation["relations"],
-        "direction": relation["direction"],
-        "direction_evidence": relation["direction_evidence"],
-        "structure": relation["structure"],
-        "layer_map": relation["layer_map"],
-        "block_map": [
+    return Comparison(
+        verdict=verdict,
+        p_value=math.exp(log_p),
+        log10_p=log_p / LN10,
+        p_value_kind="exact",  # every test has an exact null: no panel, no floor
+        p_value_test=test,
+        paths_tried=[name for name, _ in candidates],
+        alpha=alpha,
+        relation=relation["relation"],
+        relations=relation["relations"],
+        direction=relation["direction"],
+        direction_evidence=relation["direction_evidence"],
+        structure=relation["structure"],
+        layer_map=relation["layer_map"],
+        block_map=[
             {
                 "suspect": suspect.blocks[a].label,
                 "base": base.blocks[b].label,
@@ -265,14 +267,14 @@ def compare_fingerprints(
             }
             for a, b in pairs
         ],
-        "effect_size": {
+        effect_size={
             "mapped_similarity": mapped_similarity,
             "sign_agreement": None if signs is None else signs.agreement,
             "value_sign_agreement": None if values is None else values.agreement,
             "diagonal_cosine": exact.matched_cosine if exact else None,
             "residual_diagonal_cosine": None if residual is None else residual.matched_cosine,
         },
-        "exact": None
+        exact=None
         if exact is None
         else {
             "log10_p": exact.log_p / LN10,
@@ -280,31 +282,31 @@ def compare_fingerprints(
             "combination": "Fisher",
             "per_layer": exact.pairs,
         },
-        "unit_signs": _sign_json(signs, "matched_units", "per_block"),
-        "value_signs": _sign_json(values, "matched_dimensions", "per_layer"),
-        "residual_dims": None if residual is None else residual.as_dict(),
-        "similarity_matrix": {
+        unit_signs=_sign_json(signs, "matched_units", "per_block"),
+        value_signs=_sign_json(values, "matched_dimensions", "per_layer"),
+        residual_dims=None if residual is None else residual.as_dict(),
+        similarity_matrix={
             "suspect_blocks": [b.label for b in suspect.blocks],
             "base_blocks": [b.label for b in base.blocks],
             "values": pairing.values(),
         },
-        "pairing": pairing.as_dict(),
-        "shared_anchors": {
+        pairing=pairing.as_dict(),
+        shared_anchors={
             "count": len(shared.suspect),
             "by_string": shared.by_string,
             "by_row": shared.by_row,
         },
-        "tensors_used": {
+        tensors_used={
             "suspect": sorted({t for b in suspect.blocks for t in b.tensors})[:50],
             "base": sorted({t for b in base.blocks for t in b.tensors})[:50],
         },
-        "bytes_read": suspect.bytes_read + base.bytes_read,
-        "bytes_read_detail": {
+        bytes_read=suspect.bytes_read + base.bytes_read,
+        bytes_read_detail={
             "suspect": suspect.bytes_read,
             "base": base.bytes_read,
             "suspect_total": suspect.header.get("total_bytes"),
             "base_total": base.header.get("total_bytes"),
         },
-        "suspect": suspect.name,
-        "base": base.name,
-    }
+        suspect=suspect.name,
+        base=base.name,
+    )

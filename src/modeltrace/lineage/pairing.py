@@ -35,6 +35,9 @@ EXHAUSTIVE_UNIT_PAIRS = 1 << 25
 #: Base blocks per suspect block chosen by summary cosine (the same-position block comes on top).
 SHORTLIST = 2
 
+#: Suspect blocks scored against every base summary at once (bounds the score matrix's memory).
+_SCORE_ROWS = 1024
+
 PairingMethod = Literal["auto", "exhaustive", "shortlist"]
 Features = list[np.ndarray]
 
@@ -78,35 +81,42 @@ def _similarity(unit_similarity: UnitSimilarity) -> np.ndarray:
     return block_similarity_matrix(up_s, up_b, gate_s, gate_b)
 
 
-def _summaries(feats: Features, up: Features | None, gate: Features | None) -> np.ndarray:
-    """One centred, unit-length vector per block, blind to unit order and to ``up`` signs."""
+def _summaries(up: Features, gate: Features | None) -> np.ndarray:
+    """One centred, unit-length vector per block, blind to unit order and to ``up`` signs: the mean
+    gate feature and mean absolute up feature of gated MLPs (``gate`` given), else the mean feature."""
     rows = []
-    for index, block in enumerate(feats):
+    for index, block in enumerate(up):
         if len(block) == 0:
             rows.append(None)
-        elif up is None or gate is None:
+        elif gate is None:
             rows.append(block.mean(axis=0, dtype=np.float64))
         else:
             rows.append(np.concatenate([gate[index].mean(axis=0, dtype=np.float64),
-                                        np.abs(up[index]).mean(axis=0, dtype=np.float64)]))  # fmt: skip
+                                        np.abs(block).mean(axis=0, dtype=np.float64)]))  # fmt: skip
     width = next((len(row) for row in rows if row is not None), 1)
     summary = np.array([np.zeros(width) if row is None else row for row in rows])
     summary -= summary.mean(axis=0)  # the direction every block shares says nothing about pairing
     return summary / np.maximum(np.linalg.norm(summary, axis=1, keepdims=True), 1e-12)
 
 
-def _candidates(suspect: Fingerprint, base: Fingerprint, scores: np.ndarray) -> list[list[int]]:
-    """Each suspect block's shortlist: the best summary cosines plus the same (layer, expert) block."""
+def _candidates(
+    suspect: Fingerprint, base: Fingerprint, summary_s: np.ndarray, summary_b: np.ndarray
+) -> list[list[int]]:
+    """Each suspect block's shortlist: the best summary cosines plus the same (layer, expert) block.
+    Scored in row chunks, so that thousands of blocks (``--full`` reads every expert) stay small."""
     keep = min(SHORTLIST, len(base.blocks))
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
     position = {(b.layer, b.expert): index for index, b in enumerate(base.blocks)}
     out = []
-    for a, block in enumerate(suspect.blocks):
-        chosen = set(top[a].tolist())
-        same = position.get((block.layer, block.expert))
-        if same is not None:
-            chosen.add(same)
-        out.append(sorted(chosen))
+    for first in range(0, len(suspect.blocks), _SCORE_ROWS):
+        scores = summary_s[first : first + _SCORE_ROWS] @ summary_b.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+        for offset, best in enumerate(top):
+            block = suspect.blocks[first + offset]
+            chosen = set(best.tolist())
+            same = position.get((block.layer, block.expert))
+            if same is not None:
+                chosen.add(same)
+            out.append(sorted(chosen))
     return out
 
 
@@ -117,14 +127,14 @@ def _shortlisted(
     each suspect block's most similar candidate (the first of equal maxima, as ``np.argmax``). The
     unit similarity of each chosen pair is kept for the tests."""
     if unit_similarity.parts is None:
-        summary_s = _summaries(unit_similarity.suspect, None, None)
-        summary_b = _summaries(unit_similarity.base, None, None)
+        summary_s = _summaries(unit_similarity.suspect, None)
+        summary_b = _summaries(unit_similarity.base, None)
     else:
         up_s, gate_s, up_b, gate_b = unit_similarity.parts
-        summary_s, summary_b = _summaries(up_s, up_s, gate_s), _summaries(up_b, up_b, gate_b)
+        summary_s, summary_b = _summaries(up_s, gate_s), _summaries(up_b, gate_b)
     similarity = np.full((len(suspect.blocks), len(base.blocks)), np.nan)
     pairs = []
-    for a, columns in enumerate(_candidates(suspect, base, summary_s @ summary_b.T)):
+    for a, columns in enumerate(_candidates(suspect, base, summary_s, summary_b)):
         best: tuple[float, int, np.ndarray] | None = None
         for b in columns:  # ascending, so a later equal value never displaces an earlier one
             value, matrix = unit_similarity.block(a, b)
