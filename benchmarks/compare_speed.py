@@ -1,13 +1,15 @@
-"""How fast `compare` is on two Kimi-K2-shaped fingerprints: the batched block similarity against the
-per-pair reference, side by side in one run, with the verdicts and p-values of both.
+"""How fast `compare` is on Kimi-K2-shaped fingerprints: the exhaustive block pairing (every block pair,
+as before the shortlist) against the shortlist pairing, side by side in one run, with the verdicts,
+p-values and block pairings of both.
 
 The fingerprints are built in memory with the shape a Kimi K2 fingerprint has (61 layers: 1 dense
 layer, 60 MoE layers each with the shared expert and 8 sampled routed experts, so 541 MLP blocks of
 128 sampled units, 320 anchor tokens, 61 attention value samples): a base, a fine-tuned child (base
-plus noise) and an independent model.
+plus noise) and an independent model. ``--layers`` takes several sizes; 61 is the full shape (the
+exhaustive path takes minutes there). BLAS runs on one thread, as in the CLI.
 
-    .venv/bin/python benchmarks/compare_speed.py            # the Kimi K2 shape (the old path takes minutes)
-    .venv/bin/python benchmarks/compare_speed.py --layers 9 # a quick look
+    .venv/bin/python benchmarks/compare_speed.py --layers 5,9,17,61
+    .venv/bin/python benchmarks/compare_speed.py --layers 61 --skip-old   # the new path only
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
-from unittest import mock
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint
-from modeltrace.lineage import compare as compare_module
 from modeltrace.lineage.compare import compare_fingerprints
-from modeltrace.lineage.features import pairwise_block_similarity
+from modeltrace.lineage.comparison import Comparison
 
 SHARED_EXPERT = -1  # fingerprint.roles.SHARED_EXPERT
 
@@ -66,59 +65,48 @@ def kimi_shaped(
     return Fingerprint(header, None, anchor_list, embed @ embed.T, blocks, attention), weights
 
 
-def _reference(feats_s: list[np.ndarray], feats_b: list[np.ndarray], parts: Any) -> np.ndarray:
-    if parts is None:
-        return pairwise_block_similarity(feats_s, feats_b)
-    up_s, gate_s, up_b, gate_b = parts
-    return pairwise_block_similarity(up_s, up_b, gate_s, gate_b)
+def _timed(suspect: Fingerprint, base: Fingerprint, method: str) -> tuple[Comparison, float, float]:
+    """One comparison: the result, wall seconds and CPU seconds of this process."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = compare_fingerprints(suspect, base, pairing_method=method)  # type: ignore[arg-type]
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _timed(
-    run: Callable[[], dict[str, Any]], block_similarity: Any
-) -> tuple[dict[str, Any], float, np.ndarray]:
-    """Run one comparison with ``block_similarity`` in place, keeping the similarity matrix it made."""
-    kept: list[np.ndarray] = []
-
-    def recording(*args: Any) -> np.ndarray:
-        kept.append(block_similarity(*args))
-        return kept[-1]
-
-    with mock.patch.object(compare_module, "_block_similarity", recording):
-        start = time.perf_counter()
-        result = run()
-        return result, time.perf_counter() - start, kept[0]
+def _pairs(result: Comparison) -> list[tuple[str, str]]:
+    return [(entry["suspect"], entry["base"]) for entry in result.block_map]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--layers", type=int, default=61, help="layers (61: Kimi K2)")
-    parser.add_argument("--skip-old", action="store_true", help="time only the batched path")
+    parser.add_argument("--layers", default="61", help="comma-separated layer counts (61: Kimi K2)")
+    parser.add_argument("--skip-old", action="store_true", help="time only the shortlist pairing")
     args = parser.parse_args()
-    batched = compare_module._block_similarity
-    base, weights = kimi_shaped(1, layers=args.layers)
-    child, _ = kimi_shaped(2, layers=args.layers, parent=weights)
-    other, _ = kimi_shaped(3, layers=args.layers)
-    print(
-        f"{len(base.blocks)} MLP blocks x {len(base.blocks[0].unit_rows)} units, "
-        f"{len(base.anchors)} anchors\n"
+    header = (
+        f"{'layers':>6} {'blocks':>6} {'pair':<20} {'pairing':<10} {'wall s':>7} {'cpu s':>7} "
+        f"{'compared':>9} {'verdict':<10} {'log10 p':>11} {'same pairs':>10}"
     )
-    print(f"{'pair':<22} {'path':<9} {'seconds':>8} {'verdict':<10} {'log10 p':>10} {'max |dsim|':>11}")
-    for label, suspect in (("child vs base", child), ("independent vs base", other)):
-        new, new_s, new_sim = _timed(lambda s=suspect: compare_fingerprints(s, base), batched)
-        rows = [("batched", new, new_s)]
-        if not args.skip_old:
-            old, old_s, old_sim = _timed(lambda s=suspect: compare_fingerprints(s, base), _reference)
-            rows.insert(0, ("per-pair", old, old_s))
-        for path, result, seconds in rows:
-            diff = ""
-            if path == "batched" and not args.skip_old:
-                same = all(result[key] == old[key] for key in ("verdict", "log10_p", "block_map"))
-                diff = f"{np.abs(new_sim - old_sim).max():.1e}{'' if same else ' DIFFERS'}"
-            log10_p = result["log10_p"]
-            shown = "-" if log10_p is None else f"{log10_p:.2f}"
-            print(f"{label:<22} {path:<9} {seconds:>8.2f} {result['verdict']:<10} {shown:>10} {diff:>11}")
+    print(header + "\n" + "-" * len(header))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for layers in (int(text) for text in args.layers.split(",")):
+            base, weights = kimi_shaped(1, layers=layers)
+            child, _ = kimi_shaped(2, layers=layers, parent=weights)
+            other, _ = kimi_shaped(3, layers=layers)
+            for label, suspect in (("child vs base", child), ("independent vs base", other)):
+                old = None
+                for method in ("shortlist",) if args.skip_old else ("exhaustive", "shortlist"):
+                    result, wall, cpu = _timed(suspect, base, method)
+                    same = "" if old is None else ("yes" if _pairs(result) == _pairs(old) else "no")
+                    old = old or result
+                    log10_p = result.log10_p
+                    shown = "-" if log10_p is None else f"{log10_p:.2f}"
+                    compared = (result.pairing or {}).get("block_pairs_compared")
+                    print(
+                        f"{layers:>6} {len(base.blocks):>6} {label:<20} {method:<10} {wall:>7.2f} "
+                        f"{cpu:>7.2f} {compared:>9} {result.verdict:<10} {shown:>11} {same:>10}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

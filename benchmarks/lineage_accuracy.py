@@ -209,15 +209,15 @@ def big_model_check(folder: Path) -> bool:
         for label, full in (("fingerprint", False), ("full weights", True)):
             start = time.perf_counter()
             result = api.compare(folder / suspect, folder / "big_base", full=full)
-            per_model = result["bytes_read_detail"]["suspect"]
-            log10_p = "n/a" if result["log10_p"] is None else f"{result['log10_p']:.1f}"
+            per_model = (result.bytes_read_detail or {}).get("suspect", 0)
+            log10_p = "n/a" if result.log10_p is None else f"{result.log10_p:.1f}"
             print(
-                f"{suspect} vs big_base, {label:12s}: verdict {result['verdict']}, log10 p {log10_p} "
-                f"({result['p_value_kind']}), "
+                f"{suspect} vs big_base, {label:12s}: verdict {result.verdict}, log10 p {log10_p} "
+                f"({result.p_value_kind}), "
                 f"read {per_model:,} bytes of {size:,} per model ({per_model / size:.2%}), "
                 f"{time.perf_counter() - start:.1f} s"
             )
-            verdicts[suspect, label] = result["verdict"]
+            verdicts[suspect, label] = result.verdict
     fingerprint_fraction = api.fingerprint(folder / "big_base", folder / "big_base.mtfp")["fraction_read"]
     print(f"modeltrace fingerprint: read {fingerprint_fraction:.2%} of the bytes")
     same_verdicts = all(

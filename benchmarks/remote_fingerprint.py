@@ -276,10 +276,10 @@ def main() -> None:
         for name in ("child", "independent"):
             start = time.perf_counter()
             result = api.compare(outputs[name], outputs["base"])
-            shown = "-" if result["log10_p"] is None else f"{result['log10_p']:.1f}"
+            shown = "-" if result.log10_p is None else f"{result.log10_p:.1f}"
             print(
-                f"{name}-vs-base: {result['verdict']} (log10 p {shown}, "
-                f"test {result.get('p_value_test')}, compare {time.perf_counter() - start:.1f} s)"
+                f"{name}-vs-base: {result.verdict} (log10 p {shown}, "
+                f"test {result.p_value_test}, compare {time.perf_counter() - start:.1f} s)"
             )
     print(
         f"\nfiles in {work} (delete when done); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"

@@ -77,9 +77,9 @@ def test_pairs_across_tokenizer_families_get_a_decided_verdict(model_factory) ->
     respelled = _fingerprint(model_factory, fine_tune(make_params(1), np.random.default_rng(0)), "byte-level")
     stranger = _fingerprint(model_factory, make_params(7), "sentencepiece")
     related = compare_fingerprints(respelled, base)
-    assert related["verdict"] == "related" and related["shared_anchors"]["by_string"] >= 200
+    assert related.verdict == "related" and related.shared_anchors["by_string"] >= 200
     unrelated = compare_fingerprints(stranger, base)
-    assert unrelated["verdict"] == "unrelated" and unrelated["p_value"] > 0.01
+    assert unrelated.verdict == "unrelated" and unrelated.p_value > 0.01
 
 
 def test_a_version_2_fingerprint_loads_respelled_and_compares_without_the_residual_test(
@@ -110,5 +110,5 @@ def test_a_version_2_fingerprint_loads_respelled_and_compares_without_the_residu
     assert loaded.residual is None and loaded.anchors == built.anchors
     assert any(token != vocabulary[row] for row, token in loaded.anchors)  # the spelling was rewritten
     result = compare_fingerprints(built, loaded)
-    assert result["verdict"] == "same-weights" or result["verdict"] == "related"
-    assert "residual-dims" not in result.get("paths_tried", [])
+    assert result.verdict == "same-weights" or result.verdict == "related"
+    assert "residual-dims" not in result.paths_tried

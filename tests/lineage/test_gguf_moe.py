@@ -55,10 +55,10 @@ def test_gguf_moe_is_related_to_its_base_and_not_to_an_independent_model(
 ) -> None:
     models = quick_zoo / "models"
     base = api.compare(str(gguf_moe), str(models / "llama-s0"))
-    assert base["verdict"] == "related"
-    assert base["relation"] == "upcycled to mixture-of-experts"
+    assert base.verdict == "related"
+    assert base.relation == "upcycled to mixture-of-experts"
     independent = api.compare(str(gguf_moe), str(models / "llama-s1"))
-    assert independent["verdict"] == "unrelated"
+    assert independent.verdict == "unrelated"
 
 
 def _info(name: str, *shape: int) -> TensorInfo:

@@ -116,11 +116,11 @@ def test_bf16_and_mxfp4_read_the_same_gate_and_up_units(models: dict[str, Path])
 def test_mxfp4_child_is_related_to_its_bf16_base_and_unrelated_to_another(models: dict[str, Path]) -> None:
     child = _fp(models["mxfp4"])
     related = compare_fingerprints(child, _fp(models["base"]))
-    assert related["verdict"] == "related"
-    assert related["relation"] == "quantized (mxfp4 group 32, e8m0 scales)"
-    assert related["layer_map"] == {str(layer): layer for layer in range(LAYERS)}
+    assert related.verdict == "related"
+    assert related.relation == "quantized (mxfp4 group 32, e8m0 scales)"
+    assert related.layer_map == {str(layer): layer for layer in range(LAYERS)}
     for other in ("independent", "independent_mxfp4"):
-        assert compare_fingerprints(child, _fp(models[other]))["verdict"] == "unrelated"
+        assert compare_fingerprints(child, _fp(models[other])).verdict == "unrelated"
 
 
 def test_inspect_counts_mxfp4_experts_as_their_bf16_parameters(models: dict[str, Path]) -> None:

@@ -59,12 +59,12 @@ def test_int8_onnx_copy_is_related_and_quantized(minilm: Fingerprint) -> None:
         onnx_fp = build_fingerprint(source)
     assert len(onnx_fp.blocks) == 6  # roles found from order and shape: the MatMul weights are anonymous
     result = compare_fingerprints(onnx_fp, minilm)
-    assert result["verdict"] == "related" and result["relation"] == "re-encoded/quantized"
-    assert result["log10_p"] < -100 and result["p_value_kind"] == "exact"
-    assert result["layer_map"] == {str(i): i for i in range(6)}
+    assert result.verdict == "related" and result.relation == "re-encoded/quantized"
+    assert result.log10_p < -100 and result.p_value_kind == "exact"
+    assert result.layer_map == {str(i): i for i in range(6)}
     # The value rows come from the graph (softmax(q kᵀ) @ v): every matched value keeps its sign.
     assert [sample.layer for sample in onnx_fp.attention] == list(range(6))
-    assert result["value_signs"]["agreement"] == 1.0 and result["value_signs"]["log10_p"] < -100
+    assert result.value_signs["agreement"] == 1.0 and result.value_signs["log10_p"] < -100
 
 
 def test_independent_model_of_the_same_shape_is_unrelated(minilm: Fingerprint, tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_independent_model_of_the_same_shape_is_unrelated(minilm: Fingerprint, t
     save_file(fresh, str(tmp_path / "model.safetensors"))
     with open_model(tmp_path) as source:
         result = compare_fingerprints(build_fingerprint(source), minilm)
-    assert result["verdict"] == "unrelated" and result["p_value"] > 0.01
+    assert result.verdict == "unrelated" and result.p_value > 0.01
 
 
 def _permute_bert_units_and_heads(
@@ -127,11 +127,11 @@ def test_units_and_heads_shuffled_gelu_copy_is_related(minilm: Fingerprint, tmp_
         result = compare_fingerprints(build_fingerprint(source), minilm)
     # The residual basis is untouched (the residual-dimension test sees it too); the value signs alone
     # must be decisive.
-    assert result["verdict"] == "related" and result["p_value_test"] in ("value-signs", "residual-dims")
-    assert result["exact"]["log10_p"] > -3  # the units are no longer in place...
-    values = result["value_signs"]
+    assert result.verdict == "related" and result.p_value_test in ("value-signs", "residual-dims")
+    assert result.exact["log10_p"] > -3  # the units are no longer in place...
+    values = result.value_signs
     assert values["agreement"] == 1.0 and values["log10_p"] < -100  # ...the values still are
-    assert result["layer_map"] == {str(i): i for i in range(6)}
+    assert result.layer_map == {str(i): i for i in range(6)}
 
 
 def test_siblings_sharing_only_their_embeddings_are_related_by_the_residual_dimension_test(
@@ -150,10 +150,10 @@ def test_siblings_sharing_only_their_embeddings_are_related_by_the_residual_dime
     assert len(l3.blocks) == 3 and l3.header["role_method"] == "graph order"
     for suspect, base in ((l3, minilm), (minilm, l3), (l3, int8), (int8, l3)):
         result = compare_fingerprints(suspect, base)
-        assert result["verdict"] == "related" and result["p_value_test"] == "residual-dims"
-        residual = result["residual_dims"]
-        assert residual["fixed_points"] == residual["dimensions"] == 384 and result["log10_p"] < -100
-        assert result["p_value_kind"] == "exact" and result["relation"].startswith("embeddings shared")
-        assert result["direction"] == "direction not determined" and result["layer_map"] == {}
+        assert result.verdict == "related" and result.p_value_test == "residual-dims"
+        residual = result.residual_dims
+        assert residual["fixed_points"] == residual["dimensions"] == 384 and result.log10_p < -100
+        assert result.p_value_kind == "exact" and result.relation.startswith("embeddings shared")
+        assert result.direction == "direction not determined" and result.layer_map == {}
         # No layer-level test sees it: the ancestry is in the embeddings alone.
-        assert result["exact"] is None or result["exact"]["log10_p"] > -3
+        assert result.exact is None or result.exact["log10_p"] > -3

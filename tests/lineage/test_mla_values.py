@@ -129,9 +129,9 @@ def test_fine_tuned_mla_child_gets_both_exact_tests(
     experts = {block.expert for block in child.blocks}
     assert SHARED_EXPERT in experts and {0, 1, 2, 3} <= experts and None in experts
     result = compare_fingerprints(child, base_fp)
-    assert result["verdict"] == "related" and result["layer_map"] == {"0": 0, "1": 1, "2": 2}
-    assert {"fixed-points", "unit-signs", "value-signs"} <= set(result["paths_tried"])
-    values = result["value_signs"]
+    assert result.verdict == "related" and result.layer_map == {"0": 0, "1": 1, "2": 2}
+    assert {"fixed-points", "unit-signs", "value-signs"} <= set(result.paths_tried)
+    values = result.value_signs
     assert values["positive_signs"] == values["matched_dimensions"] > 60 and values["log10_p"] < -20
 
 
@@ -149,9 +149,9 @@ def test_mla_child_with_permuted_and_flipped_units_is_found_by_value_signs(
     result = compare_fingerprints(_fp(write_mla_model(tmp_path / "moved", moved)), base_fp)
     # The residual basis is untouched, so the residual-dimension test may give the final p; the
     # value-sign test must find the copy on its own.
-    assert result["verdict"] == "related" and result["p_value_test"] in ("value-signs", "residual-dims")
-    assert result["unit_signs"]["agreement"] < 0.7
-    values = result["value_signs"]
+    assert result.verdict == "related" and result.p_value_test in ("value-signs", "residual-dims")
+    assert result.unit_signs["agreement"] < 0.7
+    values = result.value_signs
     assert values["positive_signs"] == values["matched_dimensions"] > 60
     assert values["null"] == {"distribution": "binomial", "n": values["matched_dimensions"], "p": 0.5}
     assert values["log10_p"] < -15
@@ -166,7 +166,7 @@ def test_value_signs_flipped_too_are_not_claimed(base_fp: Fingerprint, tmp_path:
         flip_value_signs(permute_heads(permute_and_flip_units(BASE, rng), rng), rng), rng
     )
     result = compare_fingerprints(_fp(write_mla_model(tmp_path / "all", everything)), base_fp)
-    assert result["verdict"] == "unrelated"
+    assert result.verdict == "unrelated"
 
 
 def _independent_value_p(tmp_path: Path, pairs: int, value_coins: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -174,10 +174,8 @@ def _independent_value_p(tmp_path: Path, pairs: int, value_coins: bool) -> tuple
     params = (make_mla_params(200 + i, universal=0.3, value_coins=value_coins) for i in range(2 * pairs))
     fps = [_fp(write_mla_model(tmp_path / f"m{i}", p)) for i, p in enumerate(params)]
     results = [compare_fingerprints(fps[2 * i], fps[2 * i + 1]) for i in range(pairs)]
-    assert all(r["value_signs"] is not None for r in results)
-    return np.array([10 ** r["value_signs"]["log10_p"] for r in results]), np.array(
-        [r["p_value"] for r in results]
-    )
+    assert all(r.value_signs is not None for r in results)
+    return np.array([10 ** r.value_signs["log10_p"] for r in results]), np.array([r.p_value for r in results])
 
 
 def test_value_sign_p_values_are_uniform_on_independent_mla_pairs(tmp_path: Path) -> None:

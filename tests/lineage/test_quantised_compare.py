@@ -72,12 +72,12 @@ def test_quantised_child_is_related_to_base_and_not_to_an_independent_model(
     child_fp = _fp(child)
     assert child_fp.header["mlp_blocks_total"] == 4, "every MLP found in the quantised child"
     related = compare_fingerprints(child_fp, fingerprints["base"])
-    assert related["verdict"] == "related", related["verdict"]
-    assert related["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
-    assert related["relation"].startswith("quantized"), related["relation"]
-    assert quant_config["quant_method"] in related["relation"]
+    assert related.verdict == "related", related.verdict
+    assert related.layer_map == {"0": 0, "1": 1, "2": 2, "3": 3}
+    assert related.relation.startswith("quantized"), related.relation
+    assert quant_config["quant_method"] in related.relation
     unrelated = compare_fingerprints(child_fp, fingerprints["independent"])
-    assert unrelated["verdict"] == "unrelated", unrelated
+    assert unrelated.verdict == "unrelated", unrelated
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES_ALL))
@@ -107,9 +107,9 @@ def test_children_quantised_by_the_reference_libraries(
     shutil.copy(family["base"] / "tokenizer.json", child / "tokenizer.json")
     child_fp = _fp(child)
     related = compare_fingerprints(child_fp, fingerprints["base"])
-    assert related["verdict"] == "related" and related["relation"].startswith(f"quantized ({method}")
-    assert related["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
-    assert compare_fingerprints(child_fp, fingerprints["independent"])["verdict"] == "unrelated"
+    assert related.verdict == "related" and related.relation.startswith(f"quantized ({method}")
+    assert related.layer_map == {"0": 0, "1": 1, "2": 2, "3": 3}
+    assert compare_fingerprints(child_fp, fingerprints["independent"]).verdict == "unrelated"
     card = api.inspect(child)
     assert card["total_params"] == api.inspect(family["base"])["total_params"]
     assert card["quantization"]["method"] == method and card["quantization"]["quantised_tensors"] == 28

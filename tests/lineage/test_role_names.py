@@ -162,8 +162,8 @@ def test_roles_are_named_and_a_fine_tune_is_related(layout: str, tmp_path: Path)
         roles = assign_roles(source.weights.tensors(), vocab_size=V, hidden_size=H, format="safetensors")
     assert roles.blocks[0].norm == norm
     result = compare_fingerprints(suspect, base)
-    assert result["verdict"] == "related" and result["log10_p"] < -20
-    assert result["exact"] is not None and result["exact"]["log10_p"] < -20
+    assert result.verdict == "related" and result.log10_p < -20
+    assert result.exact is not None and result.exact["log10_p"] < -20
 
 
 def test_t5_gated_mlp_reads_wi_0_as_gate_and_wi_1_as_up(tmp_path: Path) -> None:

@@ -25,14 +25,14 @@ def family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_vendor_product_is_related_to_the_base_with_the_identity_layer_map(family: dict[str, Path]) -> None:
     result = api.compare(family[seed_case.CHILD], family[seed_case.BASE])
-    assert result["verdict"] == "related"
-    assert result["layer_map"] == {str(layer): layer for layer in range(seed_case.SHAPE.layers)}
-    assert "compressed-tensors int4" in result["relation"] and "fp8" in result["relation"]
+    assert result.verdict == "related"
+    assert result.layer_map == {str(layer): layer for layer in range(seed_case.SHAPE.layers)}
+    assert "compressed-tensors int4" in result.relation and "fp8" in result.relation
 
 
 def test_same_architecture_from_an_independent_seed_is_unrelated(family: dict[str, Path]) -> None:
     result = api.compare(family[seed_case.INDEPENDENT], family[seed_case.BASE])
-    assert result["verdict"] == "unrelated"
+    assert result.verdict == "unrelated"
 
 
 def test_inspect_names_each_release_format_and_the_pruned_experts(family: dict[str, Path]) -> None:

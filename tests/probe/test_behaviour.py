@@ -6,15 +6,9 @@ import pytest
 from fake_endpoint import FakeConfig, FakeEndpoint
 
 from modeltrace import api
-from modeltrace.probe.behaviour import binomial_upper_p, compare_answers, holm, two_proportion_p
+from modeltrace.probe.behaviour import binomial_upper_p, compare_answers, two_proportion_p
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01}
-
-
-def test_holm_known_answer() -> None:
-    # Sorted p = .01, .02, .03, .04 with m = 4: 4*.01, 3*.02, 2*.03, 1*.04 -> .04, .06, .06 (monotone), .06
-    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
 def test_two_proportion_and_binomial_known_answers() -> None:

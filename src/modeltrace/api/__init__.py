@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 # Facade module -> the public names it provides. Kept sorted by module; one entry per area.
 _FACADES: dict[str, tuple[str, ...]] = {
     "_about": ("version",),
+    # Option defaults shown by `--help`: no area (numpy, scipy) loads to read them.
+    "_defaults": ("DEFAULT_ALPHA",),
     "_label": (
         "ComputeStage",
         "Label",
@@ -44,7 +46,7 @@ _FACADES: dict[str, tuple[str, ...]] = {
     "_label_vocabulary": ("EXPORT_FORMATS", "LABEL_EXPORT_FORMATS", "LABEL_RELATIONS"),
     "_licenses": ("check_license", "list_licenses", "show_license"),
     "_lineage": (
-        "DEFAULT_ALPHA",
+        "Comparison",
         "Fingerprint",
         "Progress",
         "compare",
@@ -105,6 +107,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ provides these
     from modeltrace.api._about import version
+    from modeltrace.api._defaults import DEFAULT_ALPHA
     from modeltrace.api._label import (
         ComputeStage,
         Label,
@@ -127,7 +130,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from modeltrace.api._label_vocabulary import EXPORT_FORMATS, LABEL_EXPORT_FORMATS, LABEL_RELATIONS
     from modeltrace.api._licenses import check_license, list_licenses, show_license
     from modeltrace.api._lineage import (
-        DEFAULT_ALPHA,
+        Comparison,
         Fingerprint,
         Progress,
         compare,

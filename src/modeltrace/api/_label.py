@@ -264,8 +264,7 @@ def _check_lineage(report: VerifyReport, label: Label, model: Path) -> None:
         if not base_path.exists():
             report.lineage.append({"base": base["id"], "checked": False, "reason": "not available locally"})
             continue
-        result = compare(model, base_path)
-        verdict = result.as_dict() if hasattr(result, "as_dict") else result
+        verdict = compare(model, base_path).as_dict()
         related = _related(verdict)
         report.lineage.append({"base": base["id"], "checked": True, "related": related, "result": verdict})
         if related is False:

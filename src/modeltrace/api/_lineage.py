@@ -7,6 +7,7 @@ anything ``formats.open_model`` reads.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from modeltrace.fingerprint.model import Fingerprint, is_fingerprint_file, load_
 from modeltrace.formats.detect import is_model_folder, open_model, sniff_file
 from modeltrace.formats.source import ModelSource
 from modeltrace.lineage import DEFAULT_ALPHA
+from modeltrace.lineage.comparison import Comparison
 
 Progress = Callable[[int, int], None]
 
@@ -77,9 +79,9 @@ def compare(
     alpha: float = DEFAULT_ALPHA,
     full: bool = False,
     report: str | Path | None = None,
-) -> dict[str, Any]:
-    """Was ``suspect`` derived from ``base``? Keys: verdict, p_value, log10_p, p_value_kind, relation,
-    layer_map, bytes_read, and the evidence (see docs/lineage.md)."""
+) -> Comparison:
+    """Was ``suspect`` derived from ``base``? The verdict, its exact p-value, relation, layer map and
+    the evidence; ``as_dict()`` is the JSON of ``compare --json`` (see docs/lineage.md)."""
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must lie in (0, 1), got {alpha}.")
     # The statistics (scipy) load on first use, so that `modeltrace --help` stays quick.
@@ -91,10 +93,10 @@ def compare(
         load_or_fingerprint(base, full=full),
         alpha=alpha,
     )
-    result["suspect_path"], result["base_path"] = str(suspect), str(base)
+    result = replace(result, suspect_path=str(suspect), base_path=str(base))
     if report is not None:
-        Path(report).write_text(render_html(result), encoding="utf-8")
-        result["report"] = str(report)
+        Path(report).write_text(render_html(result.as_dict()), encoding="utf-8")
+        result = replace(result, report=str(report))
     return result
 
 

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from modeltrace.errors import RegistryError, UsageError
 
 if TYPE_CHECKING:
     from modeltrace.fingerprint.model import Fingerprint
+    from modeltrace.lineage.comparison import Comparison
     from modeltrace.registry import Registry
 
 #: A fingerprint is a few MB whatever the model's size.
@@ -66,7 +68,7 @@ def _rank(
     candidates: list[tuple[dict[str, Any], Fingerprint]],
     alpha: float,
     family: int | None = None,
-) -> list[tuple[dict[str, Any], dict[str, Any], float | None]]:
+) -> list[tuple[dict[str, Any], Comparison, float | None]]:
     """Compare with every candidate and apply Holm's correction over them, exactly as
     ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores).
     ``family``: the number of hypotheses corrected for when the candidates are a shortlist of a
@@ -74,28 +76,28 @@ def _rank(
     "Candidate index", says why the correction runs over all of them)."""
     from modeltrace.api._blas import one_blas_thread
     from modeltrace.lineage.compare import compare_fingerprints
-    from modeltrace.lineage.identify import holm_adjust
+    from modeltrace.stats import holm
 
     with one_blas_thread():
         results = [(meta, compare_fingerprints(suspect, fp, alpha=alpha)) for meta, fp in candidates]
-    natural = [r["log10_p"] * math.log(10) if r["log10_p"] is not None else None for _, r in results]
+    natural = [None if r.log10_p is None else r.log10_p * math.log(10) for _, r in results]
     untested = max(0, (family or 0) - len(results))
-    adjusted = holm_adjust(natural + [0.0] * untested)[: len(results)]
+    adjusted = holm([*natural, *([0.0] * untested)], log=True)[: len(results)]
     ranked = []
     for (meta, result), log_adj in zip(results, adjusted, strict=True):
-        if result["verdict"] == "related" and (log_adj is None or log_adj >= math.log(alpha)):
-            result["verdict"] = "unrelated"  # not significant once the number of candidates counts
+        if result.verdict == "related" and (log_adj is None or log_adj >= math.log(alpha)):
+            result = replace(result, verdict="unrelated")  # not significant once the candidates count
         ranked.append((meta, result, None if log_adj is None else log_adj / math.log(10)))
     order = {"same-weights": 0, "related": 1, "unrelated": 2, "inconclusive": 3}
-    ranked.sort(key=lambda item: (order.get(item[1]["verdict"], 4), item[1]["log10_p"] or 1.0))
+    ranked.sort(key=lambda item: (order.get(item[1].verdict, 4), item[1].log10_p or 1.0))
     return ranked
 
 
-def _evidence(result: dict[str, Any], log10_adjusted: float | None, direction: str) -> dict[str, Any]:
+def _evidence(result: Comparison, log10_adjusted: float | None, direction: str) -> dict[str, Any]:
     keep = ("p_value_test", "paths_tried", "alpha", "relations", "direction", "direction_evidence",
             "block_map", "effect_size", "similarity_matrix", "exact", "shared_anchors",
             "p_value_kind")  # fmt: skip
-    evidence = {key: result.get(key) for key in keep}
+    evidence = {key: getattr(result, key) for key in keep}
     evidence["log10_p_adjusted"] = log10_adjusted
     evidence["correction"] = "Holm"
     evidence["edge_direction"] = direction
@@ -122,7 +124,7 @@ def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | Non
     candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in others]
     detections = []
     for meta, result, log10_adjusted in _rank(suspect, candidates, level, search.family):
-        if result["verdict"] not in ("related", "same-weights"):
+        if not result.derived:
             continue
         suspect_id, base_id, direction = _direction(model, meta, own_declared, result)
         fingerprints = {model["id"]: model["fingerprint"], meta["id"]: meta["fingerprint"]}
@@ -130,12 +132,12 @@ def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | Non
             Detection(
                 suspect_id=suspect_id,
                 base_id=base_id,
-                verdict=result["verdict"],
-                p_value=result["p_value"],
-                log10_p=result["log10_p"],
-                test=result.get("p_value_test"),
-                relation=result.get("relation"),
-                layer_map=result.get("layer_map"),
+                verdict=result.verdict,
+                p_value=result.p_value,
+                log10_p=result.log10_p,
+                test=result.p_value_test,
+                relation=result.relation,
+                layer_map=result.layer_map,
                 evidence=_evidence(result, log10_adjusted, direction),
                 suspect_fingerprint=fingerprints[suspect_id],
                 base_fingerprint=fingerprints[base_id],
@@ -173,12 +175,12 @@ def _similarity(found: Any) -> float:
 
 
 def _direction(
-    new: dict[str, Any], old: dict[str, Any], new_declared: set[str], result: dict[str, Any]
+    new: dict[str, Any], old: dict[str, Any], new_declared: set[str], result: Comparison
 ) -> tuple[int, int, str]:
     """Which of two related models is the derivative. The weights rarely say (the engine reports
     shared ancestry); then a declaration decides, and failing that the newcomer is taken as derived
     from what was registered before, and the edge says it is an assumption."""
-    said = str(result.get("direction") or "")
+    said = str(result.direction or "")
     if said == "suspect derived from base":
         return new["id"], old["id"], "from the weights"
     if said == "base derived from suspect":
@@ -247,11 +249,11 @@ def registry_identify(
             store.close()
     rows = [
         {"candidate": f"{meta['namespace']}/{meta['name']}", "model_id": meta["id"],
-         "verdict": result["verdict"],
-         "p_value": result["p_value"], "log10_p": result["log10_p"],
+         "verdict": result.verdict,
+         "p_value": result.p_value, "log10_p": result.log10_p,
          "p_value_adjusted": None if adj is None else 10.0**adj, "log10_p_adjusted": adj,
-         "p_value_kind": result["p_value_kind"], "test": result.get("p_value_test"),
-         "relation": result["relation"], "layer_map": result["layer_map"], "bytes_read": result["bytes_read"],
+         "p_value_kind": result.p_value_kind, "test": result.p_value_test,
+         "relation": result.relation, "layer_map": result.layer_map, "bytes_read": result.bytes_read,
          "sketch_similarity": meta.get("sketch_similarity")}
         for meta, result, adj in ranked
     ]  # fmt: skip

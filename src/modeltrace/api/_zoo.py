@@ -51,7 +51,7 @@ def run_zoo_pairs(
     from modeltrace.zoo import accuracy
 
     def compare_pair(suspect: Path, base: Path) -> dict[str, Any]:
-        return compare(suspect, base, alpha=alpha, full=full)
+        return compare(suspect, base, alpha=alpha, full=full).as_dict()
 
     return accuracy.run_pairs(Path(manifest_path), compare_pair, progress)
 
@@ -100,7 +100,8 @@ def seed_case_demo(
     for suspect in (seed_case.CHILD, seed_case.INDEPENDENT):
         result = compare(models[suspect], models[seed_case.BASE])
         kept = ("verdict", "log10_p", "p_value_test", "relation", "layer_map")
-        comparisons.append({"suspect": suspect, "base": seed_case.BASE} | {key: result[key] for key in kept})
+        found = {key: getattr(result, key) for key in kept}
+        comparisons.append({"suspect": suspect, "base": seed_case.BASE} | found)
     detected = [
         c["base"] for c in comparisons if c["suspect"] == seed_case.CHILD and c["verdict"] in POSITIVE
     ]

@@ -21,7 +21,7 @@ def compare(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report to this file.")
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of the verdict.")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Significance level of the verdict.")] = api.DEFAULT_ALPHA,
     full: bool = typer.Option(
         False, "--full", help="Read every unit (full-weight path) instead of a sample."
     ),
@@ -31,18 +31,18 @@ def compare(
     with symlinks(follow_symlinks):
         result = api.compare(suspect, base, alpha=alpha, report=report, full=full)
     if json_output:
-        emit_json(result)
+        emit_json(result.as_dict())
         return
-    how = ", ".join(part for part in (result["p_value_kind"], result.get("p_value_test")) if part)
-    console.print(f"[bold]{result['verdict']}[/]  p = {p_text(result['log10_p'])} ({how})")
-    if result.get("reason"):
-        console.print(result["reason"])
-    if result["relation"]:
-        console.print(f"relation: {', '.join(result['relations'])}; {result['direction']}")
-    if result["layer_map"]:
+    how = ", ".join(part for part in (result.p_value_kind, result.p_value_test) if part)
+    console.print(f"[bold]{result.verdict}[/]  p = {p_text(result.log10_p)} ({how})")
+    if result.reason:
+        console.print(result.reason)
+    if result.relation:
+        console.print(f"relation: {', '.join(result.relations)}; {result.direction}")
+    if result.layer_map:
         console.print(
-            "layer map (suspect -> base): " + ", ".join(f"{s}->{b}" for s, b in result["layer_map"].items())
+            "layer map (suspect -> base): " + ", ".join(f"{s}->{b}" for s, b in result.layer_map.items())
         )
-    console.print(f"bytes read: {human_bytes(result['bytes_read'])}")
+    console.print(f"bytes read: {human_bytes(result.bytes_read)}")
     if report is not None:
         console.print(f"report: {report}")

@@ -91,8 +91,8 @@ def _lineage_demo(directory: Path, rebuild: bool) -> None:
     except ModeltraceError as error:  # e.g. torch missing: the rest of the demo still runs
         console.print(f"[yellow]skipped:[/] {error}")
         return
-    summary = run_accuracy(manifest_path, alpha=0.01)
-    print_accuracy(summary, alpha=0.01)
+    summary = run_accuracy(manifest_path, alpha=api.DEFAULT_ALPHA)
+    print_accuracy(summary, alpha=api.DEFAULT_ALPHA)
     models = directory / "models"
     # A GELU model whose MLP units and heads were shuffled: only the value-sign test can see it.
     suspect, base = models / "gpt2-s0.permuted-units-heads", models / "gpt2-s0"

@@ -29,7 +29,7 @@ def identify(
         typer.Option("--against", help="Folder of candidates, or candidate paths (default: the registry)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the ranking as JSON.")] = False,
-    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = api.DEFAULT_ALPHA,
     db: Annotated[
         str | None, typer.Option("--db", help="Registry database when --against is not given.")
     ] = None,

@@ -78,7 +78,7 @@ def _summary(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
 @zoo_app.command("accuracy")
 def accuracy(
     directory: Annotated[Path, typer.Argument(help="A built zoo (the folder holding zoo.json).")],
-    alpha: Annotated[float, typer.Option(help="Significance level of each verdict.")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Significance level of each verdict.")] = api.DEFAULT_ALPHA,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Compare every pair of a zoo and print detection and false-positive rates per transform.

@@ -1,4 +1,5 @@
 """The lineage engine: statistics that decide whether one model was derived from another."""
 
-#: Significance level of a verdict unless the caller gives one.
-DEFAULT_ALPHA = 0.01
+from modeltrace.stats import DEFAULT_ALPHA
+
+__all__ = ["DEFAULT_ALPHA"]

@@ -1,34 +1,27 @@
 """Compare two fingerprints: verdict, calibrated p-value, kind of derivation, layer map, evidence.
 
-Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block similarity matrix
-(mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign flips) -> layer
+Pipeline: shared anchor tokens -> whitened unit features per MLP block -> block pairing on the block
+similarity (mean best-match similarity, invariant to unit order and, for gated MLPs, to unit sign
+flips; every block pair, or a shortlist per block for large MoE models: lineage/pairing.py) -> layer
 map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gated pairs, value-sign test
 on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
 -> verdict and relation. Pure: takes fingerprints in
-memory, returns a JSON-ready dict.
+memory, returns a :class:`~modeltrace.lineage.comparison.Comparison` (``as_dict()``: the JSON).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
+from modeltrace.lineage.comparison import Comparison
 from modeltrace.lineage.exact import pair_uniform
-from modeltrace.lineage.features import (
-    block_similarity_matrix,
-    normalised_rows,
-    shared_anchors,
-    sign_blind_similarity,
-    unit_features,
-    whitener,
-)
+from modeltrace.lineage.features import UnitSimilarity, normalised_rows, shared_anchors, whitener
+from modeltrace.lineage.pairing import PairingMethod, pair_blocks
 from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
 from modeltrace.lineage.residual import residual_test
@@ -41,27 +34,28 @@ SIGN_TEST_ROLE_METHODS = ("names",)
 LN10 = math.log(10)
 
 
-def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, parts: str) -> list[np.ndarray]:
-    """Whitened unit features of every block: ``parts`` is "both" (up and gate), "up" or "gate"."""
-    out = []
-    for block in fp.blocks:
-        if parts == "up":
-            block = replace(block, gate=None)
-        elif parts == "gate" and block.gate is not None:
-            block = replace(block, up=block.gate, gate=None)
-        out.append(unit_features(block, positions, white))
-    return out
+#: Unit rows whitened per product: a chunk and its features stay in cache (the same values as one
+#: product over all rows, or one per block).
+_FEATURE_ROWS = 4096
 
 
-def _layer_pairs(similarity: np.ndarray, suspect: Fingerprint, base: Fingerprint) -> list[tuple[int, int]]:
-    """Each suspect block's base block. Dense-to-dense with no more suspect layers than base layers is a
-    one-to-one assignment (dropped layers); otherwise each block takes its most similar base block
-    (duplicated layers, experts upcycled from one dense MLP)."""
-    dense = all(b.expert is None for b in suspect.blocks) and all(b.expert is None for b in base.blocks)
-    if dense and len(suspect.blocks) <= len(base.blocks):
-        rows, cols = linear_sum_assignment(-similarity)
-        return sorted(zip(rows.tolist(), cols.tolist(), strict=True))
-    return [(a, int(np.argmax(similarity[a]))) for a in range(len(suspect.blocks))]
+def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str) -> list[np.ndarray]:
+    """Whitened, row-normalised unit features of every block's ``part``: "up" or "gate" (a block without
+    a gate: up), computed over all blocks' units in chunks and split back per block."""
+    rows = [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+    if not rows:
+        return []
+    if len({row.dtype for row in rows}) > 1:  # keep each block's own precision, as block by block
+        return [normalised_rows(row[:, positions] @ white) for row in rows]
+    stacked = np.concatenate(rows, axis=0)
+    every_column = np.array_equal(positions, np.arange(stacked.shape[1]))
+    out = np.empty((len(stacked), white.shape[1]), dtype=np.result_type(stacked, white))
+    for first in range(0, len(stacked), _FEATURE_ROWS):
+        chunk = stacked[first : first + _FEATURE_ROWS]
+        out[first : first + len(chunk)] = normalised_rows(
+            (chunk if every_column else chunk[:, positions]) @ white
+        )
+    return np.split(out, np.cumsum([len(row) for row in rows])[:-1])
 
 
 def _one_per_base_block(
@@ -82,33 +76,6 @@ def _one_per_base_block(
         if eligible and (b not in best or similarity[a, b] > best[b][0]):
             best[b] = (float(similarity[a, b]), a)
     return sorted((a, b) for b, (_, a) in best.items())
-
-
-def _unit_similarity(
-    feats_s: list[np.ndarray],
-    feats_b: list[np.ndarray],
-    parts: tuple[list[np.ndarray], ...] | None,
-    a: int,
-    b: int,
-) -> np.ndarray:
-    """Units-by-units similarity of S block ``a`` and B block ``b``: cosine, or for gated MLPs the
-    sign-blind similarity (so a suspect with flipped unit signs keeps its fixed points)."""
-    if parts is None:
-        return feats_s[a] @ feats_b[b].T
-    up_s, gate_s, up_b, gate_b = parts
-    return sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b])
-
-
-def _block_similarity(
-    feats_s: list[np.ndarray], feats_b: list[np.ndarray], parts: tuple[list[np.ndarray], ...] | None
-) -> np.ndarray:
-    """Mean over S's units of the best similarity with any B unit, for every block pair. Gated MLPs
-    (``parts`` = up and gate features of S and B) use the sign-blind unit similarity. Batched into a
-    few large products (see :func:`block_similarity_matrix`)."""
-    if parts is None:
-        return block_similarity_matrix(feats_s, feats_b)
-    up_s, gate_s, up_b, gate_b = parts
-    return block_similarity_matrix(up_s, up_b, gate_s, gate_b)
 
 
 def _value_features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray) -> list[np.ndarray]:
@@ -179,21 +146,10 @@ def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
     )
 
 
-def _inconclusive(reason: str, suspect: Fingerprint, base: Fingerprint) -> dict[str, Any]:
-    return {
-        "verdict": "inconclusive",
-        "p_value": None,
-        "log10_p": None,
-        "p_value_kind": None,
-        "relation": None,
-        "relations": [],
-        "direction": None,
-        "layer_map": {},
-        "reason": reason,
-        "bytes_read": suspect.bytes_read + base.bytes_read,
-        "suspect": suspect.name,
-        "base": base.name,
-    }
+def _inconclusive(reason: str, suspect: Fingerprint, base: Fingerprint) -> Comparison:
+    return Comparison(
+        "inconclusive", suspect.name, base.name, suspect.bytes_read + base.bytes_read, reason=reason
+    )
 
 
 def _why_no_test(suspect: Fingerprint, base: Fingerprint, roles_named: bool) -> str:
@@ -227,8 +183,10 @@ def compare_fingerprints(
     base: Fingerprint,
     *,
     alpha: float = DEFAULT_ALPHA,
-) -> dict[str, Any]:
-    """Was ``suspect`` derived from ``base``? See the module doc for the pipeline."""
+    pairing_method: PairingMethod = "auto",
+) -> Comparison:
+    """Was ``suspect`` derived from ``base``? See the module doc for the pipeline. ``pairing_method``:
+    how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring)."""
     shared = shared_anchors(suspect, base)
     if not suspect.blocks or not base.blocks:
         return _inconclusive("no MLP blocks found in one of the models", suspect, base)
@@ -243,8 +201,6 @@ def compare_fingerprints(
     frame_s = (shared.suspect, whitener(suspect.anchor_gram[np.ix_(shared.suspect, shared.suspect)]))
     frame_b = (shared.base, whitener(base.anchor_gram[np.ix_(shared.base, shared.base)]))
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
-    feats_s = _features(suspect, *frame_s, "both" if use_gate else "up")
-    feats_b = _features(base, *frame_b, "both" if use_gate else "up")
     parts = None
     if use_gate:
         parts = (
@@ -253,12 +209,16 @@ def compare_fingerprints(
             _features(base, *frame_b, "up"),
             _features(base, *frame_b, "gate"),
         )
-    similarity = _block_similarity(feats_s, feats_b, parts)
-    pairs = _layer_pairs(similarity, suspect, base)
+        # Gated MLPs are compared on the sign-blind similarity of up and gate (``parts``) alone.
+        feats_s, feats_b = parts[0], parts[2]
+    else:
+        feats_s, feats_b = _features(suspect, *frame_s, "up"), _features(base, *frame_b, "up")
+    unit_similarity = UnitSimilarity(feats_s, feats_b, parts)
+    pairing = pair_blocks(suspect, base, unit_similarity, pairing_method)
+    similarity, pairs = pairing.similarity, pairing.pairs
 
     exact_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=True)
     keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
-    unit_similarity = functools.partial(_unit_similarity, feats_s, feats_b, parts)
     exact = exact_test(unit_similarity, exact_pairs, keys) if exact_pairs else None
 
     roles_named = all(fp.header.get("role_method") in SIGN_TEST_ROLE_METHODS for fp in (suspect, base))
@@ -268,7 +228,7 @@ def compare_fingerprints(
         u = pair_uniform(
             "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
         )
-        signs = sign_test(*parts, sign_pairs, u)
+        signs = sign_test(*parts, sign_pairs, u, unit_similarity)
     values = _value_signs(suspect, base, frame_s, frame_b, pairs, similarity)
     residual = residual_test(suspect, base, shared)
     if exact is None and signs is None and values is None and residual is None:
@@ -285,21 +245,21 @@ def compare_fingerprints(
     verdict = "same-weights" if same else ("related" if log_p < math.log(alpha) else "unrelated")
     relation = describe_relation(suspect, base, pairs, verdict, exact, signs, alpha, values, residual)
     mapped_similarity = float(np.mean([similarity[a, b] for a, b in pairs]))
-    return {
-        "verdict": verdict,
-        "p_value": math.exp(log_p),
-        "log10_p": log_p / LN10,
-        "p_value_kind": "exact",  # every test has an exact null: no panel, no floor
-        "p_value_test": test,
-        "paths_tried": [name for name, _ in candidates],
-        "alpha": alpha,
-        "relation": relation["relation"],
-        "relations": relation["relations"],
-        "direction": relation["direction"],
-        "direction_evidence": relation["direction_evidence"],
-        "structure": relation["structure"],
-        "layer_map": relation["layer_map"],
-        "block_map": [
+    return Comparison(
+        verdict=verdict,
+        p_value=math.exp(log_p),
+        log10_p=log_p / LN10,
+        p_value_kind="exact",  # every test has an exact null: no panel, no floor
+        p_value_test=test,
+        paths_tried=[name for name, _ in candidates],
+        alpha=alpha,
+        relation=relation["relation"],
+        relations=relation["relations"],
+        direction=relation["direction"],
+        direction_evidence=relation["direction_evidence"],
+        structure=relation["structure"],
+        layer_map=relation["layer_map"],
+        block_map=[
             {
                 "suspect": suspect.blocks[a].label,
                 "base": base.blocks[b].label,
@@ -307,14 +267,14 @@ def compare_fingerprints(
             }
             for a, b in pairs
         ],
-        "effect_size": {
+        effect_size={
             "mapped_similarity": mapped_similarity,
             "sign_agreement": None if signs is None else signs.agreement,
             "value_sign_agreement": None if values is None else values.agreement,
             "diagonal_cosine": exact.matched_cosine if exact else None,
             "residual_diagonal_cosine": None if residual is None else residual.matched_cosine,
         },
-        "exact": None
+        exact=None
         if exact is None
         else {
             "log10_p": exact.log_p / LN10,
@@ -322,30 +282,31 @@ def compare_fingerprints(
             "combination": "Fisher",
             "per_layer": exact.pairs,
         },
-        "unit_signs": _sign_json(signs, "matched_units", "per_block"),
-        "value_signs": _sign_json(values, "matched_dimensions", "per_layer"),
-        "residual_dims": None if residual is None else residual.as_dict(),
-        "similarity_matrix": {
+        unit_signs=_sign_json(signs, "matched_units", "per_block"),
+        value_signs=_sign_json(values, "matched_dimensions", "per_layer"),
+        residual_dims=None if residual is None else residual.as_dict(),
+        similarity_matrix={
             "suspect_blocks": [b.label for b in suspect.blocks],
             "base_blocks": [b.label for b in base.blocks],
-            "values": similarity.round(4).tolist(),
+            "values": pairing.values(),
         },
-        "shared_anchors": {
+        pairing=pairing.as_dict(),
+        shared_anchors={
             "count": len(shared.suspect),
             "by_string": shared.by_string,
             "by_row": shared.by_row,
         },
-        "tensors_used": {
+        tensors_used={
             "suspect": sorted({t for b in suspect.blocks for t in b.tensors})[:50],
             "base": sorted({t for b in base.blocks for t in b.tensors})[:50],
         },
-        "bytes_read": suspect.bytes_read + base.bytes_read,
-        "bytes_read_detail": {
+        bytes_read=suspect.bytes_read + base.bytes_read,
+        bytes_read_detail={
             "suspect": suspect.bytes_read,
             "base": base.bytes_read,
             "suspect_total": suspect.header.get("total_bytes"),
             "base_total": base.header.get("total_bytes"),
         },
-        "suspect": suspect.name,
-        "base": base.name,
-    }
+        suspect=suspect.name,
+        base=base.name,
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeltrace.fingerprint.model import BlockSample, Fingerprint
+from modeltrace.fingerprint.model import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,6 @@ def normalised_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def unit_features(block: BlockSample, columns: np.ndarray, white: np.ndarray) -> np.ndarray:
-    """Whitened, row-normalised responses of the block's units to the chosen anchors."""
-    parts = [block.up[:, columns] @ white]
-    if block.gate is not None:
-        parts.append(block.gate[:, columns] @ white)
-    return normalised_rows(np.concatenate(parts, axis=1))
-
-
 def best_match_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over a's units of the best cosine with any of b's units (invariant to unit order)."""
     return float(np.mean(np.max(a @ b.T, axis=1)))
@@ -79,6 +71,37 @@ def sign_blind_similarity(
     ``(gate cosine + |up cosine|) / 2``. Flipping a unit's ``up`` row (and its ``down`` column) leaves a
     gated MLP's function unchanged, so this is what the unit-sign test may condition on."""
     return (suspect_gate @ base_gate.T + np.abs(suspect_up @ base_up.T)) / 2
+
+
+class UnitSimilarity:
+    """Units-by-units similarity of suspect block ``a`` and base block ``b``: cosine, or for gated MLPs
+    (``parts`` = up and gate features of S and B) the sign-blind similarity, so that a suspect with
+    flipped unit signs keeps its fixed points. Pairs marked with :meth:`keep` are computed once and
+    shared by the pairing and the tests that read them (each matrix is one small product pair)."""
+
+    def __init__(
+        self, suspect: list[np.ndarray], base: list[np.ndarray], parts: tuple[list[np.ndarray], ...] | None
+    ) -> None:
+        self.suspect, self.base, self.parts = suspect, base, parts
+        self._kept: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        kept = self._kept.get((a, b))
+        if kept is not None:
+            return kept
+        if self.parts is None:
+            return self.suspect[a] @ self.base[b].T
+        up_s, gate_s, up_b, gate_b = self.parts
+        return sign_blind_similarity(up_s[a], gate_s[a], up_b[b], gate_b[b])
+
+    def keep(self, a: int, b: int, matrix: np.ndarray) -> None:
+        self._kept[(a, b)] = matrix
+
+    def block(self, a: int, b: int) -> tuple[float, np.ndarray]:
+        """Block similarity (mean over a's units of the best match in b, as
+        :func:`pairwise_block_similarity` computes it) and the matrix it came from."""
+        matrix = self(a, b)
+        return float(np.mean(np.max(matrix, axis=1))), matrix
 
 
 def pairwise_block_similarity(

@@ -6,21 +6,11 @@ import math
 from typing import Any
 
 from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.lineage.compare import DEFAULT_ALPHA, compare_fingerprints
+from modeltrace.lineage import DEFAULT_ALPHA
+from modeltrace.lineage.compare import compare_fingerprints
+from modeltrace.stats import holm
 
 _ORDER = {"same-weights": 0, "related": 1, "unrelated": 2, "inconclusive": 3}
-
-
-def holm_adjust(log_ps: list[float | None]) -> list[float | None]:
-    """Holm step-down adjusted log p-values (valid under any dependence between candidates)."""
-    present = sorted((value, index) for index, value in enumerate(log_ps) if value is not None)
-    count = len(present)
-    adjusted: list[float | None] = [None] * len(log_ps)
-    running = -math.inf
-    for rank, (value, index) in enumerate(present):
-        running = max(running, min(0.0, value + math.log(count - rank)))
-        adjusted[index] = running
-    return adjusted
 
 
 def identify(
@@ -34,25 +24,25 @@ def identify(
     for name, candidate in candidates:
         result = compare_fingerprints(suspect, candidate, alpha=alpha)
         results.append((name, result))
-    natural = [r["log10_p"] * math.log(10) if r["log10_p"] is not None else None for _, r in results]
-    adjusted = holm_adjust(natural)
+    natural = [None if r.log10_p is None else r.log10_p * math.log(10) for _, r in results]
+    adjusted = holm(natural, log=True)
     rows = []
     for (name, result), log_adj in zip(results, adjusted, strict=True):
-        verdict = result["verdict"]
+        verdict = result.verdict
         if verdict == "related" and (log_adj is None or log_adj >= math.log(alpha)):
             verdict = "unrelated"  # not significant once the number of candidates is accounted for
         rows.append(
             {
                 "candidate": name,
                 "verdict": verdict,
-                "p_value": result["p_value"],
-                "log10_p": result["log10_p"],
+                "p_value": result.p_value,
+                "log10_p": result.log10_p,
                 "p_value_adjusted": None if log_adj is None else math.exp(log_adj),
                 "log10_p_adjusted": None if log_adj is None else log_adj / math.log(10),
-                "p_value_kind": result["p_value_kind"],
-                "relation": result["relation"],
-                "layer_map": result["layer_map"],
-                "bytes_read": result["bytes_read"],
+                "p_value_kind": result.p_value_kind,
+                "relation": result.relation,
+                "layer_map": result.layer_map,
+                "bytes_read": result.bytes_read,
             }
         )
     rows.sort(key=lambda row: (_ORDER[row["verdict"]], row["log10_p"] if row["log10_p"] is not None else 1.0))

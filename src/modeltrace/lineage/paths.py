@@ -126,12 +126,17 @@ def sign_test(
     base_gate: list[np.ndarray],
     pairs: list[tuple[int, int]],
     u: float,
+    score: Callable[[int, int], np.ndarray] | None = None,
 ) -> SignResult:
-    """Unit-sign test on ``pairs`` (S block, B block), each B block used at most once (see module doc)."""
+    """Unit-sign test on ``pairs`` (S block, B block), each B block used at most once (see module doc).
+    ``score(a, b)``: the sign-blind similarity of the pair's units if already at hand."""
 
     def matched_up_cosines(a: int, b: int) -> np.ndarray:
-        score = sign_blind_similarity(suspect_up[a], suspect_gate[a], base_up[b], base_gate[b])
-        rows, cols = linear_sum_assignment(-score)  # one-to-one: each B unit's sign enters once
+        if score is None:
+            similarity = sign_blind_similarity(suspect_up[a], suspect_gate[a], base_up[b], base_gate[b])
+        else:
+            similarity = score(a, b)
+        rows, cols = linear_sum_assignment(-similarity)  # one-to-one: each B unit's sign enters once
         return np.sum(suspect_up[a][rows] * base_up[b][cols], axis=1)
 
     return _count_matched_signs(

@@ -30,15 +30,18 @@ def _heatmap(result: dict[str, Any]) -> str:
         parts.append(f'<text x="0" y="{40 + i * cell + 12}">S {label}</text>')
         for j, value in enumerate(row):
             x, y = 60 + j * cell, 30 + i * cell
-            title = f"S {matrix['suspect_blocks'][i]} vs B {matrix['base_blocks'][j]}: {value:.3f}"
+            # null: a block pair the shortlist pairing did not compare (lineage/pairing.py)
+            shown = "not compared" if value is None else f"{value:.3f}"
+            title = f"S {matrix['suspect_blocks'][i]} vs B {matrix['base_blocks'][j]}: {shown}"
             stroke = (
                 ' stroke="black" stroke-width="2"'
                 if (matrix["suspect_blocks"][i], matrix["base_blocks"][j]) in mapped
                 else ""
             )
+            fill = "#ddd" if value is None else _heat_colour(value)
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" '
-                f'fill="{_heat_colour(value)}"{stroke}><title>{html.escape(title)}</title></rect>'
+                f'fill="{fill}"{stroke}><title>{html.escape(title)}</title></rect>'
             )
     for j, label in enumerate(matrix["base_blocks"]):
         parts.append(f'<text x="{60 + j * cell + 2}" y="24">{html.escape(str(label))}</text>')

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from modeltrace.errors import BudgetExhaustedError
 from modeltrace.probe.client import ProbeClient
+from modeltrace.stats import holm
 
 DEFAULT_ALPHA = 0.05
 #: Greedy decoding of the same weights can still differ on a few prompts (batching, kernels).
@@ -51,17 +52,6 @@ def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
     from scipy import stats
 
     return float(stats.norm.sf(difference / math.sqrt(variance)))
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
-        adjusted[index] = running
-    return adjusted
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ async def identify(
     request: Request,
     _reader: Reader,
     fingerprint: Annotated[UploadFile, File(description="The suspect's .mtfp fingerprint.")],
-    alpha: Annotated[float, Form(gt=0, lt=1)] = 0.01,
+    alpha: Annotated[float, Form(gt=0, lt=1)] = api.DEFAULT_ALPHA,
 ) -> dict[str, Any]:
     data = await _read_upload(request, fingerprint, "fingerprint")
     assert data is not None
