@@ -43,8 +43,8 @@ from modeltrace.api import load_or_fingerprint
 from modeltrace.fingerprint.model import BlockSample, Fingerprint
 from modeltrace.lineage.candidates import build_index, usearch_available
 from modeltrace.lineage.compare import compare_fingerprints
-from modeltrace.lineage.identify import holm_adjust
 from modeltrace.lineage.sketch import SKETCH_DIMS, compute_sketch
+from modeltrace.stats import holm
 
 POSITIVE = ("related", "same-weights")
 
@@ -135,8 +135,8 @@ def answer(
     chosen = [int(i) for i in ids if int(i) != own_id][:shortlist]
     listed = time.perf_counter()
     results = [compare_fingerprints(suspect, fingerprints(i)) for i in chosen]
-    natural = [r["log10_p"] * np.log(10) if r["log10_p"] is not None else None for r in results]
-    holm_adjust(natural + [0.0] * (family - len(results)))
+    natural = [None if r.log10_p is None else r.log10_p * np.log(10) for r in results]
+    holm([*natural, *([0.0] * (family - len(results)))], log=True)
     return listed - searched, time.perf_counter() - start, set(chosen)
 
 
