@@ -163,8 +163,8 @@ def test_quantised_copies_keep_the_same_units_as_the_float_model(
     assert all(r == list(range(r[0], r[0] + 128)) and r[0] % BLOCK == 0 for r in rows["f32"])
     for layout in ("fp8", "int4"):
         result = api.compare(tmp_path / f"{layout}.mtfp", tmp_path / "f32.mtfp")
-        assert result["verdict"] == "related", result["verdict"]
-        assert result["exact"] is not None and result["exact"]["log10_p"] < -100  # same units, fixed points
+        assert result.verdict == "related", result.verdict
+        assert result.exact is not None and result.exact["log10_p"] < -100  # same units, fixed points
 
 
 def test_a_nested_text_config_settles_the_int4_width_without_reading_weight_shape(

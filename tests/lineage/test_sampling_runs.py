@@ -77,5 +77,5 @@ def test_format_4_is_written_and_a_format_3_file_still_loads_and_compares(
         len(loaded.blocks) == len(built.blocks) and loaded.blocks[0].unit_rows.tolist() == scattered.tolist()
     )
     result = compare_fingerprints(loaded, load_fingerprint(current))
-    assert result["exact"] is None and "fixed-points" not in result["paths_tried"]
-    assert result["verdict"] in ("related", "same-weights") and result["paths_tried"]
+    assert result.exact is None and "fixed-points" not in result.paths_tried
+    assert result.verdict in ("related", "same-weights") and result.paths_tried
