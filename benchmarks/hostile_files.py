@@ -14,10 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "formats"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ is a package
 
-from hostile_run import DOCUMENTED_MEMORY, DOCUMENTED_SECONDS, run_commands
-from test_hostile_files import CASES
+from tests.formats.hostile_run import DOCUMENTED_MEMORY, DOCUMENTED_SECONDS, run_commands
+from tests.formats.test_hostile_files import CASES
 
 
 def main() -> None:

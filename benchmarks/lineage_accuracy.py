@@ -58,8 +58,8 @@ def print_table(summary: dict[str, Any], alpha: float) -> None:
 
 
 def _synthetic_module() -> Any:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lineage"))
-    import synthetic  # type: ignore[import-not-found]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ is a package
+    from tests.lineage import synthetic
 
     return synthetic
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lineage"))
-import quant_encoders as enc  # type: ignore[import-not-found]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ is a package
+import tests.lineage.quant_encoders as enc
 
 from modeltrace.formats.safetensors import SafetensorsReader
 

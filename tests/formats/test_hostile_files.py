@@ -15,10 +15,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import hostile_models as models
-import hostile_pickles as pickles
 import pytest
-from hostile_run import run_commands
+
+import tests.formats.hostile_models as models
+import tests.formats.hostile_pickles as pickles
+from tests.formats.hostile_run import run_commands
 
 
 def _file(name: str, build: Callable[[], bytes]) -> Callable[[Path], Path]:

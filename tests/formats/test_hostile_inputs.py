@@ -11,16 +11,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import hostile_models as models
-import hostile_pickles as pickles
 import pytest
-from hostile_driver import COMMANDS, run
 
+import tests.formats.hostile_models as models
+import tests.formats.hostile_pickles as pickles
 from modeltrace.errors import ResourceLimitError
 from modeltrace.formats import open_model
 from modeltrace.formats.hf_folder import parse_front_matter
 from modeltrace.formats.onnx_file import ONNXReader
 from modeltrace.formats.symlinks import hf_cache_repository, symlink_allowed, symlink_policy
+from tests.formats.hostile_driver import COMMANDS, run
 
 
 def _all_commands(path: Path, workdir: Path, *extra: str) -> dict[str, dict]:

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lineage"))
-import quant_encoders as enc  # type: ignore[import-not-found]
-
+import tests.lineage.quant_encoders as enc
 from modeltrace.errors import FormatError
 from modeltrace.formats.detect import open_model
 from modeltrace.formats.safetensors import SafetensorsReader

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from range_server import Faults, serve_folder
 
 from modeltrace.errors import RemoteError
 from modeltrace.formats.remote import (
@@ -23,6 +18,7 @@ from modeltrace.formats.remote import (
     RetryPolicy,
     coalesce,
 )
+from tests.formats.range_server import Faults, serve_folder
 
 DATA = bytes(range(256)) * 64  # 16 KiB with a recognisable pattern
 

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "lineage"))
-
-from range_server import Faults, serve_folder
-from synthetic import make_params, write_model
-
 from modeltrace import api
 from modeltrace.errors import CorruptFileError, RemoteError, UnsupportedFormatError
 from modeltrace.fingerprint.model import load_fingerprint
 from modeltrace.formats import open_model
 from modeltrace.formats.base import STAND_INS
+from tests.formats.range_server import Faults, serve_folder
+from tests.lineage.synthetic import make_params, write_model
 
 
 def shard(folder: Path) -> Path:

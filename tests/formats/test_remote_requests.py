@@ -6,23 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "lineage"))
-
-from quant_encoders import ct_pack, dense, e4m3_codes, write_safetensors
-from range_server import serve_folder
-from synthetic import make_params, write_model
-
 from modeltrace import api
 from modeltrace.fingerprint.model import load_fingerprint
 from modeltrace.formats.safetensors import SafetensorsReader
+from tests.formats.range_server import serve_folder
+from tests.lineage.quant_encoders import ct_pack, dense, e4m3_codes, write_safetensors
+from tests.lineage.synthetic import make_params, write_model
 
 INNER, HIDDEN, LAYERS, BLOCK = 512, 128, 2, 128
 

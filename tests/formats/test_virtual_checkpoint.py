@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
 
-from virtual_checkpoint import VirtualModel  # noqa: E402
+from benchmarks.virtual_checkpoint import VirtualModel  # noqa: E402
 
 from modeltrace.formats.safetensors import SafetensorsReader  # noqa: E402
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-
-sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make fake_sigstore importable
 
 CARD = """---
 license: apache-2.0
@@ -82,7 +79,7 @@ def fake_sigstore(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     Yields ``(fake, trust_config_path)``. Skipped when the ``sigstore`` extra is not installed.
     """
     pytest.importorskip("sigstore", reason="needs the modeltrace[sigstore] extra")
-    from fake_sigstore import FakeSigstore
+    from tests.label.fake_sigstore import FakeSigstore
 
     with pytest.MonkeyPatch.context() as patch:
         # The servers are local; never send their requests to a proxy set in the environment.

@@ -16,7 +16,7 @@ from modeltrace.cli import main
 
 pytest.importorskip("sigstore", reason="needs the modeltrace[sigstore] extra")
 
-from fake_sigstore import FAKE_ISSUER, FakeSigstore
+from tests.label.fake_sigstore import FAKE_ISSUER, FakeSigstore
 
 ALICE = "alice@example.com"
 # Environment variables through which sigstore-python finds an ambient CI identity.

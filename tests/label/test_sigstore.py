@@ -26,7 +26,7 @@ from modeltrace.label import signing, sigstore_signing
 
 pytest.importorskip("sigstore", reason="needs the modeltrace[sigstore] extra")
 
-from fake_sigstore import FAKE_ISSUER, FakeSigstore
+from tests.label.fake_sigstore import FAKE_ISSUER, FakeSigstore
 
 ALICE = "alice@example.com"
 Setup = tuple[Path, Path, dict[str, Any], Path, Path]

@@ -1,15 +1,12 @@
-"""Fixtures for lineage tests; the synthetic models live in ``synthetic.py`` (importable from here)."""
+"""Fixtures for lineage tests; the synthetic models live in ``tests/lineage/synthetic.py``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from synthetic import Params, write_model
+from tests.lineage.synthetic import Params, write_model
 
 
 @pytest.fixture

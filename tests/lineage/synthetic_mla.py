@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
-from synthetic import Params, default_vocab  # type: ignore[import-not-found]
 
 from modeltrace.zoo.seed_case import KimiShape, make_params
+from tests.lineage.synthetic import Params, default_vocab
 
 #: The tests' shape: narrower than the seed case's and with 4 experts, so that many models are cheap.
 SHAPE = KimiShape(hidden=48, nope=6, kv_lora=16, q_lora=24, inner=64, experts=4)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import fine_tune, make_params  # type: ignore[import-not-found]
 
 from modeltrace.cli import main
+from tests.lineage.synthetic import fine_tune, make_params
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> dict:

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from synthetic import (  # type: ignore[import-not-found]
+
+from modeltrace.fingerprint.build import build_fingerprint
+from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.formats.detect import open_model
+from modeltrace.lineage.compare import compare_fingerprints
+from tests.lineage.synthetic import (
     default_vocab,
     drop_layers,
     fine_tune,
@@ -21,11 +26,6 @@ from synthetic import (  # type: ignore[import-not-found]
     rotate_residual,
     write_model,
 )
-
-from modeltrace.fingerprint.build import build_fingerprint
-from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.formats.detect import open_model
-from modeltrace.lineage.compare import compare_fingerprints
 
 BASE = make_params(1)
 

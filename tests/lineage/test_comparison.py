@@ -6,10 +6,10 @@ import dataclasses
 import json
 
 import pytest
-from synthetic_moe import moe  # type: ignore[import-not-found]
 
 from modeltrace.lineage.compare import compare_fingerprints
 from modeltrace.lineage.comparison import Comparison
+from tests.lineage.synthetic_moe import moe
 
 # The interface scripts read (docs/lineage.md, "JSON keys"); `pairing` is the one key added since.
 CONCLUSIVE_KEYS = [

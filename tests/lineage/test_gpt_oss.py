@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quant_encoders import bf16, dense, mxfp4_blocks, write_safetensors  # type: ignore[import-not-found]
-from synthetic import default_vocab  # type: ignore[import-not-found]
 
 from modeltrace import api
 from modeltrace.fingerprint.build import build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.formats.detect import open_model
 from modeltrace.lineage.compare import compare_fingerprints
+from tests.lineage.quant_encoders import bf16, dense, mxfp4_blocks, write_safetensors
+from tests.lineage.synthetic import default_vocab
 
 VOCAB, HIDDEN, INNER, EXPERTS, LAYERS = 400, 64, 64, 4, 3
 

@@ -32,7 +32,7 @@ def _open_onnx(path: Path) -> ModelSource:
     try:
         return open_model(path)
     except Exception:  # the real ONNX reader lands from another branch; until then use the test stand-in
-        from onnx_fake import open_fake_onnx  # type: ignore[import-not-found]
+        from tests.lineage.onnx_fake import open_fake_onnx
 
         return open_fake_onnx(path)
 

@@ -10,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from synthetic import fine_tune  # type: ignore[import-not-found]
-from synthetic_mla import (  # type: ignore[import-not-found]
+
+from modeltrace.fingerprint.build import build_fingerprint
+from modeltrace.fingerprint.mla import MlaGeometry, find_mla_values, mla_geometry
+from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.fingerprint.roles import SHARED_EXPERT
+from modeltrace.formats.detect import open_model
+from modeltrace.lineage.compare import compare_fingerprints
+from modeltrace.types import TensorInfo
+from tests.lineage.synthetic import fine_tune
+from tests.lineage.synthetic_mla import (
     SHAPE,
     flip_value_signs,
     make_mla_params,
@@ -21,14 +29,6 @@ from synthetic_mla import (  # type: ignore[import-not-found]
     rotate_mla_residual,
     write_mla_model,
 )
-
-from modeltrace.fingerprint.build import build_fingerprint
-from modeltrace.fingerprint.mla import MlaGeometry, find_mla_values, mla_geometry
-from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.fingerprint.roles import SHARED_EXPERT
-from modeltrace.formats.detect import open_model
-from modeltrace.lineage.compare import compare_fingerprints
-from modeltrace.types import TensorInfo
 
 BASE = make_mla_params(1)
 

@@ -8,12 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy import stats
-from synthetic_moe import ANCHORS, UNITS, moe  # type: ignore[import-not-found]
 
 from modeltrace.fingerprint.model import BlockSample, Fingerprint
 from modeltrace.lineage import pairing
 from modeltrace.lineage.compare import compare_fingerprints
 from modeltrace.lineage.comparison import Comparison
+from tests.lineage.synthetic_moe import ANCHORS, UNITS, moe
 
 
 def _pairs(result: Comparison) -> list[tuple[str, str]]:

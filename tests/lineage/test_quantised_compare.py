@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quant_encoders import SCHEMES, bnb_4bit, quantised_model  # type: ignore[import-not-found]
 from safetensors.numpy import load_file
-from synthetic import make_params, write_model  # type: ignore[import-not-found]
 
 from modeltrace import api
 from modeltrace.fingerprint.build import build_fingerprint
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.formats.detect import open_model
 from modeltrace.lineage.compare import compare_fingerprints
+from tests.lineage.quant_encoders import SCHEMES, bnb_4bit, quantised_model
+from tests.lineage.synthetic import make_params, write_model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "quantised"
 

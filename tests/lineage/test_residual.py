@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
-from synthetic import make_params  # type: ignore[import-not-found]
 
 from modeltrace.fingerprint.model import Fingerprint, ResidualSample
 from modeltrace.fingerprint.sampling import DEFAULT_SEED
 from modeltrace.lineage.features import SharedAnchors
 from modeltrace.lineage.residual import residual_test
+from tests.lineage.synthetic import make_params
 
 
 def _embedding_only(embedding: np.ndarray, keep: int | None = None) -> Fingerprint:

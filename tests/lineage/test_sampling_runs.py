@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import make_params  # type: ignore[import-not-found]
 
 from modeltrace.fingerprint.build import build_fingerprint, mla_value_rows, value_rows
 from modeltrace.fingerprint.model import load_fingerprint
 from modeltrace.fingerprint.sampling import RUN_ALIGNMENT, head_band, head_runs, seeded_rows, unit_run
 from modeltrace.formats.detect import open_model
 from modeltrace.lineage.compare import compare_fingerprints
+from tests.lineage.synthetic import make_params
 
 
 @pytest.mark.parametrize("count", [256, 2048, 18432])

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quant_encoders import ct_pack  # type: ignore[import-not-found]
 
 from modeltrace import api
 from modeltrace.cli.cmd_demo import seed_case_step
 from modeltrace.formats.detect import open_model
 from modeltrace.zoo import seed_case
 from modeltrace.zoo.compressed_tensors import pack_int4_groups
+from tests.lineage.quant_encoders import ct_pack
 
 
 @pytest.fixture(scope="module")

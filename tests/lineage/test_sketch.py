@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import (
+
+from modeltrace.api import load_or_fingerprint
+from modeltrace.fingerprint.model import Fingerprint
+from modeltrace.fingerprint.sampling import DEFAULT_SEED, _token_hash
+from modeltrace.lineage.candidates import ExactIndex, USearchIndex, build_index, resolve_kind, shortlist
+from modeltrace.lineage.sketch import SKETCH_DIMS, _selection_hash, compute_sketch, sketch_anchors
+from tests.lineage.synthetic import (
     Params,
     drop_layers,
     fine_tune,
@@ -18,12 +24,6 @@ from synthetic import (
     rotate_residual,
     write_model,
 )
-
-from modeltrace.api import load_or_fingerprint
-from modeltrace.fingerprint.model import Fingerprint
-from modeltrace.fingerprint.sampling import DEFAULT_SEED, _token_hash
-from modeltrace.lineage.candidates import ExactIndex, USearchIndex, build_index, resolve_kind, shortlist
-from modeltrace.lineage.sketch import SKETCH_DIMS, _selection_hash, compute_sketch, sketch_anchors
 
 
 def _fingerprint(folder: Path, params: Params) -> Fingerprint:

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from synthetic import make_params  # type: ignore[import-not-found]
 
 from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint.build import build_fingerprint, value_rows
@@ -20,6 +19,7 @@ from modeltrace.fingerprint.roles import ValueProjection, find_value_projections
 from modeltrace.formats.detect import open_model
 from modeltrace.lineage.paths import value_sign_test
 from modeltrace.types import TensorInfo
+from tests.lineage.synthetic import make_params
 
 
 def _infos(shapes: dict[str, tuple[int, ...]]) -> dict[str, TensorInfo]:

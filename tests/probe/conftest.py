@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make fake_endpoint importable
 
 from modeltrace import api
 from modeltrace.probe import library, probeset

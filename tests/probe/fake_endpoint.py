@@ -27,8 +27,8 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from trained_tokenizer import FAMILY as TRAINED_SPM
-from trained_tokenizer import sentencepiece_model
+from tests.probe.trained_tokenizer import FAMILY as TRAINED_SPM
+from tests.probe.trained_tokenizer import sentencepiece_model
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 HIDDEN_SYSTEM_PROMPT = (

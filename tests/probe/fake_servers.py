@@ -26,7 +26,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fake_endpoint import FakeConfig, FakeEndpoint, _Handler
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint, _Handler
 
 HEX = "0123456789abcdef"
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fake_endpoint import FakeConfig, FakeEndpoint
 
 from modeltrace import api
 from modeltrace.probe.behaviour import binomial_upper_p, compare_answers, two_proportion_p
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_endpoint import FakeConfig, FakeEndpoint
 
 from modeltrace import api
 from modeltrace.errors import UsageError
 from modeltrace.probe.behaviour_run import behaviour_prompts, split_references
 from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01}
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_endpoint import FakeConfig, FakeEndpoint
-from trained_tokenizer import sentencepiece_model
 
 from modeltrace.cli import main
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint
+from tests.probe.trained_tokenizer import sentencepiece_model
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

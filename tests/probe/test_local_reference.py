@@ -8,20 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_endpoint import FakeConfig, FakeEndpoint
-from tiny_decoder import (
-    perturbed,
-    random_tensors,
-    tiny_config,
-    torch_logits,
-    write_tiny_model,
-)
 
 from modeltrace import api
 from modeltrace.cli import main
 from modeltrace.errors import ResourceLimitError, TokenizerError, UnsupportedFormatError, UsageError
 from modeltrace.probe.local_model import PROMPT_FORMAT_CHAT, PROMPT_FORMAT_RAW, load_local_reference
 from modeltrace.probe.prompts import BEHAVIOUR_PROMPTS
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint
+from tests.probe.tiny_decoder import (
+    perturbed,
+    random_tensors,
+    tiny_config,
+    torch_logits,
+    write_tiny_model,
+)
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01}
 

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_endpoint import FakeConfig, FakeEndpoint
-from trained_tokenizer import FAMILY as TRAINED_SPM
-from trained_tokenizer import sentencepiece_model
 
 from modeltrace import api
 from modeltrace.errors import ProbeError
 from modeltrace.probe.client import ClientSettings, ProbeClient
+from tests.probe.fake_endpoint import FakeConfig, FakeEndpoint
+from tests.probe.trained_tokenizer import FAMILY as TRAINED_SPM
+from tests.probe.trained_tokenizer import sentencepiece_model
 
 BUILTIN = ["cl100k", "qwen3", "qwen3.5", "deepseek-v3", "mistral-tekken", "mistral-sentencepiece"]
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01, "max_retries": 3}

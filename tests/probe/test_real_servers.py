@@ -12,12 +12,12 @@ import time
 import uuid
 
 import pytest
-from fake_servers import ServerFake
 
 from modeltrace import api
 from modeltrace.cli import main
 from modeltrace.probe.hints import Hint, id_prefix, looks_random
 from modeltrace.probe.identity import contradictions, family_of
+from tests.probe.fake_servers import ServerFake
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01, "max_retries": 3}
 

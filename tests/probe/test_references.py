@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_endpoint import package_encoder
-from trained_tokenizer import sentencepiece_model
 
 from modeltrace.errors import TokenizerError
 from modeltrace.probe import library, patterns
 from modeltrace.probe.references import detect_format, load_reference
+from tests.probe.fake_endpoint import package_encoder
+from tests.probe.trained_tokenizer import sentencepiece_model
 
 CORPUS = [
     "Hello, world! It's 2026 and the model said: 1234567.",

@@ -8,8 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fake_servers import ServerFake
-from tokenizer_builders import (
+
+from modeltrace import api
+from modeltrace.cli import main
+from modeltrace.errors import TokenizerError
+from modeltrace.paths import modeltrace_home
+from modeltrace.probe import library, patterns
+from modeltrace.probe.references import detect_format
+from tests.probe.fake_servers import ServerFake
+from tests.probe.tokenizer_builders import (
     KIMI_PAT_STR,
     MULTILINGUAL_TEST_SET,
     FakeHub,
@@ -19,13 +26,6 @@ from tokenizer_builders import (
     write_gguf_sentencepiece,
     write_kimi_style,
 )
-
-from modeltrace import api
-from modeltrace.cli import main
-from modeltrace.errors import TokenizerError
-from modeltrace.paths import modeltrace_home
-from modeltrace.probe import library, patterns
-from modeltrace.probe.references import detect_format
 
 FAST = {"timeout_s": 2.0, "backoff_s": 0.01, "max_retries": 3}
 
@@ -64,7 +64,8 @@ def test_the_pre_tokenizer_name_matters(tmp_path: Path) -> None:
 
 def test_a_sentencepiece_llama_gguf_round_trips(tmp_path: Path) -> None:
     import sentencepiece
-    from tokenizer_builders import CORPUS
+
+    from tests.probe.tokenizer_builders import CORPUS
 
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(CORPUS * 20), model_prefix=str(tmp_path / "sp"), vocab_size=800,

@@ -9,7 +9,6 @@ in CI a missing server fails the tests instead of skipping them.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lineage"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synthetic import fine_tune, make_params, write_model
+from tests.lineage.synthetic import fine_tune, make_params, write_model
 
 PG_URL_ENV = "MODELTRACE_TEST_PG_URL"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serverproc import free_port, label_bytes, start_server
 
 from modeltrace import api
+from tests.registry.serverproc import free_port, label_bytes, start_server
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")

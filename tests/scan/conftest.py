@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from scan_helpers import write_models
+from tests.scan.scan_helpers import write_models
 
 
 @pytest.fixture(scope="module")

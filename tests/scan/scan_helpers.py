@@ -5,7 +5,6 @@ commit in ``X-Repo-Commit``, as the Hub does)."""
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lineage"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats"))
-
-from range_server import Faults, _handler
-from synthetic import fine_tune, make_params, write_model
+from tests.formats.range_server import Faults, _handler
+from tests.lineage.synthetic import fine_tune, make_params, write_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

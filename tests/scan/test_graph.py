@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from scan_helpers import write_models
-from synthetic import make_params, write_model
-
 from modeltrace import api
 from modeltrace.cli import main
+from tests.lineage.synthetic import make_params, write_model
+from tests.scan.scan_helpers import write_models
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:

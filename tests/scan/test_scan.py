@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats"))
-
-from range_server import serve_folder
-from scan_helpers import COMMIT, serve_hub, write_models
-
 from modeltrace import api
 from modeltrace.cli import main
+from tests.formats.range_server import serve_folder
+from tests.scan.scan_helpers import COMMIT, serve_hub, write_models
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -212,8 +212,8 @@ def library_models() -> None:
     from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
     from compressed_tensors.quantization.utils.helpers import compute_dynamic_scales_and_zp
 
-    sys.path.insert(0, str(HERE.parents[1] / "lineage"))
-    from synthetic import make_params, write_model  # type: ignore[import-not-found]
+    sys.path.insert(0, str(HERE.parents[2]))  # the repository root: tests/ is a package
+    from tests.lineage.synthetic import make_params, write_model
 
     params = make_params(1)
     args = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=16)

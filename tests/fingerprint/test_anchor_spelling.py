@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import fine_tune, make_params  # type: ignore[import-not-found]
 
 from modeltrace.fingerprint.build import build_fingerprint
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, anchor_tokens
@@ -16,6 +15,7 @@ from modeltrace.fingerprint.vocabulary import WORD_START, anchor_key, anchor_key
 from modeltrace.formats.detect import open_model
 from modeltrace.formats.vocabulary import from_tokenizer_json
 from modeltrace.lineage.compare import compare_fingerprints
+from tests.lineage.synthetic import fine_tune, make_params
 
 WORDS = [f"word{i}" for i in range(200)]
 

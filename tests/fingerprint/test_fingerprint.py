@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import make_params  # type: ignore[import-not-found]
 
 from modeltrace.errors import FingerprintError
 from modeltrace.fingerprint.build import build_fingerprint
@@ -18,6 +17,7 @@ from modeltrace.fingerprint.roles import assign_roles
 from modeltrace.fingerprint.sampling import anchor_tokens, seeded_rows
 from modeltrace.formats.detect import open_model
 from modeltrace.types import TensorInfo
+from tests.lineage.synthetic import make_params
 
 
 def _infos(shapes: dict[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
