@@ -82,13 +82,14 @@ def main() -> None:
     )
     parser.add_argument("--layers", default="61", help="comma-separated layer counts (61: Kimi K2)")
     parser.add_argument("--skip-old", action="store_true", help="time only the shortlist pairing")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (1 as in the CLI)")
     args = parser.parse_args()
     header = (
         f"{'layers':>6} {'blocks':>6} {'pair':<20} {'pairing':<10} {'wall s':>7} {'cpu s':>7} "
         f"{'compared':>9} {'verdict':<10} {'log10 p':>11} {'same pairs':>10}"
     )
     print(header + "\n" + "-" * len(header))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
         for layers in (int(text) for text in args.layers.split(",")):
             base, weights = kimi_shaped(1, layers=layers)
             child, _ = kimi_shaped(2, layers=layers, parent=weights)
