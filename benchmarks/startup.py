@@ -10,7 +10,7 @@ a two-line wrapper: ``PYTHONPATH=/old/src exec .venv/bin/python -m modeltrace "$
 
 Wall time is what a user waits; CPU time (user + system of the child) is steadier on a busy
 machine, where other processes stretch the wall time. Not a test: timings belong here, and
-``tests/test_startup.py`` checks exactly (no clock) that start-up loads no heavy module.
+``tests/cli/test_startup.py`` checks exactly (no clock) that start-up loads no heavy module.
 """
 
 from __future__ import annotations
