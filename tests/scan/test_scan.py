@@ -76,16 +76,16 @@ def test_ray_scan_on_a_local_instance(models: dict[str, Path], tmp_path: Path, r
     assert _graph_state(db) == before
 
 
-def test_a_scan_into_postgresql_resumes_too(models: dict[str, Path], pg_registry: str) -> None:
+def test_a_scan_into_postgresql_resumes_too(models: dict[str, Path], pg_database: str) -> None:
     sources = [str(models["base"]), str(models["child"])]
-    result = api.scan(sources, workers=2, db=pg_registry)
+    result = api.scan(sources, workers=2, db=pg_database)
     assert result["exit_code"] == 0 and _statuses(result) == {"base": "registered", "child": "registered"}
-    before = _graph_state(pg_registry)
-    assert [(e["suspect"], e["base"]) for e in api.registry_graph(db=pg_registry)["edges"]] == [
+    before = _graph_state(pg_database)
+    assert [(e["suspect"], e["base"]) for e in api.registry_graph(db=pg_database)["edges"]] == [
         ("child", "base")
     ]
-    again = api.scan(sources, workers=2, db=pg_registry)
-    assert set(_statuses(again).values()) == {"skipped"} and _graph_state(pg_registry) == before
+    again = api.scan(sources, workers=2, db=pg_database)
+    assert set(_statuses(again).values()) == {"skipped"} and _graph_state(pg_database) == before
 
 
 def test_failing_sources_get_a_summary_and_a_nonzero_exit(
