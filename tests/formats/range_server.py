@@ -95,14 +95,21 @@ def _handler(root: Path, faults: Faults) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_folder(root: Path, faults: Faults | None = None) -> Iterator[tuple[str, Faults]]:
-    """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL and the fault switches."""
-    faults = faults or Faults()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, faults))
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve with ``handler`` on 127.0.0.1 (a free port) from a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", faults
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_folder(root: Path, faults: Faults | None = None) -> Iterator[tuple[str, Faults]]:
+    """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL and the fault switches."""
+    faults = faults or Faults()
+    with serving(_handler(root, faults)) as url:
+        yield url, faults

@@ -5,15 +5,13 @@ commit in ``X-Repo-Commit``, as the Hub does)."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
-from tests.formats.range_server import Faults, _handler
+from tests.formats.range_server import Faults, _handler, serving
 from tests.lineage.synthetic import fine_tune, make_params, write_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -51,11 +49,5 @@ def serve_hub(root: Path, repos: dict[str, Path]) -> Iterator[tuple[str, Faults]
             self.send_header("ETag", '"fake"')
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", faults
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HubHandler) as url:
+        yield url, faults
