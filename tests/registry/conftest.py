@@ -51,10 +51,14 @@ def pg_database() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        # Engines in the test may still hold pooled connections; close them server-side first.
+        # Engines in the test may still hold pooled connections; close them server-side first. Only
+        # client sessions: an autovacuum worker visiting the new database runs as a superuser, which
+        # this role may not terminate, and DROP DATABASE stops such workers itself.
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND backend_type = 'client backend'",
+                (name,),
             )
             connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
