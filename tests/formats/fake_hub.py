@@ -68,6 +68,9 @@ class FakeHub:
     cdn_hits: Counter[str] = field(default_factory=Counter)
     #: Requests that reached the CDN with an Authorization header (must stay empty).
     leaked: list[str] = field(default_factory=list)
+    #: Answer this many resolve requests with 429 and a RateLimit header (no Retry-After), as
+    #: the Hub does when the Resolvers window is used up.
+    too_many: int = 0
     #: The REVISION of every resolve URL asked for, in order.
     revisions_asked: list[str] = field(default_factory=list)
     refused: int = 0
@@ -143,6 +146,14 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             with hub.lock:
                 hub.resolver_hits[(name, file)] += 1
                 hub.revisions_asked.append(revision)
+                throttle = hub.too_many > 0
+                hub.too_many -= throttle
+            if throttle:
+                _send(self, 429, b"Too Many Requests", {
+                    "RateLimit": '"resolvers";r=0;t=7',
+                    "RateLimit-Policy": '"fixed window";"resolvers";q=3000;w=300',
+                })  # fmt: skip
+                return
             if name in hub.renamed:  # a relative redirect, as the Hub answers for a renamed repository
                 new = hub.renamed[name]
                 _send(self, 307, b"", {"Location": self.path.replace(f"/{name}/", f"/{new}/", 1)})

@@ -154,6 +154,20 @@ def test_main_is_pinned_to_one_commit_while_the_branch_moves(
     assert hub.refused > 0  # the signed URLs did run out after the move
 
 
+def test_a_used_up_resolver_window_waits_for_the_ratelimit_reset(models: dict[int, Path]) -> None:
+    """The Hub's 429 says when its 5-minute window resets in ``RateLimit: ...;t=SECONDS``."""
+    hub = FakeHub(too_many=2)
+    hub.add("acme/m", {"model.safetensors": (models[2] / "model-00001-of-00002.safetensors").read_bytes()})
+    waits: list[float] = []
+    with serve_hub(hub) as (url, hub):
+        remote = RemoteSession(hf_endpoint=url, retry=RetryPolicy(attempts=4, sleep=waits.append))
+        handle = RemoteFile(f"{url}/acme/m/resolve/main/model.safetensors", remote)
+        handle.read(100, 10)
+    assert waits == [7.0, 7.0]
+    assert remote.stats.resolver_requests == 3 and remote.stats.retries == 2
+    assert remote.stats.data_requests == 2  # the size probe and the read, both from the CDN
+
+
 def test_signed_url_expiry_reads_cloudfront_and_s3_signatures() -> None:
     assert signed_url_expiry("https://cdn.example/x?Expires=1900000000&Signature=a") == 1_900_000_000
     s3 = "https://cas.example/x?X-Amz-Date=20261206T070000Z&X-Amz-Expires=3600&X-Amz-Signature=b"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ DEFAULT_MAX_GAP = 256 * 1024
 #: usually the header itself), so opening a shard costs one or two requests, not three.
 PROBE_BYTES = 64 * 1024
 #: The longest ``Retry-After`` honoured; a server asking for more is reported, not waited for.
-MAX_RETRY_AFTER_S = 120.0
+#: The Hub counts its rate limits over fixed 5-minute windows, so a reset can be up to 300 s away.
+MAX_RETRY_AFTER_S = 300.0
 
 
 def is_remote(location: str) -> bool:
@@ -429,10 +431,22 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _ratelimit_reset_seconds(value: str | None) -> float | None:
+    """``t`` of a ``RateLimit: "resolvers";r=0;t=55`` header (draft-ietf-httpapi-ratelimit-headers,
+    as the Hub sends it with a 429): seconds until the window resets."""
+    match = _RATELIMIT_RESET.search(value or "")
+    return None if match is None else float(match.group(1))
+
+
+_RATELIMIT_RESET = re.compile(r";\s*t=(\d{1,9})\b")
+
+
 def _raise_for_status(url: str, response: httpx.Response) -> None:
     status = response.status_code
     if status in (429, 503):
         seconds = _retry_after_seconds(response.headers.get("Retry-After"))
+        if seconds is None:  # the Hub says when its window resets in RateLimit's t= instead
+            seconds = _ratelimit_reset_seconds(response.headers.get("RateLimit"))
         if seconds is not None and seconds > MAX_RETRY_AFTER_S:
             raise RemoteError(
                 url, f"HTTP {status} with Retry-After {seconds:.0f} s (over {MAX_RETRY_AFTER_S:.0f} s)"
