@@ -68,6 +68,8 @@ class FakeHub:
     cdn_hits: Counter[str] = field(default_factory=Counter)
     #: Requests that reached the CDN with an Authorization header (must stay empty).
     leaked: list[str] = field(default_factory=list)
+    #: Added to X-Linked-Size (a Hub that announces one size while its CDN holds another).
+    linked_size_error: int = 0
     #: Answer this many resolve requests with 429 and a RateLimit header (no Retry-After), as
     #: the Hub does when the Resolvers window is used up.
     too_many: int = 0
@@ -183,7 +185,7 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 _send(self, 302, body, {
                     **headers,
                     "Location": location,
-                    "X-Linked-Size": str(len(content)),
+                    "X-Linked-Size": str(len(content) + hub.linked_size_error),
                     "X-Linked-Etag": f'"{digest}"',
                     "ETag": f'"{hashlib.sha1(pointer.encode()).hexdigest()}"',
                     "Content-Type": "text/plain; charset=utf-8",

@@ -154,6 +154,26 @@ def test_main_is_pinned_to_one_commit_while_the_branch_moves(
     assert hub.refused > 0  # the signed URLs did run out after the move
 
 
+def test_a_cdn_copy_of_another_size_than_announced_is_refused(models: dict[int, Path]) -> None:
+    hub = FakeHub(linked_size_error=1)
+    hub.add("acme/m", {"model.safetensors": (models[2] / "model-00001-of-00002.safetensors").read_bytes()})
+    with serve_hub(hub) as (url, hub), pytest.raises(RemoteError, match="announced"):
+        RemoteFile(f"{url}/acme/m/resolve/main/model.safetensors", RemoteSession(hf_endpoint=url))
+
+
+def test_redirects_down_to_plain_http_or_off_http_are_refused() -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        target = {"a.example": "http://cdn.example/x", "b.example": "file:///etc/passwd"}
+        return httpx.Response(302, headers={"Location": target[request.url.host]})
+
+    remote = RemoteSession(transport=httpx.MockTransport(handler))
+    for host in ("a.example", "b.example"):
+        with pytest.raises(RemoteError, match="refused a redirect"):
+            RemoteFile(f"https://{host}/model.safetensors", remote)
+
+
 def test_a_used_up_resolver_window_waits_for_the_ratelimit_reset(models: dict[int, Path]) -> None:
     """The Hub's 429 says when its 5-minute window resets in ``RateLimit: ...;t=SECONDS``."""
     hub = FakeHub(too_many=2)

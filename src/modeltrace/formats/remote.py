@@ -39,6 +39,7 @@ from modeltrace.errors import RemoteError, ResourceLimitError
 from modeltrace.formats import limits
 from modeltrace.formats.remote_redirects import (
     COMMIT,
+    EXPIRY_MARGIN_S,
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
     REFUSED_STATUSES,
@@ -244,9 +245,13 @@ class RemoteSession:
             if response.status_code not in REDIRECT_STATUSES or not location:
                 break
             self._drain(response)
+            was_https = current.startswith("https://")
             current = urljoin(current, location)
-            if urlsplit(current).scheme not in ("http", "https"):
-                raise RemoteError(url, f"redirected to a non-HTTP location ({current[:80]!r})")
+            # Never from HTTPS down to plain HTTP (a signed URL would travel in clear), nor off HTTP.
+            if not current.startswith("https://") and (was_https or not current.startswith("http://")):
+                raise RemoteError(
+                    url, f"refused a redirect to {current[:80]!r} (not HTTP(S), or HTTPS to HTTP)"
+                )
         else:
             response.close()
             raise RemoteError(url, f"more than {MAX_REDIRECTS} redirects")
@@ -254,7 +259,10 @@ class RemoteSession:
             if previous is not None and previous.etag and etag and previous.etag != etag:
                 response.close()
                 raise RemoteError(url, "the file changed while it was being read (its ETag differs)")
-            self._resolved[url] = Resolution(current, commit, size, etag, signed_url_expiry(current))
+            expires = signed_url_expiry(current)
+            if expires is not None and expires - time.time() <= 2 * EXPIRY_MARGIN_S:
+                expires = None  # too short-lived to renew ahead: used until the CDN refuses it
+            self._resolved[url] = Resolution(current, commit, size, etag, expires)
         return response
 
     def _send_once(self, url: str, headers: dict[str, str]) -> httpx.Response:
