@@ -23,10 +23,8 @@ read from the CDN URL it redirects to, and the token never goes to the CDN.
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,12 @@ from modeltrace.formats.remote_redirects import (
     repo_revision,
     signed_url_expiry,
 )
+from modeltrace.formats.remote_status import (
+    RetryAfterError,
+    TransientError,
+    check_content_range,
+    raise_for_status,
+)
 
 T = TypeVar("T")
 
@@ -58,9 +62,6 @@ DEFAULT_MAX_GAP = 256 * 1024
 #: The size probe of a weight file asks for its first this many bytes (a file header's length and
 #: usually the header itself), so opening a shard costs one or two requests, not three.
 PROBE_BYTES = 64 * 1024
-#: The longest ``Retry-After`` honoured; a server asking for more is reported, not waited for.
-#: The Hub counts its rate limits over fixed 5-minute windows, so a reset can be up to 300 s away.
-MAX_RETRY_AFTER_S = 300.0
 
 
 def is_remote(location: str) -> bool:
@@ -303,7 +304,7 @@ class RemoteSession:
     def _fetch_range(self, url: str, headers: dict[str, str], start: int, stop: int) -> bytes:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -311,7 +312,7 @@ class RemoteSession:
                     "whole file: it ignores Range, and modeltrace does not download whole weight files "
                     "by accident (download the model and point modeltrace at the local copy)",
                 )
-            _check_content_range(url, response, start, stop)
+            check_content_range(url, response, start, stop)
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -319,7 +320,7 @@ class RemoteSession:
                 if len(body) > stop - start:
                     raise RemoteError(url, f"the server sent more than the {stop - start:,} bytes asked for")
             if len(body) != stop - start:
-                raise _TransientError(f"body ended after {len(body):,} of {stop - start:,} bytes")
+                raise TransientError(f"body ended after {len(body):,} of {stop - start:,} bytes")
             return bytes(body)
         finally:
             response.close()
@@ -327,7 +328,7 @@ class RemoteSession:
     def _fetch_size(self, url: str, headers: dict[str, str]) -> int:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -347,7 +348,7 @@ class RemoteSession:
     def _fetch_prefix(self, url: str, headers: dict[str, str], length: int) -> tuple[int, bytes]:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -359,7 +360,7 @@ class RemoteSession:
                 raise RemoteError(url, "the server's Content-Range does not give the file size")
             size = int(total)
             self._expected_size(url, size)
-            _check_content_range(url, response, 0, min(length, size))
+            check_content_range(url, response, 0, min(length, size))
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -367,7 +368,7 @@ class RemoteSession:
                 if len(body) > min(length, size):
                     raise RemoteError(url, f"the server sent more than the {length:,} bytes asked for")
             if len(body) != min(length, size):
-                raise _TransientError(f"body ended after {len(body):,} of {min(length, size):,} bytes")
+                raise TransientError(f"body ended after {len(body):,} of {min(length, size):,} bytes")
             return size, bytes(body)
         finally:
             response.close()
@@ -377,7 +378,7 @@ class RemoteSession:
         try:
             if response.status_code == 404:
                 return None
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise ResourceLimitError(url, f"{int(declared):,} bytes is over the {limit:,}-byte limit")
@@ -397,10 +398,10 @@ class RemoteSession:
         for number in range(1, policy.attempts + 1):
             try:
                 return attempt()
-            except _RetryAfterError as wait:
+            except RetryAfterError as wait:
                 last = wait.reason
                 delay = wait.seconds
-            except (_TransientError, httpx.TransportError) as error:
+            except (TransientError, httpx.TransportError) as error:
                 last = str(error) or type(error).__name__
                 delay = None
                 # A refused connection is a dead or wrong host, not a busy one: one retry is enough.
@@ -414,74 +415,6 @@ class RemoteSession:
                 delay *= 0.5 + random.random() / 2  # jitter: many clients must not retry in lockstep
             policy.sleep(delay)
         raise RemoteError(url, f"gave up after {policy.attempts} attempts: {last}")
-
-
-class _TransientError(Exception):
-    """A failure worth retrying (server error, short body)."""
-
-
-class _RetryAfterError(_TransientError):
-    def __init__(self, reason: str, seconds: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.seconds = seconds
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _ratelimit_reset_seconds(value: str | None) -> float | None:
-    """``t`` of a ``RateLimit: "resolvers";r=0;t=55`` header (draft-ietf-httpapi-ratelimit-headers,
-    as the Hub sends it with a 429): seconds until the window resets."""
-    match = _RATELIMIT_RESET.search(value or "")
-    return None if match is None else float(match.group(1))
-
-
-_RATELIMIT_RESET = re.compile(r";\s*t=(\d{1,9})\b")
-
-
-def _raise_for_status(url: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if status in (429, 503):
-        seconds = _retry_after_seconds(response.headers.get("Retry-After"))
-        if seconds is None:  # the Hub says when its window resets in RateLimit's t= instead
-            seconds = _ratelimit_reset_seconds(response.headers.get("RateLimit"))
-        if seconds is not None and seconds > MAX_RETRY_AFTER_S:
-            raise RemoteError(
-                url, f"HTTP {status} with Retry-After {seconds:.0f} s (over {MAX_RETRY_AFTER_S:.0f} s)"
-            )
-        raise _RetryAfterError(f"HTTP {status}", seconds)
-    if status >= 500:
-        raise _TransientError(f"HTTP {status}")
-    if status in (401, 403):
-        hint = " (set HF_TOKEN for gated or private Hugging Face repositories)" if "/resolve/" in url else ""
-        raise RemoteError(url, f"HTTP {status}: access denied{hint}")
-    if status == 404:
-        raise RemoteError(url, "HTTP 404: no such file")
-    if status == 416:
-        raise RemoteError(url, "HTTP 416: the range asked for lies outside the file")
-    if status >= 400:
-        raise RemoteError(url, f"HTTP {status}")
-
-
-def _check_content_range(url: str, response: httpx.Response, start: int, stop: int) -> None:
-    value = response.headers.get("Content-Range", "")
-    unit, _, rest = value.partition(" ")
-    span = rest.partition("/")[0]
-    first, _, last = span.partition("-")
-    if unit != "bytes" or not first.isdigit() or not last.isdigit():
-        raise RemoteError(url, f"a 206 answer without a usable Content-Range ({value[:60]!r})")
-    if (int(first), int(last) + 1) != (start, stop):
-        raise RemoteError(url, f"asked for bytes {start}-{stop - 1}, the server sent {span[:40]}")
 
 
 class RemoteFile:
