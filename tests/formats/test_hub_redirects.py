@@ -233,3 +233,26 @@ def test_the_fake_hub_speaks_as_huggingface_hub_expects(models: dict[int, Path],
     assert metadata.location.startswith(hub.cdn_url) and ours.target.startswith(hub.cdn_url)
     assert handle.size == len(files[name])
     assert hub.leaked == []
+
+
+def test_the_cli_reports_resolver_requests_and_the_commit(
+    models: dict[int, Path], tmp_path: Path, hub_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from modeltrace.cli import main
+
+    hub = FakeHub()
+    commit = hub.add("acme/m", _files(models[2]))
+    with serve_hub(hub) as (url, hub):
+        hub_env.setenv("HF_ENDPOINT", url)
+        with pytest.raises(SystemExit) as done:
+            main(["fingerprint", "hf://acme/m", "-o", str(tmp_path / "m.mtfp")])
+        printed = capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            main(["inspect", "hf://acme/m", "--json"])
+        card = json.loads(capsys.readouterr().out)
+    assert done.value.code in (0, None)
+    resolves = sum(hub.resolver_hits.values())
+    assert f"to the Hub's resolver, commit {commit[:12]}" in " ".join(printed.split())
+    assert card["transfer"]["commit"] == commit and 0 < card["transfer"]["resolver_requests"] < resolves

@@ -10,7 +10,9 @@ its range reads to the target, and resolves again only when the signed URL expir
 
 This is what ``huggingface_hub``'s ``hf_hub_download`` does for one download (a ``HEAD`` that follows
 same-host redirects only, then a ``GET`` of ``Location``, with the ``Authorization`` header dropped
-when ``Location`` is on another host); here it holds for the many range reads of one file.
+when ``Location`` is on another host); here it holds for the many range reads of one file. No
+``HEAD`` is sent: the file's first ranged ``GET`` gets the same ``302`` and headers, so resolving
+costs no request of its own.
 """
 
 from __future__ import annotations
