@@ -4,6 +4,7 @@ resolved again, and ``main`` is pinned to one commit for the whole model."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import time
@@ -113,6 +114,23 @@ def test_an_expired_signed_url_is_resolved_again_once(models: dict[int, Path], t
     )
     assert stats.data_requests == 11 + hub.refused
     assert handle.bytes_read == 640
+
+
+def test_a_signed_url_about_to_expire_is_renewed_before_use(models: dict[int, Path]) -> None:
+    content = (models[2] / "model-00001-of-00002.safetensors").read_bytes()
+    hub = FakeHub()
+    hub.add("acme/m", {"model.safetensors": content})
+    with serve_hub(hub) as (url, hub):
+        remote = RemoteSession(hf_endpoint=url)
+        resolve = f"{url}/acme/m/resolve/main/model.safetensors"
+        handle = RemoteFile(resolve, remote)
+        known = remote.resolution(resolve)
+        assert known is not None and known.expires_at is not None  # read from the signed URL's Expires
+        # The same signed URL, as if its hour had almost run out.
+        remote._resolved[resolve] = dataclasses.replace(known, expires_at=time.time() + 5)
+        assert handle.read(100, 10) == content[100:110]
+    assert (remote.stats.re_resolves, hub.refused) == (1, 0)  # renewed ahead, never refused
+    assert hub.resolver_hits[("acme/m", "model.safetensors")] == 2
 
 
 def test_a_cdn_that_keeps_refusing_is_an_error_not_a_loop(models: dict[int, Path]) -> None:

@@ -219,16 +219,12 @@ class RemoteSession:
         """GET ``url``'s bytes: from its remembered target when one is known and still valid, else
         from ``url`` itself, following redirects by hand and remembering where they led."""
         known = self._resolved.get(url)
-        if known is not None and known.expiring():
-            del self._resolved[url]
-            self.stats.re_resolves += 1
-            known = None
-        if known is not None:
+        if known is not None and not known.expiring():
             response = self._send_once(known.target, headers)
             if response.status_code not in REFUSED_STATUSES:
                 return response
-            # A signed URL refused (expired, revoked): resolve the file again, once.
             self._drain(response)
+        if known is not None:  # about to expire, or refused (expired, revoked): resolve again, once
             del self._resolved[url]
             self.stats.re_resolves += 1
         return self._resolve(url, headers, previous=known)
