@@ -225,7 +225,7 @@ class RemoteSession:
                 return response
             self._drain(response)
         if known is not None:  # about to expire, or refused (expired, revoked): resolve again, once
-            del self._resolved[url]
+            self._resolved.pop(url, None)
             self.stats.re_resolves += 1
         return self._resolve(url, headers, previous=known)
 
