@@ -14,6 +14,13 @@ then child-vs-base and independent-vs-base are compared.
     .venv/bin/python benchmarks/remote_fingerprint.py --row-gaps 0,65536,1048576 --only-base
     .venv/bin/python benchmarks/remote_fingerprint.py --layout int4 --only-base   # Kimi K2.5 INT4
 
+    .venv/bin/python benchmarks/remote_fingerprint.py --hub --only-base --no-local  # through a fake Hub
+
+With ``--hub`` the models are read as ``hf://moonshot/NAME`` through a second loopback server that
+answers like the Hugging Face Hub's resolver (small files itself, weight files by ``302`` to a signed
+URL on the first server, the CDN, with ``X-Repo-Commit``, ``X-Linked-Size``, ``X-Linked-Etag``), so
+the table splits the requests into those the Hub's *Resolvers* rate limit counts and the rest.
+
 After the table, the requests of the first HTTP run are broken down by what they read.
 """
 
@@ -55,10 +62,17 @@ def _models(layers: int | None, layout: str) -> dict[str, VirtualModel]:
     return built
 
 
-def _serve(layers: int | None, layout: str, port_out: Any, log_dir: str) -> None:
-    """Server process: answers GET (with one ``Range``) for every file of every virtual model."""
+HUB_ORG = "moonshot"
+#: The commit the fake Hub names for every model (one revision is all the benchmark needs).
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _serve(layers: int | None, layout: str, port_out: Any, log_dir: str, hub: bool) -> None:
+    """Server process: answers GET (with one ``Range``) for every file of every virtual model; with
+    ``hub``, a second server in front of it answers like the Hub's resolver (see the module doc)."""
     models = _models(layers, layout)
     logs = {name: open(Path(log_dir) / f"{name}.ranges", "a") for name in models}  # noqa: SIM115
+    resolves = {name: open(Path(log_dir) / f"{name}.resolves", "a") for name in models}  # noqa: SIM115
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -69,7 +83,7 @@ def _serve(layers: int | None, layout: str, port_out: Any, log_dir: str) -> None
             pass
 
         def do_GET(self) -> None:
-            parts = self.path.strip("/").split("/")
+            parts = self.path.split("?")[0].strip("/").split("/")
             if parts == ["cpu"]:  # the server process's CPU seconds so far: server vs client cost
                 body = json.dumps({"seconds": time.process_time()}).encode()
                 self.send_response(200)
@@ -95,15 +109,51 @@ def _serve(layers: int | None, layout: str, port_out: Any, log_dir: str) -> None
                 logs[parts[0]].write(f"{parts[1]} {start} {stop}\n")
                 logs[parts[0]].flush()
             self.send_response(status)
+            for key, value in getattr(self, "extra_headers", {}).items():
+                self.send_header(key, value)
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_out.put(server.server_address[1])
-    server.serve_forever()
+    cdn = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    cdn_url = f"http://127.0.0.1:{cdn.server_address[1]}"
+
+    class Resolver(Handler):
+        def do_GET(self) -> None:
+            match = re.match(rf"^/{HUB_ORG}/([^/]+)/resolve/[^/]+/([^/?]+)$", self.path)
+            model = models.get(match.group(1)) if match else None
+            if match is not None and model is not None:
+                with lock:
+                    resolves[match.group(1)].write(f"{match.group(2)}\n")
+                    resolves[match.group(1)].flush()
+            if match is None or model is None or model.size(match.group(2)) is None:
+                super().do_GET()  # a 404 (or /cpu), as the Hub answers an unknown file
+                return
+            name, file = match.groups()
+            if file not in model.shards:  # a small file: the Hub serves it itself
+                self.path = f"/{name}/{file}"
+                self.extra_headers = {"X-Repo-Commit": HUB_COMMIT}
+                super().do_GET()
+                return
+            location = f"{cdn_url}/{name}/{file}?Expires={int(time.time()) + 3600}&Signature=moonshot"
+            self.send_response(302)
+            for key, value in {
+                "Location": location,
+                "X-Repo-Commit": HUB_COMMIT,
+                "X-Linked-Size": str(model.size(file)),
+                "X-Linked-Etag": f'"{name}-{file}"',
+                "Content-Length": "0",
+            }.items():
+                self.send_header(key, value)
+            self.end_headers()
+
+    servers = [cdn] + ([ThreadingHTTPServer(("127.0.0.1", 0), Resolver)] if hub else [])
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    port_out.put([server.server_address[1] for server in servers])
+    cdn.serve_forever()
 
 
 def _server_cpu(url: str) -> float:
@@ -208,16 +258,27 @@ def main() -> None:
     parser.add_argument("--no-local", action="store_true", help="skip the sparse local copy")
     parser.add_argument("--layout", choices=LAYOUTS, default="fp8",
                         help="fp8: Kimi K2 block-FP8 (default); int4: Kimi K2.5 INT4")  # fmt: skip
+    parser.add_argument("--hub", action="store_true",
+                        help="read hf://moonshot/NAME via a fake Hub that redirects to a CDN")  # fmt: skip
     args = parser.parse_args()
     gaps = [int(value) for value in args.row_gaps.split(",")]
     work = Path(tempfile.mkdtemp(prefix="modeltrace-moonshot-"))
     context = multiprocessing.get_context("spawn")
     port_queue = context.Queue()
     server = context.Process(
-        target=_serve, args=(args.layers, args.layout, port_queue, str(work)), daemon=True
+        target=_serve, args=(args.layers, args.layout, port_queue, str(work), args.hub), daemon=True
     )
     server.start()
-    url = f"http://127.0.0.1:{port_queue.get()}"
+    ports = port_queue.get()
+    url = f"http://127.0.0.1:{ports[0]}"
+    if args.hub:  # the fingerprinting processes (spawned below) inherit it
+        os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{ports[1]}"
+
+    kind = "hf:// Hub" if args.hub else "HTTP"
+
+    def location(name: str) -> str:
+        return f"hf://{HUB_ORG}/{name}" if args.hub else f"{url}/{name}"
+
     models = _models(args.layers, args.layout)
     print(
         f"virtual checkpoints ({args.layout}): {models['base'].total_bytes / 1e12:.3f} TB each, "
@@ -228,11 +289,12 @@ def main() -> None:
     census: list[tuple[str, int, int]] = []
     for gap in gaps:
         (work / "base.ranges").write_text("")
+        (work / "base.resolves").write_text("")
         outputs["base"] = work / f"base-gap{gap}.mtfp"
         cpu = _server_cpu(url)
-        summary = _run_fingerprint(f"{url}/base", outputs["base"], gap)
+        summary = _run_fingerprint(location("base"), outputs["base"], gap)
         summary["server_cpu_s"] = _server_cpu(url) - cpu
-        rows.append(("base", f"HTTP gap {gap // 1024} KiB", summary))
+        rows.append(("base", f"{kind} gap {gap // 1024} KiB", summary))
         census = census or _census(models["base"], work / "base.ranges")
     if not args.no_local:
         copy = work / "local-base"
@@ -244,25 +306,32 @@ def main() -> None:
         for name in ("child", "independent"):
             outputs[name] = work / f"{name}.mtfp"
             cpu = _server_cpu(url)
-            summary = _run_fingerprint(f"{url}/{name}", outputs[name], gaps[0])
+            summary = _run_fingerprint(location(name), outputs[name], gaps[0])
             summary["server_cpu_s"] = _server_cpu(url) - cpu
-            rows.append((name, f"HTTP gap {gaps[0] // 1024} KiB", summary))
+            rows.append((name, f"{kind} gap {gaps[0] // 1024} KiB", summary))
     server.terminate()
 
     print(
-        f"{'model':<12} {'path':<16} {'GB read':>8} {'GB sent':>8} {'requests':>9} "
-        f"{'seconds':>8} {'client CPU s':>12} {'server CPU s':>12} {'RSS MB':>7}"
+        f"{'model':<12} {'path':<20} {'GB read':>8} {'GB sent':>8} {'requests':>9} {'resolver':>9} "
+        f"{'data':>6} {'seconds':>8} {'client CPU s':>12} {'server CPU s':>12} {'RSS MB':>7}"
     )
     for name, path, summary in rows:
         transfer = summary.get("transfer", {})
         sent = transfer.get("bytes_transferred")
         server_cpu = summary.get("server_cpu_s")
         print(
-            f"{name:<12} {path:<16} {summary['bytes_read'] / 1e9:>8.3f} "
+            f"{name:<12} {path:<20} {summary['bytes_read'] / 1e9:>8.3f} "
             f"{'-' if sent is None else f'{sent / 1e9:.3f}':>8} {transfer.get('requests', '-'):>9} "
+            f"{transfer.get('resolver_requests', '-'):>9} {transfer.get('data_requests', '-'):>6} "
             f"{summary['seconds']:>8.1f} {summary['client_cpu_s']:>12.1f} "
             f"{'-' if server_cpu is None else f'{server_cpu:.1f}':>12} "
             f"{summary['peak_rss_mb']:>7.0f} {summary.get('note', '')}"
+        )
+    if args.hub:
+        resolved = (work / "base.resolves").read_text().splitlines()
+        print(
+            f"\nthe fake Hub's resolver saw {len(resolved)} requests for the base (last run), "
+            f"{len(set(resolved))} distinct files, at most {max(map(resolved.count, set(resolved)))} per file"
         )
     print(f"\nrequests of the first base run by what they read ({sum(n for _, n, _ in census)} in all):")
     for kind, count, size in census:

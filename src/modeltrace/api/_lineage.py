@@ -59,16 +59,11 @@ def fingerprint(model: str | Path, output: str | Path, *, progress: Progress | N
     return summary
 
 
-def _transfer(source: ModelSource) -> dict[str, int] | None:
-    """Requests and bytes a remote model cost (retries included); None for a local model."""
+def _transfer(source: ModelSource) -> dict[str, Any] | None:
+    """Requests and bytes a remote model cost (retries included), the Hub resolver's share of the
+    requests and the commit read (keys in docs/scale.md); None for a local model."""
     stats = source.transfer
-    if stats is None:
-        return None
-    return {
-        "requests": stats.requests,
-        "bytes_transferred": stats.bytes_transferred,
-        "retries": stats.retries,
-    }
+    return None if stats is None else stats.report()
 
 
 @single_threaded_blas

@@ -46,12 +46,7 @@ def inspect(path: str | Path, format: str | None = None) -> dict[str, Any]:
             "warnings": list(source.weights.warnings) if source.weights is not None else [],
         }
         if source.transfer is not None:  # a URL: what reading it cost
-            stats = source.transfer
-            result["transfer"] = {
-                "requests": stats.requests,
-                "bytes_transferred": stats.bytes_transferred,
-                "retries": stats.retries,
-            }
+            result["transfer"] = source.transfer.report()
         return result
 
 

@@ -46,4 +46,9 @@ def fingerprint(
         console.print(
             f"transferred {human_bytes(transfer['bytes_transferred'])} in {transfer['requests']} requests"
             + (f" ({transfer['retries']} retried)" if transfer["retries"] else "")
+            + (
+                f"; {transfer['resolver_requests']} to the Hub's resolver, commit {transfer['commit'][:12]}"
+                if transfer.get("commit")
+                else ""
+            )
         )

@@ -16,24 +16,43 @@ Servers misbehave, so:
 
 ``hf://ORG/REPO[@REVISION]/FILE`` resolves through the Hugging Face ``resolve`` URLs
 (``$HF_ENDPOINT``, default ``https://huggingface.co``), with ``$HF_TOKEN`` as bearer token sent to
-that host only.
+that host only. Redirects are followed by hand and their targets remembered per file
+(:mod:`.remote_redirects`): a Hub file costs one request to its resolver, however many ranges are
+read from the CDN URL it redirects to, and the token never goes to the CDN.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
 from modeltrace.errors import RemoteError, ResourceLimitError
 from modeltrace.formats import limits
+from modeltrace.formats.remote_redirects import (
+    COMMIT,
+    EXPIRY_MARGIN_S,
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    REFUSED_STATUSES,
+    Resolution,
+    hub_headers,
+    is_resolver_url,
+    repo_revision,
+    signed_url_expiry,
+)
+from modeltrace.formats.remote_status import (
+    RetryAfterError,
+    TransientError,
+    check_content_range,
+    raise_for_status,
+)
 
 T = TypeVar("T")
 
@@ -43,8 +62,6 @@ DEFAULT_MAX_GAP = 256 * 1024
 #: The size probe of a weight file asks for its first this many bytes (a file header's length and
 #: usually the header itself), so opening a shard costs one or two requests, not three.
 PROBE_BYTES = 64 * 1024
-#: The longest ``Retry-After`` honoured; a server asking for more is reported, not waited for.
-MAX_RETRY_AFTER_S = 120.0
 
 
 def is_remote(location: str) -> bool:
@@ -83,9 +100,35 @@ class HubRepo:
 class TransferStats:
     """What a session cost: requests sent (retries included) and body bytes received."""
 
+    #: Every HTTP request sent: to resolvers and to the files' hosts, retries and redirect hops included.
     requests: int = 0
     bytes_transferred: int = 0
     retries: int = 0
+    #: Of ``requests``, those sent to a Hugging Face ``/resolve/`` URL: what the Hub's *Resolvers*
+    #: rate limit counts (one per file and per re-resolve, plus any retried there).
+    resolver_requests: int = 0
+    #: Times a remembered redirect target (a signed CDN URL) had expired or was refused and the file
+    #: was resolved again.
+    re_resolves: int = 0
+    #: The Hub commit the files were read at (``X-Repo-Commit``); None off the Hub.
+    commit: str | None = None
+
+    @property
+    def data_requests(self) -> int:
+        """Requests sent anywhere but a Hub resolver (the CDN, a plain HTTP server)."""
+        return self.requests - self.resolver_requests
+
+    def report(self) -> dict[str, Any]:
+        """The keys every report's ``transfer`` object carries (docs/scale.md)."""
+        return {
+            "requests": self.requests,
+            "bytes_transferred": self.bytes_transferred,
+            "retries": self.retries,
+            "resolver_requests": self.resolver_requests,
+            "data_requests": self.data_requests,
+            "re_resolves": self.re_resolves,
+            "commit": self.commit,
+        }
 
 
 @dataclass
@@ -114,18 +157,34 @@ class RemoteSession:
         self._hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN")
         endpoint = hf_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT
         self._hf_host = urlsplit(endpoint).netloc
+        #: Redirect targets by the URL asked for: each file is resolved once, not once per range.
+        self._resolved: dict[str, Resolution] = {}
+        #: Commits the Hub named, by (repository, revision) as written in the resolve URL.
+        self._commits: dict[tuple[str, str], str] = {}
         self._client = httpx.Client(
             timeout=timeout_s,
-            follow_redirects=True,  # the Hub redirects resolve URLs to its CDN
+            # By hand (see _send): each hop is counted, the target is remembered, and the token
+            # is sent to the Hub's host only.
+            follow_redirects=False,
             transport=transport,
             headers={"Accept-Encoding": "identity", "User-Agent": "modeltrace"},
         )
 
     def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
-        headers = dict(extra)
+        """``extra`` plus the token when ``url`` is on the Hub's host (never on the CDN's)."""
+        headers = {key: value for key, value in extra.items() if key.lower() != "authorization"}
         if self._hf_token and urlsplit(url).netloc == self._hf_host:
             headers["Authorization"] = f"Bearer {self._hf_token}"
         return headers
+
+    def commit_for(self, url: str) -> str | None:
+        """The commit the Hub said the revision of the resolve URL ``url`` names, once it said it."""
+        key = repo_revision(url)
+        return None if key is None else self._commits.get(key)
+
+    def resolution(self, url: str) -> Resolution | None:
+        """Where ``url``'s bytes were last found (None before the first request, or without redirect)."""
+        return self._resolved.get(url)
 
     def get_range(self, url: str, start: int, stop: int) -> bytes:
         """Bytes ``start..stop-1`` of ``url`` (``stop`` exclusive), retried on transient failures."""
@@ -133,18 +192,18 @@ class RemoteSession:
             return b""
         if stop - start > limits.MAX_READ_BYTES:
             raise ResourceLimitError(url, f"a single read of {stop - start:,} bytes is over the limit")
-        headers = self._headers(url, {"Range": f"bytes={start}-{stop - 1}"})
+        headers = {"Range": f"bytes={start}-{stop - 1}"}
         return self._with_retries(url, lambda: self._fetch_range(url, headers, start, stop))
 
     def head_size(self, url: str) -> int:
         """The size of ``url`` from a one-byte ranged GET (``Content-Range: bytes 0-0/SIZE``)."""
-        headers = self._headers(url, {"Range": "bytes=0-0"})
+        headers = {"Range": "bytes=0-0"}
         return self._with_retries(url, lambda: self._fetch_size(url, headers))
 
     def probe(self, url: str, length: int = PROBE_BYTES) -> tuple[int, bytes]:
         """The size of ``url`` and its first ``min(length, size)`` bytes, in one ranged GET (a server
         clamps a range that runs past the end of the file to the file, RFC 9110 14.1.1)."""
-        headers = self._headers(url, {"Range": f"bytes=0-{max(1, length) - 1}"})
+        headers = {"Range": f"bytes=0-{max(1, length) - 1}"}
         return self._with_retries(url, lambda: self._fetch_prefix(url, headers, max(1, length)))
 
     def get_small(self, url: str, limit: int) -> bytes | None:
@@ -157,14 +216,91 @@ class RemoteSession:
     # -- one attempt each --------------------------------------------------------------------------
 
     def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """GET ``url``'s bytes: from its remembered target when one is known and still valid, else
+        from ``url`` itself, following redirects by hand and remembering where they led."""
+        known = self._resolved.get(url)
+        if known is not None and not known.expiring():
+            response = self._send_once(known.target, headers)
+            if response.status_code not in REFUSED_STATUSES:
+                return response
+            self._drain(response)
+        if known is not None:  # about to expire, or refused (expired, revoked): resolve again, once
+            self._resolved.pop(url, None)
+            self.stats.re_resolves += 1
+        return self._resolve(url, headers, previous=known)
+
+    def _resolve(self, url: str, headers: dict[str, str], previous: Resolution | None) -> httpx.Response:
+        current = url
+        commit = size = etag = None
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send_once(current, headers)
+            if is_resolver_url(current, self._hf_host):
+                said = hub_headers(response)
+                commit, size, etag = said[0] or commit, said[1] or size, said[2] or etag
+                self._note_commit(url, said[0])  # under the URL asked for, even past a rename
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                break
+            self._drain(response)
+            was_https = current.startswith("https://")
+            current = urljoin(current, location)
+            # Never from HTTPS down to plain HTTP (a signed URL would travel in clear), nor off HTTP.
+            if not current.startswith("https://") and (was_https or not current.startswith("http://")):
+                raise RemoteError(
+                    url, f"refused a redirect to {current[:80]!r} (not HTTP(S), or HTTPS to HTTP)"
+                )
+        else:
+            response.close()
+            raise RemoteError(url, f"more than {MAX_REDIRECTS} redirects")
+        if current != url and response.status_code < 400:
+            if previous is not None and previous.etag and etag and previous.etag != etag:
+                response.close()
+                raise RemoteError(url, "the file changed while it was being read (its ETag differs)")
+            expires = signed_url_expiry(current)
+            if expires is not None and expires - time.time() <= 2 * EXPIRY_MARGIN_S:
+                expires = None  # too short-lived to renew ahead: used until the CDN refuses it
+            self._resolved[url] = Resolution(current, commit, size, etag, expires)
+        return response
+
+    def _send_once(self, url: str, headers: dict[str, str]) -> httpx.Response:
         self.stats.requests += 1
-        request = self._client.build_request("GET", url, headers=headers)
+        if is_resolver_url(url, self._hf_host):
+            self.stats.resolver_requests += 1
+        request = self._client.build_request("GET", url, headers=self._headers(url, headers))
         return self._client.send(request, stream=True)
+
+    def _drain(self, response: httpx.Response, limit: int = 64 * 1024) -> None:
+        """Read a redirect's or refusal's short body so its connection goes back to the pool (an
+        unread body closes it); a body longer than ``limit`` closes it after all."""
+        try:
+            for chunk in response.iter_bytes():
+                self.stats.bytes_transferred += len(chunk)
+                limit -= len(chunk)
+                if limit < 0:
+                    break
+        except httpx.TransportError:
+            pass  # the answer was already understood; the connection is simply not reused
+        finally:
+            response.close()
+
+    def _note_commit(self, url: str, commit: str | None) -> None:
+        key = repo_revision(url)
+        if commit is None or key is None or not COMMIT.match(commit):
+            return
+        self._commits.setdefault(key, commit)
+        self.stats.commit = self.stats.commit or commit
+
+    def _expected_size(self, url: str, size: int) -> None:
+        """Refuse a target whose size is not the one the resolver announced (a wrong CDN object)."""
+        known = self._resolved.get(url)
+        if known is not None and known.size is not None and known.size != size:
+            where = urlsplit(known.target).netloc
+            raise RemoteError(url, f"the Hub announced {known.size:,} bytes, {where} holds {size:,}")
 
     def _fetch_range(self, url: str, headers: dict[str, str], start: int, stop: int) -> bytes:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -172,7 +308,7 @@ class RemoteSession:
                     "whole file: it ignores Range, and modeltrace does not download whole weight files "
                     "by accident (download the model and point modeltrace at the local copy)",
                 )
-            _check_content_range(url, response, start, stop)
+            check_content_range(url, response, start, stop)
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -180,7 +316,7 @@ class RemoteSession:
                 if len(body) > stop - start:
                     raise RemoteError(url, f"the server sent more than the {stop - start:,} bytes asked for")
             if len(body) != stop - start:
-                raise _TransientError(f"body ended after {len(body):,} of {stop - start:,} bytes")
+                raise TransientError(f"body ended after {len(body):,} of {stop - start:,} bytes")
             return bytes(body)
         finally:
             response.close()
@@ -188,7 +324,7 @@ class RemoteSession:
     def _fetch_size(self, url: str, headers: dict[str, str]) -> int:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -198,6 +334,7 @@ class RemoteSession:
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
             if not total.isdigit() or len(total) > 20:
                 raise RemoteError(url, "the server's Content-Range does not give the file size")
+            self._expected_size(url, int(total))
             # Read the one byte so the connection goes back to the pool instead of being dropped.
             self.stats.bytes_transferred += len(response.read()[:16])
             return int(total)
@@ -207,7 +344,7 @@ class RemoteSession:
     def _fetch_prefix(self, url: str, headers: dict[str, str], length: int) -> tuple[int, bytes]:
         response = self._send(url, headers)
         try:
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             if response.status_code != 206:
                 raise RemoteError(
                     url,
@@ -218,7 +355,8 @@ class RemoteSession:
             if not total.isdigit() or len(total) > 20:
                 raise RemoteError(url, "the server's Content-Range does not give the file size")
             size = int(total)
-            _check_content_range(url, response, 0, min(length, size))
+            self._expected_size(url, size)
+            check_content_range(url, response, 0, min(length, size))
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -226,17 +364,17 @@ class RemoteSession:
                 if len(body) > min(length, size):
                     raise RemoteError(url, f"the server sent more than the {length:,} bytes asked for")
             if len(body) != min(length, size):
-                raise _TransientError(f"body ended after {len(body):,} of {min(length, size):,} bytes")
+                raise TransientError(f"body ended after {len(body):,} of {min(length, size):,} bytes")
             return size, bytes(body)
         finally:
             response.close()
 
     def _fetch_small(self, url: str, limit: int) -> bytes | None:
-        response = self._send(url, self._headers(url, {}))
+        response = self._send(url, {})
         try:
             if response.status_code == 404:
                 return None
-            _raise_for_status(url, response)
+            raise_for_status(url, response)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise ResourceLimitError(url, f"{int(declared):,} bytes is over the {limit:,}-byte limit")
@@ -256,10 +394,10 @@ class RemoteSession:
         for number in range(1, policy.attempts + 1):
             try:
                 return attempt()
-            except _RetryAfterError as wait:
+            except RetryAfterError as wait:
                 last = wait.reason
                 delay = wait.seconds
-            except (_TransientError, httpx.TransportError) as error:
+            except (TransientError, httpx.TransportError) as error:
                 last = str(error) or type(error).__name__
                 delay = None
                 # A refused connection is a dead or wrong host, not a busy one: one retry is enough.
@@ -273,62 +411,6 @@ class RemoteSession:
                 delay *= 0.5 + random.random() / 2  # jitter: many clients must not retry in lockstep
             policy.sleep(delay)
         raise RemoteError(url, f"gave up after {policy.attempts} attempts: {last}")
-
-
-class _TransientError(Exception):
-    """A failure worth retrying (server error, short body)."""
-
-
-class _RetryAfterError(_TransientError):
-    def __init__(self, reason: str, seconds: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.seconds = seconds
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _raise_for_status(url: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if status in (429, 503):
-        seconds = _retry_after_seconds(response.headers.get("Retry-After"))
-        if seconds is not None and seconds > MAX_RETRY_AFTER_S:
-            raise RemoteError(
-                url, f"HTTP {status} with Retry-After {seconds:.0f} s (over {MAX_RETRY_AFTER_S:.0f} s)"
-            )
-        raise _RetryAfterError(f"HTTP {status}", seconds)
-    if status >= 500:
-        raise _TransientError(f"HTTP {status}")
-    if status in (401, 403):
-        hint = " (set HF_TOKEN for gated or private Hugging Face repositories)" if "/resolve/" in url else ""
-        raise RemoteError(url, f"HTTP {status}: access denied{hint}")
-    if status == 404:
-        raise RemoteError(url, "HTTP 404: no such file")
-    if status == 416:
-        raise RemoteError(url, "HTTP 416: the range asked for lies outside the file")
-    if status >= 400:
-        raise RemoteError(url, f"HTTP {status}")
-
-
-def _check_content_range(url: str, response: httpx.Response, start: int, stop: int) -> None:
-    value = response.headers.get("Content-Range", "")
-    unit, _, rest = value.partition(" ")
-    span = rest.partition("/")[0]
-    first, _, last = span.partition("-")
-    if unit != "bytes" or not first.isdigit() or not last.isdigit():
-        raise RemoteError(url, f"a 206 answer without a usable Content-Range ({value[:60]!r})")
-    if (int(first), int(last) + 1) != (start, stop):
-        raise RemoteError(url, f"asked for bytes {start}-{stop - 1}, the server sent {span[:40]}")
 
 
 class RemoteFile:

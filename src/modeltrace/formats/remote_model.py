@@ -24,6 +24,7 @@ from modeltrace.formats._index import shard_names_from_index
 from modeltrace.formats.base import STAND_INS, RangeFile
 from modeltrace.formats.hf_folder import MAX_CARD_BYTES, TOKENIZER_FILE_NAMES
 from modeltrace.formats.remote import HubRepo, RemoteFile, RemoteSession, is_remote
+from modeltrace.formats.remote_redirects import COMMIT
 from modeltrace.formats.source import ModelSource
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -40,10 +41,16 @@ _WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".o
 
 
 class _Location:
-    """Turns file names of one remote model into URLs; ``single_file`` when the URL names one file."""
+    """Turns file names of one remote model into URLs; ``single_file`` when the URL names one file.
+
+    An ``hf://`` revision that is not a commit (``main``, a tag) is pinned to the commit the Hub
+    names in its first answer (``X-Repo-Commit``), so every file of the model comes from that one
+    commit even when the branch moves while the model is read."""
 
     def __init__(self, location: str) -> None:
         self.location = location
+        #: Set by open_remote_model: the session that saw the Hub's answers (and their commit).
+        self.session: RemoteSession | None = None
         self.single_file: str | None = None
         self._hub: HubRepo | None = None
         self._base = ""
@@ -71,6 +78,10 @@ class _Location:
 
     def url(self, name: str) -> str:
         if self._hub is not None:
+            if self.session is not None and not COMMIT.match(self._hub.revision):
+                commit = self.session.commit_for(self._hub.file_url(name))
+                if commit is not None:
+                    self._hub = HubRepo(self._hub.repo, commit, self._hub.path)
             return self._hub.file_url(name)
         return f"{self._base}/{name}"
 
@@ -89,7 +100,7 @@ def open_remote_model(
     if not is_remote(location):
         raise RemoteError(location, "not a remote location (expected https://, http:// or hf://)")
     where = _Location(location)
-    session = session or RemoteSession()
+    session = where.session = session or RemoteSession()
     mirror_root = Path(tempfile.mkdtemp(prefix="modeltrace-remote-"))
     mirror = mirror_root / _safe_name(where.name)
     mirror.mkdir()
