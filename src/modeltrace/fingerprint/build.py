@@ -375,7 +375,9 @@ def build_fingerprint(
             geometry = (mla.heads, mla.v_dim)
     inventory = [[name, list(info.shape), info.dtype] for name, info in list(tensors.items())[:MAX_INVENTORY]]
     header: dict[str, Any] = {
-        "model": {"name": source.name, "path": str(source.path), "format": source.format},
+        # Where the model was read (its URL when remote), for people: the same files at another path
+        # give the same fingerprint but other bytes (docs/lineage.md).
+        "model": {"name": source.name, "path": source.display, "format": source.format},
         "config": {key: config[key] for key in _CONFIG_KEYS if key in config},
         "inventory": inventory,
         "inventory_truncated": len(tensors) > MAX_INVENTORY,
