@@ -62,8 +62,8 @@ MAX_INVENTORY = 20_000
 _CONFIG_KEYS = ("model_type", "architectures", *config_keys.HYPERPARAMETERS)
 #: The architecture card's figures a fingerprint carries (header ``card``), so that whoever holds only
 #: the fingerprint (``registry add model.mtfp``, an upload) records what ``modeltrace inspect`` reports.
-#: The header's ``parameters`` is another figure: the plain sum of the tensors listed, scales and
-#: buffers included, multi-token-prediction modules too.
+#: The header's ``parameters`` is another figure: the plain sum of the tensors the reader lists, saved
+#: buffers (rotary ``inv_freq``) and multi-token-prediction modules included.
 CARD_KEYS = ("total_params", "active_params", "embedding_params", "head_params", "mtp_params", "layers")
 
 
