@@ -126,7 +126,7 @@ def _figures_from_inventory(header: dict[str, Any]) -> dict[str, Any]:
         return {"total_params": header.get("parameters")}
     config = header.get("config") if isinstance(header.get("config"), dict) else None
     try:
-        card = card_from_tensors(tensors, config, logical=tensors)
+        card = card_from_tensors(tensors, config)
     except ModeltraceError:  # the header keeps only some config keys: too few to lay the model out
         card = card_from_tensors(tensors, None)
     return card.as_dict()
