@@ -69,3 +69,16 @@ def test_registry_show_and_inspect_agree_on_a_fingerprinted_model(
         shown = _json(capsys, "registry", "show", name, *db)["card"]
         assert {key: shown[key] for key in FIGURES} == {key: card[key] for key in FIGURES}, name
         assert shown["layers"] == card["layers"] == 2
+
+
+def test_figures_an_upload_cannot_make_counts_are_dropped(tmp_path: Path, buffered_model: Path) -> None:
+    from modeltrace.api._registry_intake import card_from_fingerprint
+
+    api.fingerprint(buffered_model, tmp_path / "model.mtfp")
+    fp = load_fingerprint(tmp_path / "model.mtfp")
+    fp.header["card"] = {"total_params": "lots", "active_params": -5, "embedding_params": True, "layers": 2}
+    card = card_from_fingerprint(fp)
+    assert [card[key] for key in (*FIGURES, "layers")] == [None, None, None, None, 2]
+    fp.header.pop("card")
+    fp.header["inventory"] = [["model.embed_tokens.weight", [-400, 48], "F32"]]
+    assert card_from_fingerprint(fp)["total_params"] == fp.header["parameters"]

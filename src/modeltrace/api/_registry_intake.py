@@ -106,10 +106,15 @@ def card_from_fingerprint(fp: Fingerprint) -> dict[str, Any]:
     if not isinstance(figures, dict):
         figures = _figures_from_inventory(header)
     card: dict[str, Any] = {"format": model.get("format"), "config": header.get("config")}
-    card.update({key: figures.get(key) for key in CARD_KEYS})
+    card.update({key: _count(figures.get(key)) for key in CARD_KEYS})
     if card["layers"] is None:
         card["layers"] = len(fp.layers())
     return card
+
+
+def _count(value: Any) -> int | None:
+    """A figure from a fingerprint header (uploads are untrusted): a count, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _figures_from_inventory(header: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +128,8 @@ def _figures_from_inventory(header: dict[str, Any]) -> dict[str, Any]:
         tensors = [TensorInfo(str(name), tuple(int(n) for n in shape), str(dtype), 0, "")
                    for name, shape, dtype in inventory]  # fmt: skip
     except (TypeError, ValueError):
+        return {"total_params": header.get("parameters")}
+    if any(dim < 0 for info in tensors for dim in info.shape):
         return {"total_params": header.get("parameters")}
     config = header.get("config") if isinstance(header.get("config"), dict) else None
     try:
