@@ -25,3 +25,14 @@ def test_the_facade_and_the_cli_print_the_same_text() -> None:
 
     assert api.format_p_value is format_p_value
     assert p_text(-855.8) == format_p_value(-855.8)
+
+
+def test_the_html_report_prints_the_same_text() -> None:
+    """render_html once wrote ``10^-855.8`` where the CLI and the service write ``1e-856``."""
+    from modeltrace.lineage.report import render_html
+
+    for log10_p in (-855.8, math.log10(0.0123), None):
+        page = render_html({"suspect": "s", "base": "b", "log10_p": log10_p,
+                            "p_value": None if log10_p is None else 10**log10_p})  # fmt: skip
+        assert f"<b>p</b> = {format_p_value(log10_p)}\n" in page
+    assert "10^" not in render_html({"log10_p": -855.8, "p_value": 0.0})

@@ -84,17 +84,59 @@ def arrival_from_fingerprint(
     from modeltrace.registry.records import Arrival
 
     data = path.read_bytes()
-    model = fp.header.get("model") or {}
-    card = {"format": model.get("format"), "config": fp.header.get("config"),
-            "total_params": fp.header.get("parameters"), "layers": len(fp.layers())}  # fmt: skip
     return Arrival(
         name=name or fp.name,
         namespace=namespace,
         source=source,
         digest="mtfp:" + hashlib.sha256(data).hexdigest(),
-        card=card,
+        card=card_from_fingerprint(fp),
         fingerprint=data,
     )
+
+
+def card_from_fingerprint(fp: Fingerprint) -> dict[str, Any]:
+    """The card a registry records for a model known only by its fingerprint: the parameter counts
+    ``modeltrace inspect`` reports, which the fingerprint carries (header ``card``). Fingerprints
+    written before it did are counted from their tensor inventory by the card's rules."""
+    from modeltrace.fingerprint.build import CARD_KEYS
+
+    header = fp.header
+    model = header.get("model") or {}
+    figures = header.get("card")
+    if not isinstance(figures, dict):
+        figures = _figures_from_inventory(header)
+    card: dict[str, Any] = {"format": model.get("format"), "config": header.get("config")}
+    card.update({key: _count(figures.get(key)) for key in CARD_KEYS})
+    if card["layers"] is None:
+        card["layers"] = len(fp.layers())
+    return card
+
+
+def _count(value: Any) -> int | None:
+    """A figure from a fingerprint header (uploads are untrusted): a count, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _figures_from_inventory(header: dict[str, Any]) -> dict[str, Any]:
+    from modeltrace.inspect.card import card_from_tensors
+    from modeltrace.types import TensorInfo
+
+    inventory = header.get("inventory")
+    if header.get("inventory_truncated") or not isinstance(inventory, list):
+        return {"total_params": header.get("parameters")}  # the plain tensor sum: the best there is
+    try:
+        tensors = [TensorInfo(str(name), tuple(int(n) for n in shape), str(dtype), 0, "")
+                   for name, shape, dtype in inventory]  # fmt: skip
+    except (TypeError, ValueError):
+        return {"total_params": header.get("parameters")}
+    if any(dim < 0 for info in tensors for dim in info.shape):
+        return {"total_params": header.get("parameters")}
+    config = header.get("config") if isinstance(header.get("config"), dict) else None
+    try:
+        card = card_from_tensors(tensors, config)
+    except ModeltraceError:  # the header keeps only some config keys: too few to lay the model out
+        card = card_from_tensors(tensors, None)
+    return card.as_dict()
 
 
 def arrival_from_label(path: Path, name: str | None, namespace: str, *, source: str) -> Arrival:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from modeltrace import api
 from modeltrace.cli._app import DbOption, JsonOption, app, console, emit_json, p_text
+from modeltrace.cli._disagreements import print_disagreements
 
 
 @app.command()
@@ -39,9 +40,5 @@ def graph(
         table.add_row(edge["suspect"], edge["base"], edge["verdict"], p_text(edge["log10_p"]),
                       "yes" if edge["declared"] else "no", edge.get("direction") or "")  # fmt: skip
     console.print(table)
-    if result["disagreements"]:
-        console.print("[bold red]disagreements with the declarations[/]", markup=True)
-        for item in result["disagreements"]:
-            console.print(f"  {item['model']}: {item['message']}", markup=False)
-    else:
-        console.print("no disagreements between declared and detected lineage")
+    print_disagreements(result["disagreements"], heading="disagreements with the declarations",
+                        none_found="no disagreements between declared and detected lineage")  # fmt: skip

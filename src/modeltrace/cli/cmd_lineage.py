@@ -10,6 +10,7 @@ from rich.tree import Tree
 
 from modeltrace import api
 from modeltrace.cli._app import DbOption, JsonOption, app, console, emit_json, p_text
+from modeltrace.cli._disagreements import print_disagreements
 
 
 @app.command()
@@ -27,12 +28,8 @@ def lineage(
     tree = Tree(Text(result["model"]))
     _grow(tree, result["tree"])
     console.print(tree)
-    if result["conflicts"]:
-        console.print("[bold red]conflicts[/]", markup=True)
-        for conflict in result["conflicts"]:
-            console.print(f"  {conflict['model']}: {conflict['message']}", markup=False)
-    else:
-        console.print("no conflicts between declared and detected lineage")
+    print_disagreements(result["conflicts"], heading="conflicts",
+                        none_found="no conflicts between declared and detected lineage")  # fmt: skip
 
 
 def _grow(branch: Tree, node: dict[str, Any]) -> None:

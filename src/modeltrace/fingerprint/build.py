@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltrace.errors import FingerprintError
+from modeltrace.errors import FingerprintError, ModeltraceError
 from modeltrace.fingerprint import vocabulary as vocab_module
 from modeltrace.fingerprint.mla import mla_attention_samples, mla_geometry
 from modeltrace.fingerprint.model import AttentionSample, BlockSample, Fingerprint, ResidualSample
@@ -54,11 +54,17 @@ from modeltrace.formats.base import TensorReader
 from modeltrace.formats.capabilities import HasGraph, HasVocabulary, ReadsFlatRows, ReportsQuantization
 from modeltrace.formats.source import ModelSource
 from modeltrace.inspect import config_keys
+from modeltrace.inspect.describe import architecture_card
 from modeltrace.inspect.dimensions import dims_from_config, dims_from_gguf
 
 MAX_INVENTORY = 20_000
 #: Config keys copied into the header: the model's names and its shape hyper-parameters.
 _CONFIG_KEYS = ("model_type", "architectures", *config_keys.HYPERPARAMETERS)
+#: The architecture card's figures a fingerprint carries (header ``card``), so that whoever holds only
+#: the fingerprint (``registry add model.mtfp``, an upload) records what ``modeltrace inspect`` reports.
+#: The header's ``parameters`` is another figure: the plain sum of the tensors the reader lists, saved
+#: buffers (rotary ``inv_freq``) and multi-token-prediction modules included.
+CARD_KEYS = ("total_params", "active_params", "embedding_params", "head_params", "mtp_params", "layers")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,16 @@ def _vocabulary(source: ModelSource) -> tuple[list[str] | None, str | None]:
         if tokens:
             return [str(token) for token in tokens], f"{source.format} metadata"
     return vocabulary_files.from_files(source.tokenizer_files)
+
+
+def _card_figures(source: ModelSource) -> dict[str, Any] | None:
+    """The card's :data:`CARD_KEYS`, or None where ``inspect`` cannot read the model's config (the
+    fingerprint does not need it, so that is no reason to refuse one)."""
+    try:
+        card = architecture_card(source).as_dict()
+    except ModeltraceError:
+        return None
+    return {key: card[key] for key in CARD_KEYS}
 
 
 def _select_blocks(blocks: tuple[MlpBlock, ...], budget: Budget) -> list[MlpBlock]:
@@ -359,11 +375,14 @@ def build_fingerprint(
             geometry = (mla.heads, mla.v_dim)
     inventory = [[name, list(info.shape), info.dtype] for name, info in list(tensors.items())[:MAX_INVENTORY]]
     header: dict[str, Any] = {
-        "model": {"name": source.name, "path": str(source.path), "format": source.format},
+        # Where the model was read (its URL when remote), for people: the same files at another path
+        # give the same fingerprint but other bytes (docs/lineage.md).
+        "model": {"name": source.name, "path": source.display, "format": source.format},
         "config": {key: config[key] for key in _CONFIG_KEYS if key in config},
         "inventory": inventory,
         "inventory_truncated": len(tensors) > MAX_INVENTORY,
         "parameters": int(sum(info.numel for info in tensors.values())),
+        "card": _card_figures(source),
         "dtypes": sorted({info.dtype for info in tensors.values()}),
         "hidden_size": roles.hidden_size,
         "embedding": roles.embedding,

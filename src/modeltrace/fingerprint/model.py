@@ -162,13 +162,41 @@ class Fingerprint:
             "attention": attention_meta,
             "residual": residual_meta,
         }
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("header.json", json.dumps(header))
-            archive.writestr("vocabulary.json", json.dumps(self.vocabulary))
-            archive.writestr("arrays.npz", buffer.getvalue())
-        return Path(path).stat().st_size
+        npz = _zip_bytes([(f"{key}.npy", _npy_bytes(array)) for key, array in arrays.items()])
+        data = _zip_bytes(
+            [
+                ("header.json", json.dumps(header).encode("utf-8")),
+                ("vocabulary.json", json.dumps(self.vocabulary).encode("utf-8")),
+                ("arrays.npz", npz),
+            ]
+        )
+        Path(path).write_bytes(data)
+        return len(data)
+
+
+#: Every member's timestamp (zip's earliest): the same model fingerprinted twice gives the same bytes.
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _zip_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A deflated zip of ``members`` in the order given whose bytes depend on the members alone: fixed
+    timestamps, permissions and creator system (``zipfile`` would stamp the time and the platform)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, on every platform
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data, compresslevel=6)
+    return buffer.getvalue()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    """One array in ``.npy`` format, as ``np.savez`` stores each member (no pickled objects)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:

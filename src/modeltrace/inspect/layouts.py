@@ -7,6 +7,7 @@ the names can be checked against a real checkpoint's ``*.index.json`` weight map
 
 Families checked against real checkpoints (``model_type``): llama, mistral, qwen2, qwen3 (dense
 decoders); mixtral; qwen2_moe, qwen3_moe; gpt_oss (fused expert tensors with biases, attention sinks);
+gpt_neox (GPT-NeoX, Pythia: ``embed_in`` / ``embed_out``, LayerNorm biases, fused query-key-value);
 chatglm (ChatGLM2/3, CodeGeeX2); deepseek_v2, deepseek_v3, kimi_k2 (multi-head latent attention,
 fine-grained MoE, multi-token-prediction layers), which are laid out from their fields by
 :mod:`modeltrace.inspect.field_layout`. Any other ``model_type`` is laid out from its fields too,
@@ -237,6 +238,28 @@ def _gpt_oss(view: ConfigView, model_type: str) -> Shapes:
     return shapes
 
 
+def _gpt_neox(view: ConfigView, model_type: str) -> Shapes:
+    """GPT-NeoX / Pythia: LayerNorms with biases, fused query-key-value, GELU MLP, untied ``embed_out``
+    head by default (names as transformers' ``GPTNeoXForCausalLM`` writes them)."""
+    hidden, layers = view.need("hidden_size"), view.need("num_hidden_layers")
+    vocab, inner = view.need("vocab_size"), view.need("intermediate_size")
+    bias = view.flag("attention_bias", True)
+    _check_size(layers, 16)
+    shapes: Shapes = {"gpt_neox.embed_in.weight": (vocab, hidden)}
+    for index in range(layers):
+        prefix = f"gpt_neox.layers.{index}"
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            shapes[f"{prefix}.{norm}.weight"] = shapes[f"{prefix}.{norm}.bias"] = (hidden,)
+        _linear(shapes, f"{prefix}.attention.query_key_value", 3 * hidden, hidden, bias)
+        _linear(shapes, f"{prefix}.attention.dense", hidden, hidden, bias)
+        _linear(shapes, f"{prefix}.mlp.dense_h_to_4h", inner, hidden, bias=True)
+        _linear(shapes, f"{prefix}.mlp.dense_4h_to_h", hidden, inner, bias=True)
+    shapes["gpt_neox.final_layer_norm.weight"] = shapes["gpt_neox.final_layer_norm.bias"] = (hidden,)
+    if not view.flag("tie_word_embeddings", False):
+        shapes["embed_out.weight"] = (vocab, hidden)
+    return shapes
+
+
 def _chatglm(view: ConfigView, model_type: str) -> Shapes:
     hidden, layers = view.need("hidden_size"), view.need("num_layers")
     vocab, inner = view.need("padded_vocab_size", "vocab_size"), view.need("ffn_hidden_size")
@@ -279,6 +302,7 @@ _FAMILIES: dict[str, Callable[[ConfigView, str], Shapes]] = {
     **dict.fromkeys(QWEN_MOE, _qwen_moe),
     **dict.fromkeys(DEEPSEEK_LIKE, _from_fields),
     "gpt_oss": _gpt_oss,
+    "gpt_neox": _gpt_neox,
     "chatglm": _chatglm,
 }
 

@@ -5,7 +5,8 @@ Every tensor gets one role, read from its name:
 - ``routed``: a routed expert's weights. Per-expert tensors (HF ``mlp.experts.7.``, Mixtral
   ``block_sparse_moe.experts.7.``) or stacked 3-D tensors holding every expert of a layer (gpt-oss
   ``mlp.experts.gate_up_proj``, GGUF ``blk.N.ffn_gate_exps``).
-- ``embedding``: the input token embedding (reported apart; it counts as active).
+- ``embedding``: the input token embedding (HF ``embed_tokens``, GPT-NeoX ``embed_in``, GPT-2 ``wte``,
+  GGUF ``token_embd``, ...; reported apart; it counts as active).
 - ``head``: the output projection to the vocabulary (HF ``lm_head``, GGUF ``output``, ChatGLM
   ``output_layer``, GPT-NeoX ``embed_out``); counted like a dense tensor and reported apart, since
   some makers leave it out of "active" (absent when tied to the embedding).
@@ -13,7 +14,8 @@ Every tensor gets one role, read from its name:
   ``nextn``). Excluded from the totals because makers exclude them (DeepSeek-V3: "671B main model
   + 14B MTP module"), and reported as ``mtp_params``.
 - ``auxiliary``: quantisation scales, zero points, packed shapes and saved buffers such as rotary
-  ``inv_freq``. Their bytes are on disk but they are not parameters.
+  ``inv_freq`` and GPT-NeoX's causal mask ``attention.bias`` / ``attention.masked_bias``. Their bytes
+  are on disk but they are not parameters.
 - ``dense``: everything else (attention, norms, routers, shared experts).
 
 Active parameters per token = every non-routed parameter + for each MoE layer, the routed
@@ -38,13 +40,15 @@ _STACKED_EXPERTS = re.compile(r"\.experts\.(?!\d)|_exps\b")
 _SHARED_EXPERT = re.compile(r"shared_expert|_shexp\b")
 _MTP_NAME = re.compile(r"\.nextn\.|\.eh_proj\.|\.enorm\.|\.hnorm\.|\.shared_head\.")
 _EMBEDDING = re.compile(
-    r"(?:^|\.)(?:embed_tokens|word_embeddings|wte|tok_embeddings|token_embd|embeddings\.word_embeddings)"
+    r"(?:^|\.)(?:embed_tokens|embed_in|word_embeddings|wte|tok_embeddings|token_embd"
+    r"|embeddings\.word_embeddings)"
     r"\.weight$"
 )
 _HEAD = re.compile(r"(?:^|\.)(?:lm_head|output_layer|embed_out)\.(?:weight|bias)$|^output\.weight$")
 _AUXILIARY = re.compile(
     r"(?:_scale_inv|\.weight_scale|\.input_scale|\.weight_zero_point|\.weight_shape|_scales|\.scales"
-    r"|\.qzeros|\.g_idx|\.absmax|\.quant_map|\.quant_state.*|inv_freq|\.SCB|\.weight_format)$"
+    r"|\.qzeros|\.g_idx|\.absmax|\.quant_map|\.quant_state.*|inv_freq|\.SCB|\.weight_format"
+    r"|(?:^|\.)attention\.(?:masked_)?bias)$"  # GPT-NeoX's saved causal-mask buffers (older Pythia files)
 )
 
 

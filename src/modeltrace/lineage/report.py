@@ -10,6 +10,8 @@ import html
 import math
 from typing import Any
 
+from modeltrace.lineage.display import format_p_value
+
 
 def _heat_colour(value: float) -> str:
     level = max(0.0, min(1.0, value))
@@ -80,10 +82,7 @@ def render_html(result: dict[str, Any]) -> str:
     def esc(value: Any) -> str:
         return html.escape(str(value))
 
-    log10_p = result.get("log10_p")
-    p_text = (
-        "n/a" if log10_p is None else (f"{result['p_value']:.3g}" if log10_p > -300 else f"10^{log10_p:.1f}")
-    )
+    p_text = format_p_value(result.get("log10_p"))  # the CLI's and the service's text (lineage/display.py)
     exact = result.get("exact") or {}
     rows = "".join(
         f"<tr><td>{esc(e['suspect_block'])}</td><td>{esc(e['base_block'])}</td><td>{e['units']}</td>"
