@@ -131,10 +131,11 @@ def _row(source: str, blocks: int, label: str, method: str, wall: float, cpu: fl
         compared = (result.pairing or {}).get("block_pairs_compared", "-")
         shown = "-" if result.log10_p is None else f"{result.log10_p:.2f}"
         verdict = result.verdict
-    else:  # the CLI's printed verdict line
-        compared, verdict, shown = "-", result, ""
+    else:  # the CLI's first line: "VERDICT  p = P (exact, TEST)"
+        words = str(result).split()
+        compared, verdict, shown = "-", words[0] if words else "?", "".join(words[1:4])
     return (
-        f"{source:<14} {blocks:>6} {label:<20} {method:<10} {wall:>7.2f} {cpu:>7.2f} "
+        f"{source:<18} {blocks:>6} {label:<20} {method:<10} {wall:>7.2f} {cpu:>7.2f} "
         f"{compared!s:>9} {verdict:<10} {shown:>11} {same:>5}"
     )
 
@@ -151,7 +152,7 @@ def _saved(fingerprints: dict[str, Fingerprint]) -> Iterator[dict[str, Path]]:
 
 
 def _verdict_line(stdout: str) -> str:
-    return next((line.strip() for line in stdout.splitlines() if line.strip()), "?")[:40]
+    return next((line.strip() for line in stdout.splitlines() if line.strip()), "?")
 
 
 def _compare_rows(source: str, models: dict[str, Fingerprint], args: argparse.Namespace) -> None:
@@ -196,7 +197,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     header = (
-        f"{'source':<14} {'blocks':>6} {'pair':<20} {'pairing':<10} {'wall s':>7} {'cpu s':>7} "
+        f"{'source':<18} {'blocks':>6} {'pair':<20} {'pairing':<10} {'wall s':>7} {'cpu s':>7} "
         f"{'compared':>9} {'verdict':<10} {'log10 p':>11} {'same':>5}"
     )
     print(header + "\n" + "-" * len(header))
@@ -220,7 +221,9 @@ def main() -> None:
                 )
                 other, _ = kimi_shaped(3, layers=layers, shape=args.shape, anchors=args.anchors)
                 models = {"base": base, "child": child, "independent": other}
-                source = f"{args.shape} {layers}L {args.anchors}a"
+                source = (
+                    f"{args.shape} {layers}L {args.anchors}a"  # e.g. "v4 61L 320a": shape, layers, anchors
+                )
                 _compare_rows(source, models, args)
                 if args.cli:
                     with _saved(models) as paths:

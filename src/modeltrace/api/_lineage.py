@@ -7,6 +7,7 @@ anything ``formats.open_model`` reads.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,24 @@ def compare(
     from modeltrace.lineage.compare import compare_fingerprints
     from modeltrace.lineage.report import render_html
 
-    result = compare_fingerprints(
-        load_or_fingerprint(suspect, full=full),
-        load_or_fingerprint(base, full=full),
-        alpha=alpha,
-    )
+    result = compare_fingerprints(*_load_both(suspect, base, full=full), alpha=alpha)
     result = replace(result, suspect_path=str(suspect), base_path=str(base))
     if report is not None:
         Path(report).write_text(render_html(result.as_dict()), encoding="utf-8")
         result = replace(result, report=str(report))
     return result
+
+
+def _load_both(suspect: str | Path, base: str | Path, *, full: bool) -> tuple[Fingerprint, Fingerprint]:
+    """Both sides of a comparison. Two fingerprint files load at once (unzipping and float16 -> float32
+    release the GIL: a Kimi K2 fingerprint with 320 anchors is 50 MB, ~0.5 s to load); models are
+    fingerprinted one after the other, as before (two remote models at once would double the
+    connections to one host). Either way the suspect's error is the one raised when both fail."""
+    if not (is_fingerprint_file(suspect) and is_fingerprint_file(base)):
+        return load_or_fingerprint(suspect, full=full), load_or_fingerprint(base, full=full)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="modeltrace-load") as pool:
+        pending = pool.submit(load_fingerprint, base)
+        return load_fingerprint(suspect), pending.result()
 
 
 def _candidate_kind(path: Path) -> str | None:
