@@ -7,6 +7,8 @@ map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gat
 on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
 -> verdict and relation. Pure: takes fingerprints in
 memory, returns a :class:`~modeltrace.lineage.comparison.Comparison` (``as_dict()``: the JSON).
+Independent pieces (each side's features, the shortlist's similarities, the tests) run on a few
+threads (:mod:`modeltrace.lineage.workers`), with bit for bit the answer of one thread.
 """
 
 from __future__ import annotations
