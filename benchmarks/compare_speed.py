@@ -24,6 +24,9 @@ comparison's own threads (default: the cores, at most 4; results are bit for bit
     .venv/bin/python benchmarks/compare_speed.py --shape 8-experts --workers 1 # the earlier shape
     .venv/bin/python benchmarks/compare_speed.py --fingerprints DIR/base-gap0.mtfp DIR/child.mtfp \
         DIR/independent.mtfp --cli
+
+``--save-json FILE`` writes every comparison's ``as_dict()``; run it once against other code
+(``PYTHONPATH=OTHER/src``) and ``cmp`` the two files to prove identical answers.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import json
 import os
 import resource
 import subprocess
@@ -59,6 +63,7 @@ SHARED_EXPERT = -1  # fingerprint.roles.SHARED_EXPERT
 #: name -> (routed experts per MoE layer, value rows per attention layer, residual sample)
 SHAPES = {"v4": (4, 128, True), "8-experts": (8, 64, False)}
 _T = TypeVar("_T")
+SAVED: dict[str, dict[str, Any]] = {}  # --save-json: every comparison's as_dict()
 
 
 def _digest(array: np.ndarray) -> str:
@@ -160,10 +165,14 @@ def _compare_rows(source: str, models: dict[str, Fingerprint], args: argparse.Na
     for label, name in (("child vs base", "child"), ("independent vs base", "independent")):
         reference = None
         for method in ("exhaustive", "shortlist") if args.exhaustive else ("shortlist",):
+            # workers only when given: the script also runs against older code (PYTHONPATH), for --save-json
+            threads = {} if args.workers is None else {"workers": args.workers}
             work = functools.partial(
-                compare_fingerprints, models[name], base, pairing_method=method, workers=args.workers
+                compare_fingerprints, models[name], base, pairing_method=method, **threads
             )
             result, wall, cpu = _timed(work)
+            if args.save_json is not None:
+                SAVED[f"{source} {label} {method}"] = result.as_dict()
             same = "" if reference is None else ("yes" if _pairs(result) == _pairs(reference) else "no")
             reference = reference or result
             print(_row(source, len(base.blocks), label, method, wall, cpu, result, same), flush=True)
@@ -194,6 +203,9 @@ def main() -> None:
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (1 as in the CLI)")
     parser.add_argument(
         "--workers", type=int, default=None, help="comparison threads (default: the cores, <= 4)"
+    )
+    parser.add_argument(
+        "--save-json", type=Path, help="write every comparison's as_dict() here (to diff two runs)"
     )
     args = parser.parse_args()
     header = (
@@ -228,6 +240,8 @@ def main() -> None:
                 if args.cli:
                     with _saved(models) as paths:
                         _cli_rows(source + " file", len(base.blocks), paths)
+    if args.save_json is not None:
+        args.save_json.write_text(json.dumps(SAVED, sort_keys=True))
     print(
         f"\nBLAS threads {args.blas_threads}, comparison workers "
         f"{'default' if args.workers is None else args.workers}; {os.cpu_count()} CPUs, "
