@@ -20,6 +20,7 @@ comparison's own threads (default: the cores, at most 4; results are bit for bit
 
     .venv/bin/python benchmarks/compare_speed.py                        # Kimi K2, format 4, shortlist
     .venv/bin/python benchmarks/compare_speed.py --cli                  # + `modeltrace compare` end to end
+    .venv/bin/python benchmarks/compare_speed.py --identify             # one suspect vs 2 bases, cache or not
     .venv/bin/python benchmarks/compare_speed.py --layers 5,9,17 --exhaustive  # both pairings
     .venv/bin/python benchmarks/compare_speed.py --shape 8-experts --workers 1 # the earlier shape
     .venv/bin/python benchmarks/compare_speed.py --fingerprints DIR/base-gap0.mtfp DIR/child.mtfp \
@@ -58,6 +59,7 @@ from modeltrace.fingerprint.model import (
 )
 from modeltrace.lineage.compare import compare_fingerprints
 from modeltrace.lineage.comparison import Comparison
+from modeltrace.lineage.features import FeatureCache
 
 SHARED_EXPERT = -1  # fingerprint.roles.SHARED_EXPERT
 #: name -> (routed experts per MoE layer, value rows per attention layer, residual sample)
@@ -178,6 +180,21 @@ def _compare_rows(source: str, models: dict[str, Fingerprint], args: argparse.Na
             print(_row(source, len(base.blocks), label, method, wall, cpu, result, same), flush=True)
 
 
+def _identify_rows(source: str, models: dict[str, Fingerprint], args: argparse.Namespace) -> None:
+    """The child against the base and the independent model, as ``identify`` compares one suspect with
+    its candidates: without and with a feature cache (the suspect's features whitened once)."""
+    threads = {} if args.workers is None else {"workers": args.workers}
+    for label, cache in (("no cache", None), ("cache", FeatureCache())):
+
+        def both(cache: FeatureCache | None = cache) -> list[Comparison]:
+            return [compare_fingerprints(models["child"], models[name], feature_cache=cache, **threads)
+                    for name in ("base", "independent")]  # fmt: skip
+
+        results, wall, cpu = _timed(both)
+        verdicts = "/".join(result.verdict for result in results)
+        print(_row(source, len(models["base"].blocks), "child vs 2 bases", label, wall, cpu, verdicts))
+
+
 def _cli_rows(source: str, blocks: int, paths: dict[str, Path]) -> None:
     for label, name in (("child vs base", "child"), ("independent vs base", "independent")):
         stdout, wall, cpu = _cli(paths[name], paths["base"])
@@ -200,6 +217,7 @@ def main() -> None:
     parser.add_argument("--exhaustive", action="store_true", help="also time the exhaustive pairing")
     parser.add_argument("--skip-old", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--cli", action="store_true", help="also time `modeltrace compare A B` end to end")
+    parser.add_argument("--identify", action="store_true", help="also time one suspect against two bases")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (1 as in the CLI)")
     parser.add_argument(
         "--workers", type=int, default=None, help="comparison threads (default: the cores, <= 4)"
@@ -221,6 +239,8 @@ def main() -> None:
                 loaded[name], wall, cpu = _timed(functools.partial(load_fingerprint, path))
                 print(_row("files", len(loaded[name].blocks), f"load {name}", "-", wall, cpu, "loaded"))
             _compare_rows("files", loaded, args)
+            if args.identify:
+                _identify_rows("files", loaded, args)
             if args.cli:
                 _cli_rows(
                     "files", len(loaded["base"].blocks), dict(zip(names, args.fingerprints, strict=True))
@@ -237,6 +257,8 @@ def main() -> None:
                     f"{args.shape} {layers}L {args.anchors}a"  # e.g. "v4 61L 320a": shape, layers, anchors
                 )
                 _compare_rows(source, models, args)
+                if args.identify:
+                    _identify_rows(source, models, args)
                 if args.cli:
                     with _saved(models) as paths:
                         _cli_rows(source + " file", len(base.blocks), paths)

@@ -1,9 +1,11 @@
 """The fast comparison (features whitened in a few large products, independent pieces on threads,
-the binomial tail cut where its terms underflow, the rencontres tails cached) gives bit for bit the
-answer of the reference path (block by block, one thread, every term), whole JSON included."""
+the binomial tail cut where its terms underflow, the rencontres tails cached, features kept across
+comparisons) gives bit for bit the answer of the reference path (block by block, one thread, every
+term, nothing kept), whole JSON included."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -15,7 +17,7 @@ import pytest
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import compare, exact, pairing, paths
 from modeltrace.lineage.compare import compare_fingerprints
-from modeltrace.lineage.features import normalised_rows
+from modeltrace.lineage.features import FeatureCache, normalised_rows
 from tests.lineage.synthetic_moe import moe
 
 
@@ -104,3 +106,27 @@ def test_cached_rencontres_tail_is_the_computed_one() -> None:
                 assert exact.log_fixed_point_tail(k, f, strict) == exact.log_fixed_point_tail.__wrapped__(
                     k, f, strict
                 )
+
+
+def test_a_feature_cache_across_comparisons_changes_no_bit(models: dict[str, Fingerprint]) -> None:
+    """As identify uses it: one suspect against several bases, its features whitened once."""
+    cache = FeatureCache()
+    suspect = models["child"]
+    for base in ("base", "independent", "base"):
+        fresh = compare_fingerprints(suspect, models[base])
+        assert _json(compare_fingerprints(suspect, models[base], feature_cache=cache)) == _json(fresh)
+    assert cache.hits >= 4  # the suspect's up and gate in the 2nd and 3rd comparisons
+
+
+def test_the_feature_cache_sees_a_block_replaced(models: dict[str, Fingerprint]) -> None:
+    """The same fingerprint object holding another array is a miss, not the stale features."""
+    base, weights = moe(1, layers=4)
+    suspect = moe(2, layers=4, parent=weights)[0]
+    cache = FeatureCache()
+    compare_fingerprints(suspect, base, feature_cache=cache)
+    suspect.blocks[0] = dataclasses.replace(suspect.blocks[0], up=-suspect.blocks[0].up)
+    fresh = compare_fingerprints(suspect, base)
+    hits, misses = cache.hits, cache.misses
+    assert _json(compare_fingerprints(suspect, base, feature_cache=cache)) == _json(fresh)
+    # The suspect's up features are recomputed; its gate and the base's features are still good.
+    assert (cache.hits, cache.misses) == (hits + 3, misses + 1)

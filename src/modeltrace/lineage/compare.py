@@ -25,6 +25,7 @@ from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.comparison import Comparison
 from modeltrace.lineage.exact import pair_uniform
 from modeltrace.lineage.features import (
+    FeatureCache,
     SharedAnchors,
     UnitSimilarity,
     normalised_rows,
@@ -50,10 +51,15 @@ LN10 = math.log(10)
 _FEATURE_ROWS = 4096
 
 
+def _part_rows(fp: Fingerprint, part: str) -> list[np.ndarray]:
+    """Every block's ``part``: "up" or "gate" (a block without a gate: up)."""
+    return [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+
+
 def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str) -> list[np.ndarray]:
     """Whitened, row-normalised unit features of every block's ``part``: "up" or "gate" (a block without
     a gate: up), computed over all blocks' units in chunks and split back per block."""
-    rows = [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+    rows = _part_rows(fp, part)
     if not rows:
         return []
     if len({row.dtype for row in rows}) > 1:  # keep each block's own precision, as block by block
@@ -67,6 +73,16 @@ def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: s
             (chunk if every_column else chunk[:, positions]) @ white
         )
     return np.split(out, np.cumsum([len(row) for row in rows])[:-1])
+
+
+def _features_of(
+    fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str, cache: FeatureCache | None
+) -> list[np.ndarray]:
+    """:func:`_features`, through ``cache`` when there is one."""
+    if cache is None:
+        return _features(fp, positions, white, part)
+    compute = functools.partial(_features, fp, positions, white, part)
+    return cache.get(fp, positions, white, part, _part_rows(fp, part), compute)
 
 
 def _one_per_base_block(
@@ -201,11 +217,13 @@ def compare_fingerprints(
     alpha: float = DEFAULT_ALPHA,
     pairing_method: PairingMethod = "auto",
     workers: int | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> Comparison:
     """Was ``suspect`` derived from ``base``? See the module doc for the pipeline. ``pairing_method``:
     how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring).
     ``workers``: threads for the independent pieces (default: the cores, at most 4; the result is bit
-    for bit the same for any number, :mod:`modeltrace.lineage.workers`)."""
+    for bit the same for any number, :mod:`modeltrace.lineage.workers`). ``feature_cache``: keeps
+    whitened features for the next comparison with one of the same fingerprints (``identify``)."""
     shared = shared_anchors(suspect, base)
     if not suspect.blocks or not base.blocks:
         return _inconclusive("no MLP blocks found in one of the models", suspect, base)
@@ -217,12 +235,12 @@ def compare_fingerprints(
             base,
         )
     with worker_pool(workers) as pool:
-        return _tested(suspect, base, shared, alpha, pairing_method, pool)
+        return _tested(suspect, base, shared, alpha, pairing_method, pool, feature_cache)
 
 
 def _tested(
     suspect: Fingerprint, base: Fingerprint, shared: SharedAnchors, alpha: float,
-    pairing_method: PairingMethod, pool: Executor,
+    pairing_method: PairingMethod, pool: Executor, feature_cache: FeatureCache | None,
 ) -> Comparison:  # fmt: skip
     """The comparison once both sides have blocks and enough shared anchors; the independent pieces
     (each side's features, the block shortlist's similarities, the four tests) run on ``pool``."""
@@ -236,7 +254,7 @@ def _tested(
     sides = ((suspect, frame_s), (base, frame_b))
     # The largest step: four equal products (up and gate of each side), two cores at a time.
     kinds = ("up", "gate") if use_gate else ("up",)
-    features = gather(pool, [functools.partial(_features, fp, *frame, part)
+    features = gather(pool, [functools.partial(_features_of, fp, *frame, part, feature_cache)
                              for fp, frame in sides for part in kinds])  # fmt: skip
     value_features = gather(pool, [functools.partial(_value_features, fp, *frame) for fp, frame in sides])
     parts = None
