@@ -59,7 +59,6 @@ from modeltrace.fingerprint.model import (
 )
 from modeltrace.lineage.compare import compare_fingerprints
 from modeltrace.lineage.comparison import Comparison
-from modeltrace.lineage.features import FeatureCache
 
 SHARED_EXPERT = -1  # fingerprint.roles.SHARED_EXPERT
 #: name -> (routed experts per MoE layer, value rows per attention layer, residual sample)
@@ -183,10 +182,12 @@ def _compare_rows(source: str, models: dict[str, Fingerprint], args: argparse.Na
 def _identify_rows(source: str, models: dict[str, Fingerprint], args: argparse.Namespace) -> None:
     """The child against the base and the independent model, as ``identify`` compares one suspect with
     its candidates: without and with a feature cache (the suspect's features whitened once)."""
+    from modeltrace.lineage.features import FeatureCache  # here: the rest also runs on older code
+
     threads = {} if args.workers is None else {"workers": args.workers}
     for label, cache in (("no cache", None), ("cache", FeatureCache())):
 
-        def both(cache: FeatureCache | None = cache) -> list[Comparison]:
+        def both(cache: Any = cache) -> list[Comparison]:
             return [compare_fingerprints(models["child"], models[name], feature_cache=cache, **threads)
                     for name in ("base", "independent")]  # fmt: skip
 
