@@ -7,11 +7,15 @@ map -> fixed-point test on same-shape mapped pairs, unit-sign test on mapped gat
 on the attention layers of mapped pairs (all three exact) -> Bonferroni combination of the p-values
 -> verdict and relation. Pure: takes fingerprints in
 memory, returns a :class:`~modeltrace.lineage.comparison.Comparison` (``as_dict()``: the JSON).
+Independent pieces (each side's features, the shortlist's similarities, the tests) run on a few
+threads (:mod:`modeltrace.lineage.workers`), with bit for bit the answer of one thread.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -20,11 +24,19 @@ from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.comparison import Comparison
 from modeltrace.lineage.exact import pair_uniform
-from modeltrace.lineage.features import UnitSimilarity, normalised_rows, shared_anchors, whitener
+from modeltrace.lineage.features import (
+    FeatureCache,
+    SharedAnchors,
+    UnitSimilarity,
+    normalised_rows,
+    shared_anchors,
+    whitener,
+)
 from modeltrace.lineage.pairing import PairingMethod, pair_blocks
 from modeltrace.lineage.paths import SignResult, exact_test, sign_test, value_sign_test
 from modeltrace.lineage.relation import describe_relation
 from modeltrace.lineage.residual import residual_test
+from modeltrace.lineage.workers import gather, worker_pool
 
 #: Fewer shared anchor tokens than this leaves too little shared structure to test.
 MIN_SHARED_ANCHORS = 16
@@ -39,10 +51,15 @@ LN10 = math.log(10)
 _FEATURE_ROWS = 4096
 
 
+def _part_rows(fp: Fingerprint, part: str) -> list[np.ndarray]:
+    """Every block's ``part``: "up" or "gate" (a block without a gate: up)."""
+    return [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+
+
 def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str) -> list[np.ndarray]:
     """Whitened, row-normalised unit features of every block's ``part``: "up" or "gate" (a block without
     a gate: up), computed over all blocks' units in chunks and split back per block."""
-    rows = [block.up if part == "up" or block.gate is None else block.gate for block in fp.blocks]
+    rows = _part_rows(fp, part)
     if not rows:
         return []
     if len({row.dtype for row in rows}) > 1:  # keep each block's own precision, as block by block
@@ -56,6 +73,16 @@ def _features(fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: s
             (chunk if every_column else chunk[:, positions]) @ white
         )
     return np.split(out, np.cumsum([len(row) for row in rows])[:-1])
+
+
+def _features_of(
+    fp: Fingerprint, positions: np.ndarray, white: np.ndarray, part: str, cache: FeatureCache | None
+) -> list[np.ndarray]:
+    """:func:`_features`, through ``cache`` when there is one."""
+    if cache is None:
+        return _features(fp, positions, white, part)
+    compute = functools.partial(_features, fp, positions, white, part)
+    return cache.get(fp, positions, white, part, _part_rows(fp, part), compute)
 
 
 def _one_per_base_block(
@@ -103,19 +130,18 @@ def _attention_pairs(
 
 
 def _value_signs(
-    suspect: Fingerprint, base: Fingerprint, frame_s: tuple[np.ndarray, np.ndarray],
-    frame_b: tuple[np.ndarray, np.ndarray], pairs: list[tuple[int, int]], similarity: np.ndarray,
+    suspect: Fingerprint, base: Fingerprint, value_features: tuple[list[np.ndarray], list[np.ndarray]],
+    pairs: list[tuple[int, int]], similarity: np.ndarray,
 ) -> SignResult | None:  # fmt: skip
-    """The value-sign test on the mapped layers; ``frame_*`` is (shared anchor positions, whitener)."""
+    """The value-sign test on the mapped layers; ``value_features``: each side's
+    :func:`_value_features`."""
     attention_pairs = _attention_pairs(pairs, similarity, suspect, base)
     if not attention_pairs:
         return None
     # The randomisation draws on the MLP digests only: nothing that moves with B's value signs.
     u = pair_uniform("value-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in pairs))
     layers = [(suspect.attention[a].layer, base.attention[b].layer) for a, b in attention_pairs]
-    return value_sign_test(
-        _value_features(suspect, *frame_s), _value_features(base, *frame_b), attention_pairs, u, layers
-    )
+    return value_sign_test(*value_features, attention_pairs, u, layers)
 
 
 def _sign_json(result: SignResult | None, count_key: str, detail_key: str) -> dict[str, Any] | None:
@@ -133,16 +159,22 @@ def _sign_json(result: SignResult | None, count_key: str, detail_key: str) -> di
     }
 
 
-def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
+def _same_inventory(suspect: Fingerprint, base: Fingerprint) -> bool:
     shapes = [(tuple(shape), dtype) for _, shape, dtype in suspect.header.get("inventory", [])]
     other = [(tuple(shape), dtype) for _, shape, dtype in base.header.get("inventory", [])]
+    return sorted(shapes) == sorted(other)
+
+
+def _same_weights(suspect: Fingerprint, base: Fingerprint) -> bool:
+    # The inventory (a Kimi K2 lists ~140 000 tensors: 50 ms to sort) is compared last, when the
+    # cheap tests already agree.
     return (
         bool(suspect.blocks)
-        and sorted(shapes) == sorted(other)
         and suspect.header.get("tokenizer_digest") == base.header.get("tokenizer_digest")
         and len(suspect.blocks) == len(base.blocks)
         and all(a.digest == b.digest for a, b in zip(suspect.blocks, base.blocks, strict=True))
         and np.array_equal(suspect.anchor_gram, base.anchor_gram)
+        and _same_inventory(suspect, base)
     )
 
 
@@ -184,9 +216,14 @@ def compare_fingerprints(
     *,
     alpha: float = DEFAULT_ALPHA,
     pairing_method: PairingMethod = "auto",
+    workers: int | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> Comparison:
     """Was ``suspect`` derived from ``base``? See the module doc for the pipeline. ``pairing_method``:
-    how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring)."""
+    how blocks are paired (:func:`modeltrace.lineage.pairing.pair_blocks`; "auto" unless measuring).
+    ``workers``: threads for the independent pieces (default: the cores, at most 4; the result is bit
+    for bit the same for any number, :mod:`modeltrace.lineage.workers`). ``feature_cache``: keeps
+    whitened features for the next comparison with one of the same fingerprints (``identify``)."""
     shared = shared_anchors(suspect, base)
     if not suspect.blocks or not base.blocks:
         return _inconclusive("no MLP blocks found in one of the models", suspect, base)
@@ -197,40 +234,57 @@ def compare_fingerprints(
             suspect,
             base,
         )
+    with worker_pool(workers) as pool:
+        return _tested(suspect, base, shared, alpha, pairing_method, pool, feature_cache)
+
+
+def _tested(
+    suspect: Fingerprint, base: Fingerprint, shared: SharedAnchors, alpha: float,
+    pairing_method: PairingMethod, pool: Executor, feature_cache: FeatureCache | None,
+) -> Comparison:  # fmt: skip
+    """The comparison once both sides have blocks and enough shared anchors; the independent pieces
+    (each side's features, the block shortlist's similarities, the four tests) run on ``pool``."""
     # One whitener per side (the anchor Gram's inverse square root), shared by every feature below.
-    frame_s = (shared.suspect, whitener(suspect.anchor_gram[np.ix_(shared.suspect, shared.suspect)]))
-    frame_b = (shared.base, whitener(base.anchor_gram[np.ix_(shared.base, shared.base)]))
+    white_s, white_b = gather(pool, [
+        functools.partial(whitener, suspect.anchor_gram[np.ix_(shared.suspect, shared.suspect)]),
+        functools.partial(whitener, base.anchor_gram[np.ix_(shared.base, shared.base)]),
+    ])  # fmt: skip
+    frame_s, frame_b = (shared.suspect, white_s), (shared.base, white_b)
     use_gate = all(b.gate is not None for b in suspect.blocks + base.blocks)
+    sides = ((suspect, frame_s), (base, frame_b))
+    # The largest step: four equal products (up and gate of each side), two cores at a time.
+    kinds = ("up", "gate") if use_gate else ("up",)
+    features = gather(pool, [functools.partial(_features_of, fp, *frame, part, feature_cache)
+                             for fp, frame in sides for part in kinds])  # fmt: skip
+    value_features = gather(pool, [functools.partial(_value_features, fp, *frame) for fp, frame in sides])
     parts = None
     if use_gate:
-        parts = (
-            _features(suspect, *frame_s, "up"),
-            _features(suspect, *frame_s, "gate"),
-            _features(base, *frame_b, "up"),
-            _features(base, *frame_b, "gate"),
-        )
+        parts = (features[0], features[1], features[2], features[3])
         # Gated MLPs are compared on the sign-blind similarity of up and gate (``parts``) alone.
         feats_s, feats_b = parts[0], parts[2]
     else:
-        feats_s, feats_b = _features(suspect, *frame_s, "up"), _features(base, *frame_b, "up")
+        feats_s, feats_b = features
     unit_similarity = UnitSimilarity(feats_s, feats_b, parts)
-    pairing = pair_blocks(suspect, base, unit_similarity, pairing_method)
+    pairing = pair_blocks(suspect, base, unit_similarity, pairing_method, pool)
     similarity, pairs = pairing.similarity, pairing.pairs
 
     exact_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=True)
     keys = [(suspect.blocks[a].digest, base.blocks[b].digest) for a, b in exact_pairs]
-    exact = exact_test(unit_similarity, exact_pairs, keys) if exact_pairs else None
-
     roles_named = all(fp.header.get("role_method") in SIGN_TEST_ROLE_METHODS for fp in (suspect, base))
     sign_pairs = _one_per_base_block(pairs, similarity, suspect, base, same_units=False)
-    signs = None
+    signs_pending = None
     if parts is not None and roles_named and sign_pairs:
         u = pair_uniform(
             "unit-signs", *(suspect.blocks[a].digest + base.blocks[b].digest for a, b in sign_pairs)
         )
-        signs = sign_test(*parts, sign_pairs, u, unit_similarity)
-    values = _value_signs(suspect, base, frame_s, frame_b, pairs, similarity)
+        signs_pending = pool.submit(sign_test, *parts, sign_pairs, u, unit_similarity)
+    exact_pending = pool.submit(exact_test, unit_similarity, exact_pairs, keys) if exact_pairs else None
+    values_pending = pool.submit(_value_signs, suspect, base, (value_features[0], value_features[1]),
+                                 pairs, similarity)  # fmt: skip
     residual = residual_test(suspect, base, shared)
+    exact = None if exact_pending is None else exact_pending.result()
+    signs = None if signs_pending is None else signs_pending.result()
+    values = values_pending.result()
     if exact is None and signs is None and values is None and residual is None:
         return _inconclusive(_why_no_test(suspect, base, roles_named), suspect, base)
     candidates = (

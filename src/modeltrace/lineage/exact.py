@@ -11,12 +11,14 @@ applies. All arithmetic is in logs: related models reach p = 1/128! ~ 1e-216 per
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
 import numpy as np
 
 
+@functools.lru_cache(maxsize=4096)  # pure: a cached value is the value (every block pair has k = 128)
 def _log_derangement_ratio(n: int) -> float:
     """log d(n) where d(n) = D(n)/n! is the probability that a random n-permutation has no fixed point."""
     if n == 1:
@@ -29,6 +31,7 @@ def log_fixed_point_pmf(k: int, j: int) -> float:
     return _log_derangement_ratio(k - j) - math.lgamma(j + 1)
 
 
+@functools.lru_cache(maxsize=65536)
 def log_fixed_point_tail(k: int, f: int, strict: bool = False) -> float:
     """log P(F >= f) (or P(F > f) when ``strict``) for a uniform random permutation of k items."""
     start = f + 1 if strict else f
@@ -65,18 +68,36 @@ def fisher_log_p(log_ps: list[float]) -> float:
     return min(0.0, -statistic_half + peak + math.log(sum(math.exp(t - peak) for t in terms)))
 
 
+#: ``exp(t - peak)`` is exactly 0.0 below about -745.2 (the smallest subnormal double): past this
+#: distance below the peak a term adds exactly nothing to the tail's sum.
+_UNDERFLOW = 800.0
+
+
 def binomial_half_log_p(n: int, successes: int, u: float) -> float:
     """log of the randomised p-value ``P(X > s) + u P(X = s)`` for X ~ Binomial(n, 1/2): exactly uniform
-    when the n signs are independent fair coins (the unit-sign test's null)."""
+    when the n signs are independent fair coins (the unit-sign test's null).
+
+    Only the terms that can count are computed (a Kimi K2 comparison pools ~70 000 signs): those from
+    ``s`` up, and of the decreasing tail past the mode none after the first that lies
+    :data:`_UNDERFLOW` below the peak (every later one is smaller still, so neither the peak nor the
+    sum, to the last bit, changes)."""
     if n == 0:
         return 0.0  # no evidence at all: p = 1
     log_half = n * math.log(0.5)
-    log_pmf = [
-        math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half for j in range(n + 1)
-    ]
-    above = log_pmf[successes + 1 :]
-    at = log_pmf[successes] + math.log(max(u, 1e-300))
+    log_n_factorial = math.lgamma(n + 1)
+
+    def log_pmf(j: int) -> float:
+        return log_n_factorial - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half
+
+    at = log_pmf(successes) + math.log(max(u, 1e-300))
+    above: list[float] = []
+    peak = -math.inf
+    for j in range(successes + 1, n + 1):
+        term = log_pmf(j)
+        if 2 * j > n + 2 and term < peak - _UNDERFLOW:  # past the mode: decreasing from here on
+            break
+        above.append(term)
+        peak = max(peak, term)
     if not above:
         return at
-    peak = max(above)
     return float(np.logaddexp(peak + math.log(sum(math.exp(t - peak) for t in above)), at))

@@ -8,6 +8,7 @@ from typing import Any
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage import DEFAULT_ALPHA
 from modeltrace.lineage.compare import compare_fingerprints
+from modeltrace.lineage.features import FeatureCache
 from modeltrace.stats import holm
 
 _ORDER = {"same-weights": 0, "related": 1, "unrelated": 2, "inconclusive": 3}
@@ -21,8 +22,9 @@ def identify(
 ) -> dict[str, Any]:
     """Compare the suspect with every candidate; best (most significant) first."""
     results = []
+    cache = FeatureCache()  # the suspect's features are whitened once, not once per candidate
     for name, candidate in candidates:
-        result = compare_fingerprints(suspect, candidate, alpha=alpha)
+        result = compare_fingerprints(suspect, candidate, alpha=alpha, feature_cache=cache)
         results.append((name, result))
     natural = [None if r.log10_p is None else r.log10_p * math.log(10) for _, r in results]
     adjusted = holm(natural, log=True)

@@ -20,6 +20,8 @@ is another block pair. Either way it is chosen only from quantities blind to wha
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.lineage.features import UnitSimilarity, block_similarity_matrix
+from modeltrace.lineage.workers import gather, split, worker_pool
 
 #: Above this many (suspect unit, base unit) pairs the shortlist replaces the exhaustive pairing:
 #: 2**25 pairs are ~40 GFLOP of products for 320 anchors (about half a second on one idle core).
@@ -120,30 +123,54 @@ def _candidates(
     return out
 
 
-def _shortlisted(
-    suspect: Fingerprint, base: Fingerprint, unit_similarity: UnitSimilarity
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """The similarity matrix with only each suspect block's shortlist computed (NaN elsewhere), and
-    each suspect block's most similar candidate (the first of equal maxima, as ``np.argmax``). The
-    unit similarity of each chosen pair is kept for the tests."""
-    if unit_similarity.parts is None:
-        summary_s = _summaries(unit_similarity.suspect, None)
-        summary_b = _summaries(unit_similarity.base, None)
-    else:
-        up_s, gate_s, up_b, gate_b = unit_similarity.parts
-        summary_s, summary_b = _summaries(up_s, gate_s), _summaries(up_b, gate_b)
-    similarity = np.full((len(suspect.blocks), len(base.blocks)), np.nan)
-    pairs = []
-    for a, columns in enumerate(_candidates(suspect, base, summary_s, summary_b)):
+#: Pieces the shortlisted similarities are cut into (contiguous suspect blocks), so that a few threads
+#: share them evenly whatever each block's number of candidates.
+_PIECES = 16
+
+
+def _best_candidates(
+    unit_similarity: UnitSimilarity, candidates: list[list[int]], rows: range
+) -> list[tuple[list[float], int, np.ndarray]]:
+    """For suspect blocks ``rows``: each candidate's block similarity, and the most similar candidate
+    (the first of equal maxima, as ``np.argmax``) with its unit similarity matrix."""
+    out = []
+    for a in rows:
+        values: list[float] = []
         best: tuple[float, int, np.ndarray] | None = None
-        for b in columns:  # ascending, so a later equal value never displaces an earlier one
+        for b in candidates[a]:  # ascending, so a later equal value never displaces an earlier one
             value, matrix = unit_similarity.block(a, b)
-            similarity[a, b] = value
+            values.append(value)
             if best is None or value > best[0]:
                 best = (value, b, matrix)
         assert best is not None  # every suspect block has at least one candidate
-        unit_similarity.keep(a, best[1], best[2])
-        pairs.append((a, best[1]))
+        out.append((values, best[1], best[2]))
+    return out
+
+
+def _shortlisted(
+    suspect: Fingerprint, base: Fingerprint, unit_similarity: UnitSimilarity, pool: Executor
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The similarity matrix with only each suspect block's shortlist computed (NaN elsewhere), and
+    each suspect block's most similar candidate. The unit similarity of each chosen pair is kept for
+    the tests. Pieces of suspect blocks run on ``pool``; each block's result depends on its own
+    candidates only, so the outcome is the same however the pieces are run."""
+    if unit_similarity.parts is None:
+        sides = [(unit_similarity.suspect, None), (unit_similarity.base, None)]
+    else:
+        up_s, gate_s, up_b, gate_b = unit_similarity.parts
+        sides = [(up_s, gate_s), (up_b, gate_b)]
+    summary_s, summary_b = gather(pool, [functools.partial(_summaries, *side) for side in sides])
+    candidates = _candidates(suspect, base, summary_s, summary_b)
+    pieces = split(len(candidates), _PIECES)
+    scored = gather(pool, [functools.partial(_best_candidates, unit_similarity, candidates, rows)
+                           for rows in pieces])  # fmt: skip
+    similarity = np.full((len(suspect.blocks), len(base.blocks)), np.nan)
+    pairs = []
+    for rows, piece in zip(pieces, scored, strict=True):
+        for a, (values, chosen, matrix) in zip(rows, piece, strict=True):
+            similarity[a, candidates[a]] = values
+            unit_similarity.keep(a, chosen, matrix)
+            pairs.append((a, chosen))
     return similarity, pairs
 
 
@@ -152,10 +179,12 @@ def pair_blocks(
     base: Fingerprint,
     unit_similarity: UnitSimilarity,
     method: PairingMethod = "auto",
+    pool: Executor | None = None,
 ) -> BlockPairing:
     """Pair every suspect block with a base block on the block similarity built from
     ``unit_similarity`` (see the module doc). ``method`` "auto" shortlists only when the exhaustive
-    products are large and the pairing is an argmax."""
+    products are large and the pairing is an argmax. ``pool`` runs the shortlist's pieces (default:
+    one after the other in this thread)."""
     dense_assignment = _dense_assignment(suspect, base)
     unit_pairs = sum(map(len, unit_similarity.suspect)) * sum(map(len, unit_similarity.base))
     shortlist = method == "shortlist" or (method == "auto" and unit_pairs > EXHAUSTIVE_UNIT_PAIRS)
@@ -167,5 +196,9 @@ def pair_blocks(
         else:
             pairs = [(a, int(np.argmax(similarity[a]))) for a in range(len(suspect.blocks))]
         return BlockPairing(similarity, pairs, "exhaustive")
-    similarity, pairs = _shortlisted(suspect, base, unit_similarity)
+    if pool is None:
+        with worker_pool(1) as in_place:
+            similarity, pairs = _shortlisted(suspect, base, unit_similarity, in_place)
+    else:
+        similarity, pairs = _shortlisted(suspect, base, unit_similarity, pool)
     return BlockPairing(similarity, pairs, "shortlist")
