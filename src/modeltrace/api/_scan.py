@@ -3,8 +3,9 @@
 The parent expands the sources, pins remote ones to a revision, skips those the registry already
 holds (before reading anything heavy), and hands the rest to an executor (a local process pool or
 Ray tasks) whose workers read each source into an Arrival. The parent alone writes: it stores each
-arrival as it comes back and runs lineage detection against the registered models (as
-``registry add`` does), so the detected-lineage graph is up to date when the scan ends.
+arrival as it comes back, shortlists the registered models it is to be compared with (as
+``registry add`` does), and the workers make the comparisons; the parent ranks them and records
+the edges (api/_scan_pipeline.py), so the detected-lineage graph is up to date when the scan ends.
 """
 
 from __future__ import annotations
@@ -42,11 +43,19 @@ def scan(
     backoff_s: float = 1.0,
     detect: bool = True,
     alpha: float | None = None,
+    fingerprints_from: str = "auto",
     progress: ScanProgress | None = None,
 ) -> dict[str, Any]:
     """Fingerprint every source and register it; returns ``{"results": [...], "totals": {...},
-    "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub")."""
+    "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub").
+
+    ``detect``: compare each newcomer with the registered models (in the workers) and record the
+    edges found. ``fingerprints_from``: where the workers read the candidates' fingerprints:
+    ``registry`` (they open it read-only), ``shared`` (the parent sends them: by value to a local
+    pool, through Ray's object store to Ray tasks), ``auto`` (the registry, except for a Ray
+    cluster, whose nodes may not reach it)."""
     from modeltrace.api._registry import open_registry
+    from modeltrace.api._scan_pipeline import check_access
     from modeltrace.registry.tokens import check_namespace
     from modeltrace.scan.executors import check_executor
     from modeltrace.scan.sources import expand_sources
@@ -55,6 +64,7 @@ def scan(
         raise UsageError("Give at least one source: a model folder or file, a glob, a URL, hf://ORG/REPO "
                          "or @FILE listing sources.")  # fmt: skip
     check_executor(executor, workers, ray_address)
+    check_access(fingerprints_from)
     if namespace is not None:
         check_namespace(namespace)
     if retries < 0:
@@ -71,22 +81,15 @@ def scan(
         tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
         run.emit(None)
         if tasks:
-            from modeltrace.api._scan_worker import fingerprint_source
-            from modeltrace.scan.executors import run_parallel
+            from modeltrace.api._scan_pipeline import ScanPipeline, worker_registry_url
+            from modeltrace.api._scan_worker import run_task
+            from modeltrace.scan.executors import open_executor
 
-            outcomes = run_parallel(fingerprint_source, tasks, executor=executor, workers=workers,
-                                    ray_address=ray_address)  # fmt: skip
-            # Stored in the order given, whatever order the workers finish in: the registry's ids and
-            # the edge directions assumed from the registration order do not depend on timing.
-            order = {task.source: index for index, task in enumerate(tasks)}
-            waiting: dict[int, WorkResult] = {}
-            next_index = 0
-            for outcome in outcomes:
-                waiting[order[outcome.source]] = outcome
-                while next_index in waiting:
-                    ready = waiting.pop(next_index)
-                    run.finish(run.register(ready, detect=detect, alpha=alpha), read=True)
-                    next_index += 1
+            with open_executor(executor, workers, ray_address) as started:
+                reader = worker_registry_url(fingerprints_from, started, store.url)
+                pipeline = ScanPipeline(run, started, tasks, detect=detect, alpha=alpha, registry_url=reader)
+                for outcome in started.run(run_task, pipeline.feed()):
+                    pipeline.take(outcome)
         return run.report(expanded.ignored, executor, workers)
     finally:
         if owned:
@@ -145,9 +148,10 @@ class _Run:
                                   retries=retries, backoff_s=backoff_s))  # fmt: skip
         return tasks
 
-    def register(self, outcome: WorkResult, *, detect: bool, alpha: float | None) -> dict[str, Any]:
-        """Store what a worker read (the parent is the only writer) and detect its lineage, as
-        ``registry add`` does (api/_registry.py::_register), reporting each step's outcome."""
+    def register(self, outcome: WorkResult, *, detect: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Store what a worker read (the parent is the only writer), as ``registry add`` does
+        (api/_registry.py::_register); returns the row and, when its lineage is to be detected
+        (``detect`` and a fingerprint newly attached), the registered model."""
         fields: dict[str, Any] = {
             "pinned": self.pinned.get(outcome.source, outcome.source),
             "bytes": outcome.bytes_read,
@@ -162,24 +166,20 @@ class _Run:
                 fields["traceback"] = outcome.traceback
             return _row(
                 outcome.source, "failed", reason=outcome.reason, exit_code=outcome.exit_code, **fields
-            )
+            ), None
         arrival = outcome.arrival
         fields["digest"] = arrival.digest
         try:
             model, created, attached = self.store.add(arrival)
         except ModeltraceError as error:
-            return _row(outcome.source, "failed", reason=str(error), exit_code=error.exit_code, **fields)
+            return _row(
+                outcome.source, "failed", reason=str(error), exit_code=error.exit_code, **fields
+            ), None
         fields.update(model=f"{model['namespace']}/{model['name']}", model_id=model["id"])
         if not created and not attached:
             held = f"{model['namespace']}/{model['name']} (id {model['id']})"
-            return _row(outcome.source, "skipped", reason=f"same content digest as {held}", **fields)
-        if detect and attached:
-            try:
-                fields["detected"] = len(_register_detections(self.store, model, alpha))
-            except ModeltraceError as error:
-                reason = f"registered, but lineage detection failed: {error}"
-                return _row(outcome.source, "failed", reason=reason, exit_code=error.exit_code, **fields)
-        return _row(outcome.source, "registered", **fields)
+            return _row(outcome.source, "skipped", reason=f"same content digest as {held}", **fields), None
+        return _row(outcome.source, "registered", **fields), model if detect and attached else None
 
     def finish(self, row: dict[str, Any], *, read: bool = False) -> None:
         self.rows.append(row)
@@ -219,12 +219,6 @@ class _Run:
         return {"results": rows, "totals": totals,
                 "ignored": [{"path": path, "reason": reason} for path, reason in ignored],
                 "exit_code": _exit_code(rows)}  # fmt: skip
-
-
-def _register_detections(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
-    from modeltrace.api._registry_detect import detect_and_record
-
-    return detect_and_record(store, model, alpha)
 
 
 def _changed_since(path: Path, registered_at: datetime) -> bool:
