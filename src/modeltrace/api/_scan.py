@@ -85,10 +85,11 @@ def scan(
             from modeltrace.api._scan_worker import run_task
             from modeltrace.scan.executors import open_executor
 
-            with open_executor(executor, workers, ray_address) as started:
-                reader = worker_registry_url(fingerprints_from, started, store.url)
-                pipeline = ScanPipeline(run, started, tasks, detect=detect, alpha=alpha, registry_url=reader)
-                for outcome in started.run(run_task, pipeline.feed()):
+            with open_executor(executor, workers, ray_address) as pool:
+                reader = worker_registry_url(fingerprints_from, pool, store.url)
+                run.fingerprints_from = "registry" if reader else "shared"
+                pipeline = ScanPipeline(run, pool, tasks, detect=detect, alpha=alpha, registry_url=reader)
+                for outcome in pool.run(run_task, pipeline.feed()):
                     pipeline.take(outcome)
         return run.report(expanded.ignored, executor, workers)
     finally:
@@ -116,6 +117,11 @@ class _Run:
         self.read = 0
         self.pinned: dict[str, str] = {}
         self.pin_requests: dict[str, int] = {}
+        self.cpu_started = time.process_time()
+        #: Pairs compared by the workers, and the CPU seconds the workers' tasks took (ScanPipeline).
+        self.comparisons = 0
+        self.worker_cpu_s = 0.0
+        self.fingerprints_from: str | None = None
 
     def plan(
         self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
@@ -215,6 +221,10 @@ class _Run:
             "models_per_s": round(self.read / seconds, 3) if seconds else None,
             "executor": executor,
             "workers": workers or default_workers(),
+            "comparisons": self.comparisons,
+            "fingerprints_from": self.fingerprints_from,
+            "worker_cpu_s": round(self.worker_cpu_s, 3),
+            "parent_cpu_s": round(time.process_time() - self.cpu_started, 3),
         }
         return {"results": rows, "totals": totals,
                 "ignored": [{"path": path, "reason": reason} for path, reason in ignored],

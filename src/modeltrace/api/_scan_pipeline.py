@@ -82,7 +82,6 @@ class ScanPipeline:
         self.compared: dict[int, CompareResult] = {}
         self.next_finish = 0
         self.queue: deque[CompareTask] = deque()
-        self.compare_seconds = 0.0
 
     def feed(self) -> Iterator[Any]:
         """The tasks to submit: comparisons first (they finish rows), then the next source; once all
@@ -99,9 +98,10 @@ class ScanPipeline:
     def take(self, outcome: WorkResult | CompareResult) -> None:
         from modeltrace.scan.outcome import CompareResult
 
+        self.run.worker_cpu_s += outcome.cpu_seconds
         if isinstance(outcome, CompareResult):
             self.compared[outcome.index] = outcome
-            self.compare_seconds += outcome.seconds
+            self.run.comparisons += len(outcome.comparisons)
         else:
             self.fingerprinted[self.order[outcome.source]] = outcome
             # Registered in the order given, whatever order the workers finish in: the registry's

@@ -41,7 +41,7 @@ def compare_newcomer(task: CompareTask) -> CompareResult:
     thread, the same alpha); never raises: a failure comes back as its reason."""
     from modeltrace.api._registry_detect import _compare
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = CompareResult(index=task.index, source=task.source)
     try:
         suspect = _worker_fingerprint(task, task.suspect)
@@ -54,7 +54,7 @@ def compare_newcomer(task: CompareTask) -> CompareResult:
         result.exit_code = 1
         result.traceback = traceback.format_exc()
     result.comparisons = result.comparisons if result.reason is None else {}
-    result.seconds = time.perf_counter() - started
+    result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
 
 
@@ -83,7 +83,7 @@ def _worker_fingerprint(task: CompareTask, digest: str) -> Fingerprint:
 
 def fingerprint_source(task: ScanTask) -> WorkResult:
     """Read ``task``'s source (retrying transient failures); never raises for a failed source."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = WorkResult(source=task.source)
 
     def attempt() -> tuple[Arrival, int, int]:
@@ -104,7 +104,7 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
         result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
         result.exit_code = 1
         result.traceback = traceback.format_exc()
-    result.seconds = time.perf_counter() - started
+    result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
 
 

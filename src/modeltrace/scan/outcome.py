@@ -36,6 +36,8 @@ class WorkResult:
     bytes_read: int = 0
     requests: int = 0
     seconds: float = 0.0
+    #: CPU seconds the worker spent on the task (on a shared machine, wall time says little).
+    cpu_seconds: float = 0.0
     attempts: int = 0
     retry_reasons: list[str] = field(default_factory=list)
 
@@ -74,3 +76,4 @@ class CompareResult:
     exit_code: int = 0
     traceback: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
