@@ -81,3 +81,12 @@ def test_a_detection_failure_is_reported_and_the_scan_goes_on(family: list[Path]
     rows = {Path(row["source"]).name: row for row in result["results"]}
     assert rows["second"]["status"] == "failed" and "lineage detection failed" in rows["second"]["reason"]
     assert rows["second"]["model_id"] is not None and result["exit_code"] == 3
+
+
+def test_workers_read_a_postgresql_registry(
+    family: list[Path], serial_edges: list[dict], pg_database: str
+) -> None:
+    """The workers open the parent's PostgreSQL registry read-only (as a cluster's nodes may)."""
+    result = api.scan([str(path) for path in family], workers=2, db=pg_database, fingerprints_from="registry")
+    assert result["exit_code"] == 0 and result["totals"]["fingerprints_from"] == "registry", result
+    assert detections(pg_database) == serial_edges
