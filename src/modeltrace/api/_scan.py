@@ -120,6 +120,8 @@ class _Run:
         self.cpu_started = time.process_time()
         #: Pairs compared by the workers, and the CPU seconds the workers' tasks took (ScanPipeline).
         self.comparisons = 0
+        #: Bases detected meanwhile that joined a shortlist after its comparisons were handed out.
+        self.parent_comparisons = 0
         self.worker_cpu_s = 0.0
         self.fingerprints_from: str | None = None
 
@@ -222,6 +224,7 @@ class _Run:
             "executor": executor,
             "workers": workers or default_workers(),
             "comparisons": self.comparisons,
+            "parent_comparisons": self.parent_comparisons,
             "fingerprints_from": self.fingerprints_from,
             "worker_cpu_s": round(self.worker_cpu_s, 3),
             "parent_cpu_s": round(time.process_time() - self.cpu_started, 3),

@@ -156,9 +156,11 @@ class ScanPipeline:
                 if compared.reason is not None:
                     row = _detection_failed(row, compared.reason, compared.exit_code, compared.traceback)
                 else:
+                    made = len(compared.comparisons)
                     try:
                         row["detected"] = len(finish_detection(self.run.store, pending, compared.comparisons,
                                                                self.alpha))  # fmt: skip
+                        self.run.parent_comparisons += len(compared.comparisons) - made
                     except ModeltraceError as error:
                         row = _detection_failed(row, str(error), error.exit_code)
             del self.staged[self.next_finish]
