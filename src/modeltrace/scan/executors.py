@@ -44,19 +44,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_parallel(
-    function: Callable[[In], Out],
-    inputs: Iterable[In],
-    *,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-) -> Iterator[Out]:
-    """``function(item)`` for every input on ``executor``'s workers, yielded in completion order."""
-    with open_executor(executor, workers, ray_address) as started:
-        yield from started.run(function, inputs)
-
-
 def check_executor(executor: str, workers: int | None, ray_address: str | None) -> None:
     """Refuse an executor, worker count or Ray address that cannot work (a usage error)."""
     if executor not in EXECUTORS:
