@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from modeltrace.errors import RegistryError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modeltrace.fingerprint.model import Fingerprint
     from modeltrace.lineage.comparison import Comparison
     from modeltrace.registry import Registry
@@ -134,16 +136,24 @@ class PendingDetection:
 
 
 def plan_detection(
-    store: Registry, model: dict[str, Any], suspect: Fingerprint | None = None
+    store: Registry,
+    model: dict[str, Any],
+    suspect: Fingerprint | None = None,
+    *,
+    sketch: np.ndarray | None = None,
 ) -> PendingDetection | None:
     """The candidates of a just-registered newcomer (None: nothing to compare with). Must run before
-    the next model is registered: the shortlist and Holm's family are the registry as it is now."""
+    the next model is registered: the shortlist and Holm's family are the registry as it is now.
+    ``sketch``: the newcomer's, already made (a scan's worker made it); then its fingerprint is
+    not read here at all."""
     from modeltrace.api._registry_index import find_candidates
     from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
 
-    fp = suspect if suspect is not None else _stored_fingerprint(store, model["fingerprint"])
+    fp = suspect
+    if fp is None and sketch is None:
+        fp = _stored_fingerprint(store, model["fingerprint"])
     # The full comparison runs on the nearest registered models by sketch, Holm over all of them.
-    search = find_candidates(store, fp, shortlist=DEFAULT_SHORTLIST, exclude=model["id"])
+    search = find_candidates(store, fp, shortlist=DEFAULT_SHORTLIST, exclude=model["id"], sketch=sketch)
     if not search.models:
         return None
     own_declared = {d["base"] for d in store.get(model["id"])["declared"]}

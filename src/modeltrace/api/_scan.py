@@ -78,7 +78,7 @@ def scan(
         run = _Run(store, len(expanded.sources) + len(expanded.unusable), started, progress)
         for argument, reason in expanded.unusable:
             run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
-        tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
+        tasks = run.plan(expanded.sources, namespace, retries, backoff_s, sketch=detect)
         run.emit(None)
         if tasks:
             from modeltrace.api._scan_pipeline import ScanPipeline, worker_registry_url
@@ -126,7 +126,7 @@ class _Run:
         self.fingerprints_from: str | None = None
 
     def plan(
-        self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
+        self, sources: list[str], namespace: str | None, retries: int, backoff_s: float, *, sketch: bool
     ) -> list[ScanTask]:
         """Pin every source and keep those the registry does not hold yet; report the others."""
         from modeltrace.formats.remote import is_remote
@@ -153,7 +153,7 @@ class _Run:
                                  digest=held["digest"], requests=self.pin_requests[source]))  # fmt: skip
                 continue
             tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
-                                  retries=retries, backoff_s=backoff_s))  # fmt: skip
+                                  retries=retries, backoff_s=backoff_s, sketch=sketch))  # fmt: skip
         return tasks
 
     def register(self, outcome: WorkResult, *, detect: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:

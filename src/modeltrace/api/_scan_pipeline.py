@@ -114,13 +114,21 @@ class ScanPipeline:
 
     def _register(self, index: int, outcome: WorkResult) -> None:
         from modeltrace.api._registry_detect import load_fingerprint_bytes, plan_detection
+        from modeltrace.lineage.sketch import SKETCH_VERSION
 
         row, model = self.run.register(outcome, detect=self.detect)
         pending = None
         if model is not None and outcome.arrival is not None and outcome.arrival.fingerprint is not None:
             try:
-                suspect = load_fingerprint_bytes(outcome.arrival.fingerprint)
-                pending = plan_detection(self.run.store, model, suspect)
+                sketch = outcome.sketch if outcome.sketch_version == SKETCH_VERSION else None
+                if sketch is not None:
+                    # Stored before the candidates are searched: the index takes it as made here.
+                    self.run.store.sketches.put(model["fingerprint"], SKETCH_VERSION, sketch)
+                    pending = plan_detection(self.run.store, model, sketch=sketch)
+                else:
+                    pending = plan_detection(
+                        self.run.store, model, load_fingerprint_bytes(outcome.arrival.fingerprint)
+                    )
             except ModeltraceError as error:
                 row = _detection_failed(row, str(error), error.exit_code)
             if pending is not None:

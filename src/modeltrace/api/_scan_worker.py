@@ -22,6 +22,8 @@ from modeltrace.scan.outcome import CompareResult, CompareTask, ScanTask, WorkRe
 from modeltrace.scan.retry import with_retries
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modeltrace.fingerprint.model import Fingerprint
     from modeltrace.registry import Registry
     from modeltrace.registry.records import Arrival
@@ -98,6 +100,8 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
             on_retry=lambda error: result.retry_reasons.append(str(error)),
         )
         result.arrival = arrival
+        if task.sketch and arrival.fingerprint is not None:
+            result.sketch_version, result.sketch = _sketch(arrival.fingerprint)
     except ModeltraceError as error:
         result.reason, result.exit_code = str(error), error.exit_code
     except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
@@ -106,6 +110,18 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
         result.traceback = traceback.format_exc()
     result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
+
+
+def _sketch(data: bytes) -> tuple[int, np.ndarray]:
+    """The candidate index's sketch of a new fingerprint, made here rather than in the parent (an
+    eigendecomposition per model: the parent's largest cost per model before). The fingerprint
+    stays in this process's cache, where a comparison task may find it."""
+    from modeltrace.api._blas import one_blas_thread
+    from modeltrace.api._registry_detect import load_fingerprint_bytes
+    from modeltrace.lineage.sketch import SKETCH_VERSION, compute_sketch
+
+    with one_blas_thread():
+        return SKETCH_VERSION, compute_sketch(load_fingerprint_bytes(data))
 
 
 def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modeltrace.lineage.comparison import Comparison
     from modeltrace.registry.records import Arrival
 
@@ -21,6 +23,8 @@ class ScanTask:
     namespace: str | None
     retries: int = 2
     backoff_s: float = 1.0
+    #: Make the fingerprint's sketch too (for the candidate index, when lineage is detected).
+    sketch: bool = False
 
 
 @dataclass
@@ -40,6 +44,9 @@ class WorkResult:
     cpu_seconds: float = 0.0
     attempts: int = 0
     retry_reasons: list[str] = field(default_factory=list)
+    #: The fingerprint's sketch and the sketch version that made it (when the task asked for it).
+    sketch: np.ndarray | None = None
+    sketch_version: int | None = None
 
     @property
     def ok(self) -> bool:
