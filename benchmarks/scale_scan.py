@@ -20,6 +20,7 @@ report it, the CPU of the pool's exited child processes.
 
     .venv/bin/python benchmarks/scale_scan.py                      # 24 models, 2 workers
     .venv/bin/python benchmarks/scale_scan.py --models 48 --workers 4 --detect
+    .venv/bin/python benchmarks/scale_scan.py --detect-only --shortlist 4   # the shortlist's cost
 """
 
 from __future__ import annotations
@@ -165,21 +166,36 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="workers of each executor (default 2)")
     parser.add_argument("--hidden", type=int, default=128, help="hidden size of the models (default 128)")
     parser.add_argument("--layers", type=int, default=4, help="layers of the models (default 4)")
-    parser.add_argument("--detect", action="store_true", help="add a row with lineage detection on")
+    parser.add_argument("--detect", action="store_true", help="add rows with lineage detection on")
+    parser.add_argument("--detect-only", action="store_true", help="only the rows with detection on")
+    parser.add_argument(
+        "--shortlist",
+        type=int,
+        default=None,
+        help="compare each newcomer with this many registered models nearest by sketch (default: "
+        "modeltrace's, 32; a small one shows the shortlist's cost with few models)",
+    )
     args = parser.parse_args()
+    if args.shortlist is not None:
+        import modeltrace.lineage.candidates as candidates
+
+        candidates.DEFAULT_SHORTLIST = args.shortlist  # read when a newcomer's candidates are chosen
     with tempfile.TemporaryDirectory(prefix="modeltrace-scale-scan-") as tmp:
         folder = Path(tmp)
         paths = write_models(folder / "models", args.models, args.hidden, args.layers)
         size = sum(f.stat().st_size for p in paths for f in p.iterdir())
         each = size / len(paths) / 1e6
-        print(f"{len(paths)} models, {each:.2f} MB each; {args.workers} workers", flush=True)
+        shortlist = f"; shortlist {args.shortlist}" if args.shortlist is not None else ""
+        print(f"{len(paths)} models, {each:.2f} MB each; {args.workers} workers{shortlist}", flush=True)
         rows = []
         with serve((folder / "models").resolve()) as url:
             remote = [f"{url}/{path.name}" for path in paths]
             local = [str(path) for path in paths]
             plan = [("local", "folders", local, False), ("ray", "folders", local, False),
                     ("local", "http", remote, False), ("ray", "http", remote, False)]  # fmt: skip
-            if args.detect:
+            if args.detect_only:
+                plan = []
+            if args.detect or args.detect_only:
                 plan += [("local", "folders", local, True), ("ray", "folders", local, True)]
             for executor, kind, sources, detect in plan:
                 totals = timed_scan(sources, executor, args.workers, folder, detect)
