@@ -78,7 +78,8 @@ def scan(
         run = _Run(store, len(expanded.sources) + len(expanded.unusable), started, progress)
         for argument, reason in expanded.unusable:
             run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
-        tasks = run.plan(expanded.sources, namespace, retries, backoff_s, sketch=detect)
+        tasks = run.plan(expanded.sources, namespace, retries, backoff_s,
+                         sketch=detect and _shortlist_reached(store, len(expanded.sources)))  # fmt: skip
         run.emit(None)
         if tasks:
             from modeltrace.api._scan_pipeline import ScanPipeline, worker_registry_url
@@ -232,6 +233,15 @@ class _Run:
         return {"results": rows, "totals": totals,
                 "ignored": [{"path": path, "reason": reason} for path, reason in ignored],
                 "exit_code": _exit_code(rows)}  # fmt: skip
+
+
+def _shortlist_reached(store: Registry, arriving: int) -> bool:
+    """Whether the registry may outgrow the detection shortlist during this scan: only then are
+    sketches needed now (the workers make them). A smaller registry compares every model, and its
+    sketches are made when something first needs them, as after ``registry add``."""
+    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
+
+    return store.sketches.state()[0] + arriving > DEFAULT_SHORTLIST
 
 
 def _changed_since(path: Path, registered_at: datetime) -> bool:
