@@ -13,6 +13,7 @@ import pytest
 from modeltrace import api
 from modeltrace.cli import main
 from tests.formats.range_server import serve_folder
+from tests.scan.detect_helpers import detections, register_serially, write_family
 from tests.scan.scan_helpers import COMMIT, serve_hub, write_models
 
 
@@ -44,6 +45,9 @@ def test_local_scan_registers_a_folder_and_a_rescan_adds_nothing(
     assert code == 0 and result["exit_code"] == 0
     assert _statuses(result) == {"base": "registered", "child": "registered", "stranger": "registered"}
     assert result["totals"]["registered"] == 3 and result["totals"]["executor"] == "local"
+    # base-child and stranger with both, compared in the workers reading the registry.
+    assert result["totals"]["comparisons"] == 3 and result["totals"]["fingerprints_from"] == "registry"
+    assert result["totals"]["worker_cpu_s"] > 0
     assert all(row["bytes"] > 0 and row["digest"] for row in result["results"])
     assert {Path(item["path"]).name for item in result["ignored"]} == {"notes.md"}
     before = _graph_state(db)
@@ -74,6 +78,19 @@ def test_ray_scan_on_a_local_instance(models: dict[str, Path], tmp_path: Path, r
     again = api.scan(sources, executor="ray", workers=2, db=db)
     assert set(_statuses(again).values()) == {"skipped"} and again["exit_code"] == 0
     assert _graph_state(db) == before
+
+
+def test_ray_tasks_detect_what_registry_add_detects(tmp_path: Path, ray_instance: None) -> None:
+    """Comparisons in Ray tasks, the fingerprints shared through Ray's object store (as for workers
+    on a cluster, which cannot open this machine's SQLite file): the graph of registry add."""
+    family = write_family(tmp_path / "family")
+    serial_db, ray_db = str(tmp_path / "serial.sqlite"), str(tmp_path / "ray.sqlite")
+    register_serially(family, serial_db)
+    result = api.scan(
+        [str(p) for p in family], executor="ray", workers=2, db=ray_db, fingerprints_from="shared"
+    )
+    assert result["exit_code"] == 0, result
+    assert detections(ray_db) == detections(serial_db) != []
 
 
 def test_a_scan_into_postgresql_resumes_too(models: dict[str, Path], pg_database: str) -> None:
@@ -189,6 +206,8 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2 and "--executor" in err
     code, _, err = _cli(capsys, "scan", str(tmp_path), "--ray-address", "ray://x:1", "--db", db)
     assert code == 2 and "--executor ray" in err
+    code, _, err = _cli(capsys, "scan", str(tmp_path), "--fingerprints-from", "s3", "--db", db)
+    assert code == 2 and "--fingerprints-from" in err
 
 
 def test_importing_modeltrace_does_not_import_ray() -> None:

@@ -9,13 +9,15 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modeltrace.errors import RegistryError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modeltrace.fingerprint.model import Fingerprint
     from modeltrace.lineage.comparison import Comparison
     from modeltrace.registry import Registry
@@ -70,16 +72,29 @@ def _rank(
     family: int | None = None,
 ) -> list[tuple[dict[str, Any], Comparison, float | None]]:
     """Compare with every candidate and apply Holm's correction over them, exactly as
-    ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores).
-    ``family``: the number of hypotheses corrected for when the candidates are a shortlist of a
-    larger registry; the models not compared enter Holm's procedure with p = 1 (docs/scale.md,
-    "Candidate index", says why the correction runs over all of them)."""
+    ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores)."""
+    return _holm_ranked([(meta, _compare(suspect, fp, alpha)) for meta, fp in candidates], alpha, family)
+
+
+def _compare(suspect: Fingerprint, candidate: Fingerprint, alpha: float) -> Comparison:
+    """One full comparison, with one BLAS thread (the results then do not depend on the thread
+    count, so a scan's workers and this process agree to the bit)."""
     from modeltrace.api._blas import one_blas_thread
     from modeltrace.lineage.compare import compare_fingerprints
-    from modeltrace.stats import holm
 
     with one_blas_thread():
-        results = [(meta, compare_fingerprints(suspect, fp, alpha=alpha)) for meta, fp in candidates]
+        return compare_fingerprints(suspect, candidate, alpha=alpha)
+
+
+def _holm_ranked(
+    results: list[tuple[dict[str, Any], Comparison]], alpha: float, family: int | None = None
+) -> list[tuple[dict[str, Any], Comparison, float | None]]:
+    """Holm's correction over the comparisons made, ranked. ``family``: the number of hypotheses
+    corrected for when the candidates are a shortlist of a larger registry; the models not compared
+    enter Holm's procedure with p = 1 (docs/scale.md, "Candidate index", says why the correction
+    runs over all of them)."""
+    from modeltrace.stats import holm
+
     natural = [None if r.log10_p is None else r.log10_p * math.log(10) for _, r in results]
     untested = max(0, (family or 0) - len(results))
     adjusted = holm([*natural, *([0.0] * untested)], log=True)[: len(results)]
@@ -104,29 +119,96 @@ def _evidence(result: Comparison, log10_adjusted: float | None, direction: str) 
     return evidence
 
 
-def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
-    """Compare a newcomer with the fingerprinted models (the nearest by sketch once there are many)
-    and record the derivations found."""
-    import modeltrace
+@dataclass
+class PendingDetection:
+    """A newcomer's detection between its registration and its ranking (a scan compares in its
+    workers meanwhile): the candidates chosen when it was registered, as ``registry add`` chooses."""
+
+    model: dict[str, Any]
+    own_declared: set[str]
+    #: The registered models to compare with (id, name, namespace, fingerprint digest, declared).
+    candidates: list[dict[str, Any]]
+    #: The number of models Holm's correction runs over.
+    family: int
+    #: With a shortlist: the models nearest by sketch. Their detected bases join the candidates, and
+    #: are read again just before ranking (a detection recorded since may have added one).
+    chosen: list[int] | None = None
+
+
+def plan_detection(
+    store: Registry,
+    model: dict[str, Any],
+    suspect: Fingerprint | None = None,
+    *,
+    sketch: np.ndarray | None = None,
+) -> PendingDetection | None:
+    """The candidates of a just-registered newcomer (None: nothing to compare with). Must run before
+    the next model is registered: the shortlist and Holm's family are the registry as it is now.
+    ``sketch``: the newcomer's, already made (a scan's worker made it); then its fingerprint is
+    not read here at all."""
     from modeltrace.api._registry_index import find_candidates
-    from modeltrace.lineage import DEFAULT_ALPHA
     from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
+
+    fp = suspect
+    if fp is None and sketch is None:
+        fp = _stored_fingerprint(store, model["fingerprint"])
+    # The full comparison runs on the nearest registered models by sketch, Holm over all of them.
+    search = find_candidates(store, fp, shortlist=DEFAULT_SHORTLIST, exclude=model["id"], sketch=sketch)
+    if not search.models:
+        return None
+    own_declared = {d["base"] for d in store.get(model["id"])["declared"]}
+    chosen = None
+    if search.info.get("index") != "none":
+        chosen = [
+            meta["id"] for meta in search.models[: len(search.models) - search.info.get("added_bases", 0)]
+        ]
+    return PendingDetection(model, own_declared, search.models, search.family, chosen)
+
+
+def final_candidates(store: Registry, pending: PendingDetection) -> list[dict[str, Any]]:
+    """The candidates to rank: with a shortlist, the nearest by sketch and their detected bases as
+    the registry holds them now (after the detections of every model registered before)."""
+    if pending.chosen is None:
+        return pending.candidates
+    newcomer = pending.model["id"]
+    bases = [i for i in store.detected_bases(pending.chosen) if i not in pending.chosen and i != newcomer]
+    known = {meta["id"]: meta for meta in pending.candidates}
+    missing = [i for i in bases if i not in known]
+    if missing:
+        known.update({meta["id"]: meta for meta in store.fingerprinted_models(missing)})
+    return [known[i] for i in [*pending.chosen, *bases] if i in known]
+
+
+def finish_detection(
+    store: Registry,
+    pending: PendingDetection,
+    comparisons: dict[str, Comparison],
+    alpha: float | None,
+) -> list[dict[str, Any]]:
+    """Rank the newcomer's candidates (Holm over the family) and record the derivations found.
+    ``comparisons``: those already made, by candidate fingerprint digest (a scan's workers made
+    them); the others are made here."""
+    import modeltrace
+    from modeltrace.lineage import DEFAULT_ALPHA
     from modeltrace.registry.records import Detection
 
     level = DEFAULT_ALPHA if alpha is None else alpha
-    suspect = _stored_fingerprint(store, model["fingerprint"])
-    # The full comparison runs on the nearest registered models by sketch, Holm over all of them.
-    search = find_candidates(store, suspect, shortlist=DEFAULT_SHORTLIST, exclude=model["id"])
-    others = search.models
-    if not others:
-        return []
-    own_declared = {d["base"] for d in store.get(model["id"])["declared"]}
-    candidates = [(meta, _stored_fingerprint(store, meta["fingerprint"])) for meta in others]
+    model = pending.model
+    others = final_candidates(store, pending)
+    results = []
+    for meta in others:
+        found = comparisons.get(meta["fingerprint"])
+        if found is None:
+            suspect = _stored_fingerprint(store, model["fingerprint"])
+            found = comparisons[meta["fingerprint"]] = _compare(
+                suspect, _stored_fingerprint(store, meta["fingerprint"]), level
+            )
+        results.append((meta, found))
     detections = []
-    for meta, result, log10_adjusted in _rank(suspect, candidates, level, search.family):
+    for meta, result, log10_adjusted in _holm_ranked(results, level, pending.family):
         if not result.derived:
             continue
-        suspect_id, base_id, direction = _direction(model, meta, own_declared, result)
+        suspect_id, base_id, direction = _direction(model, meta, pending.own_declared, result)
         fingerprints = {model["id"]: model["fingerprint"], meta["id"]: meta["fingerprint"]}
         detections.append(
             Detection(
@@ -153,6 +235,13 @@ def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | Non
          "direction": d.evidence["edge_direction"], "closest": d.closest}
         for d in detections
     ]  # fmt: skip
+
+
+def detect_and_record(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
+    """Compare a newcomer with the fingerprinted models (the nearest by sketch once there are many)
+    and record the derivations found."""
+    pending = plan_detection(store, model)
+    return [] if pending is None else finish_detection(store, pending, {}, alpha)
 
 
 def _mark_closest(detections: list[Any], newcomer: int) -> None:

@@ -102,15 +102,17 @@ def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float 
 
 def find_candidates(
     store: Registry,
-    suspect: Fingerprint,
+    suspect: Fingerprint | None,
     *,
     shortlist: int | None,
     kind: str = "auto",
     exclude: int | None = None,
+    sketch: np.ndarray | None = None,
 ) -> CandidateSearch:
     """The registered models to compare ``suspect`` with: all of them when ``shortlist`` is None or
     covers the registry, else the ``shortlist`` nearest by sketch. ``exclude``: a model id left out
-    (the suspect itself, when it is registered)."""
+    (the suspect itself, when it is registered). ``sketch``: the suspect's, when already made (a
+    scan's worker makes it); then ``suspect`` may be None."""
     from modeltrace.lineage.candidates import shortlist as search
     from modeltrace.lineage.sketch import compute_sketch
 
@@ -121,7 +123,11 @@ def find_candidates(
                 "seconds": 0.0}  # fmt: skip
         return CandidateSearch(models, len(models), info)
     index, loading = _index(store, kind)
-    found = search(index, compute_sketch(suspect), shortlist + (exclude is not None))
+    if sketch is None:
+        if suspect is None:
+            raise ValueError("find_candidates needs the suspect's fingerprint or its sketch")
+        sketch = compute_sketch(suspect)
+    found = search(index, sketch, shortlist + (exclude is not None))
     scores: dict[int, float | None] = {
         i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude
     }

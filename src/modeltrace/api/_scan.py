@@ -3,8 +3,9 @@
 The parent expands the sources, pins remote ones to a revision, skips those the registry already
 holds (before reading anything heavy), and hands the rest to an executor (a local process pool or
 Ray tasks) whose workers read each source into an Arrival. The parent alone writes: it stores each
-arrival as it comes back and runs lineage detection against the registered models (as
-``registry add`` does), so the detected-lineage graph is up to date when the scan ends.
+arrival as it comes back, shortlists the registered models it is to be compared with (as
+``registry add`` does), and the workers make the comparisons; the parent ranks them and records
+the edges (api/_scan_pipeline.py), so the detected-lineage graph is up to date when the scan ends.
 """
 
 from __future__ import annotations
@@ -42,11 +43,19 @@ def scan(
     backoff_s: float = 1.0,
     detect: bool = True,
     alpha: float | None = None,
+    fingerprints_from: str = "auto",
     progress: ScanProgress | None = None,
 ) -> dict[str, Any]:
     """Fingerprint every source and register it; returns ``{"results": [...], "totals": {...},
-    "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub")."""
+    "ignored": [...], "exit_code": int}`` (keys in docs/scale.md, "Scanning a hub").
+
+    ``detect``: compare each newcomer with the registered models (in the workers) and record the
+    edges found. ``fingerprints_from``: where the workers read the candidates' fingerprints:
+    ``registry`` (they open it read-only), ``shared`` (the parent sends them: by value to a local
+    pool, through Ray's object store to Ray tasks), ``auto`` (the registry, except for a Ray
+    cluster, whose nodes may not reach it)."""
     from modeltrace.api._registry import open_registry
+    from modeltrace.api._scan_pipeline import check_access
     from modeltrace.registry.tokens import check_namespace
     from modeltrace.scan.executors import check_executor
     from modeltrace.scan.sources import expand_sources
@@ -55,6 +64,7 @@ def scan(
         raise UsageError("Give at least one source: a model folder or file, a glob, a URL, hf://ORG/REPO "
                          "or @FILE listing sources.")  # fmt: skip
     check_executor(executor, workers, ray_address)
+    check_access(fingerprints_from)
     if namespace is not None:
         check_namespace(namespace)
     if retries < 0:
@@ -68,25 +78,20 @@ def scan(
         run = _Run(store, len(expanded.sources) + len(expanded.unusable), started, progress)
         for argument, reason in expanded.unusable:
             run.finish(_row(argument, "failed", reason=reason, exit_code=EXIT_UNREADABLE))
-        tasks = run.plan(expanded.sources, namespace, retries, backoff_s)
+        tasks = run.plan(expanded.sources, namespace, retries, backoff_s,
+                         sketch=detect and _shortlist_reached(store, len(expanded.sources)))  # fmt: skip
         run.emit(None)
         if tasks:
-            from modeltrace.api._scan_worker import fingerprint_source
-            from modeltrace.scan.executors import run_parallel
+            from modeltrace.api._scan_pipeline import ScanPipeline, worker_registry_url
+            from modeltrace.api._scan_worker import run_task
+            from modeltrace.scan.executors import open_executor
 
-            outcomes = run_parallel(fingerprint_source, tasks, executor=executor, workers=workers,
-                                    ray_address=ray_address)  # fmt: skip
-            # Stored in the order given, whatever order the workers finish in: the registry's ids and
-            # the edge directions assumed from the registration order do not depend on timing.
-            order = {task.source: index for index, task in enumerate(tasks)}
-            waiting: dict[int, WorkResult] = {}
-            next_index = 0
-            for outcome in outcomes:
-                waiting[order[outcome.source]] = outcome
-                while next_index in waiting:
-                    ready = waiting.pop(next_index)
-                    run.finish(run.register(ready, detect=detect, alpha=alpha), read=True)
-                    next_index += 1
+            with open_executor(executor, workers, ray_address) as pool:
+                reader = worker_registry_url(fingerprints_from, pool, store.url)
+                run.fingerprints_from = "registry" if reader else "shared"
+                pipeline = ScanPipeline(run, pool, tasks, detect=detect, alpha=alpha, registry_url=reader)
+                for outcome in pool.run(run_task, pipeline.feed()):
+                    pipeline.take(outcome)
         return run.report(expanded.ignored, executor, workers)
     finally:
         if owned:
@@ -113,9 +118,16 @@ class _Run:
         self.read = 0
         self.pinned: dict[str, str] = {}
         self.pin_requests: dict[str, int] = {}
+        self.cpu_started = time.process_time()
+        #: Pairs compared by the workers, and the CPU seconds the workers' tasks took (ScanPipeline).
+        self.comparisons = 0
+        #: Bases detected meanwhile that joined a shortlist after its comparisons were handed out.
+        self.parent_comparisons = 0
+        self.worker_cpu_s = 0.0
+        self.fingerprints_from: str | None = None
 
     def plan(
-        self, sources: list[str], namespace: str | None, retries: int, backoff_s: float
+        self, sources: list[str], namespace: str | None, retries: int, backoff_s: float, *, sketch: bool
     ) -> list[ScanTask]:
         """Pin every source and keep those the registry does not hold yet; report the others."""
         from modeltrace.formats.remote import is_remote
@@ -142,12 +154,13 @@ class _Run:
                                  digest=held["digest"], requests=self.pin_requests[source]))  # fmt: skip
                 continue
             tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
-                                  retries=retries, backoff_s=backoff_s))  # fmt: skip
+                                  retries=retries, backoff_s=backoff_s, sketch=sketch))  # fmt: skip
         return tasks
 
-    def register(self, outcome: WorkResult, *, detect: bool, alpha: float | None) -> dict[str, Any]:
-        """Store what a worker read (the parent is the only writer) and detect its lineage, as
-        ``registry add`` does (api/_registry.py::_register), reporting each step's outcome."""
+    def register(self, outcome: WorkResult, *, detect: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Store what a worker read (the parent is the only writer), as ``registry add`` does
+        (api/_registry.py::_register); returns the row and, when its lineage is to be detected
+        (``detect`` and a fingerprint newly attached), the registered model."""
         fields: dict[str, Any] = {
             "pinned": self.pinned.get(outcome.source, outcome.source),
             "bytes": outcome.bytes_read,
@@ -162,24 +175,20 @@ class _Run:
                 fields["traceback"] = outcome.traceback
             return _row(
                 outcome.source, "failed", reason=outcome.reason, exit_code=outcome.exit_code, **fields
-            )
+            ), None
         arrival = outcome.arrival
         fields["digest"] = arrival.digest
         try:
             model, created, attached = self.store.add(arrival)
         except ModeltraceError as error:
-            return _row(outcome.source, "failed", reason=str(error), exit_code=error.exit_code, **fields)
+            return _row(
+                outcome.source, "failed", reason=str(error), exit_code=error.exit_code, **fields
+            ), None
         fields.update(model=f"{model['namespace']}/{model['name']}", model_id=model["id"])
         if not created and not attached:
             held = f"{model['namespace']}/{model['name']} (id {model['id']})"
-            return _row(outcome.source, "skipped", reason=f"same content digest as {held}", **fields)
-        if detect and attached:
-            try:
-                fields["detected"] = len(_register_detections(self.store, model, alpha))
-            except ModeltraceError as error:
-                reason = f"registered, but lineage detection failed: {error}"
-                return _row(outcome.source, "failed", reason=reason, exit_code=error.exit_code, **fields)
-        return _row(outcome.source, "registered", **fields)
+            return _row(outcome.source, "skipped", reason=f"same content digest as {held}", **fields), None
+        return _row(outcome.source, "registered", **fields), model if detect and attached else None
 
     def finish(self, row: dict[str, Any], *, read: bool = False) -> None:
         self.rows.append(row)
@@ -215,16 +224,24 @@ class _Run:
             "models_per_s": round(self.read / seconds, 3) if seconds else None,
             "executor": executor,
             "workers": workers or default_workers(),
+            "comparisons": self.comparisons,
+            "parent_comparisons": self.parent_comparisons,
+            "fingerprints_from": self.fingerprints_from,
+            "worker_cpu_s": round(self.worker_cpu_s, 3),
+            "parent_cpu_s": round(time.process_time() - self.cpu_started, 3),
         }
         return {"results": rows, "totals": totals,
                 "ignored": [{"path": path, "reason": reason} for path, reason in ignored],
                 "exit_code": _exit_code(rows)}  # fmt: skip
 
 
-def _register_detections(store: Registry, model: dict[str, Any], alpha: float | None) -> list[dict[str, Any]]:
-    from modeltrace.api._registry_detect import detect_and_record
+def _shortlist_reached(store: Registry, arriving: int) -> bool:
+    """Whether the registry may outgrow the detection shortlist during this scan: only then are
+    sketches needed now (the workers make them). A smaller registry compares every model, and its
+    sketches are made when something first needs them, as after ``registry add``."""
+    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
 
-    return detect_and_record(store, model, alpha)
+    return store.sketches.state()[0] + arriving > DEFAULT_SHORTLIST
 
 
 def _changed_since(path: Path, registered_at: datetime) -> bool:

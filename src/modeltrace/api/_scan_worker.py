@@ -1,7 +1,9 @@
-"""The scan's worker: read one source into an Arrival (card, digest, fingerprint), nothing stored.
+"""The scan's worker: read one source into an Arrival (card, digest, fingerprint), or compare a
+newcomer's fingerprint with its candidates' (lineage detection's costly part); nothing stored.
 
-Runs in a pool process or a Ray task, so it touches no database: the parent registers what it
-returns. Module-level and picklable on purpose (both executors ship it by reference).
+Runs in a pool process or a Ray task, so it writes to no database: the parent registers what it
+returns, ranks the comparisons and records the edges. A worker may read fingerprints from the
+registry (read-only). Module-level and picklable on purpose (both executors ship it by reference).
 """
 
 from __future__ import annotations
@@ -16,18 +18,74 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modeltrace.errors import FingerprintError, ModeltraceError
-from modeltrace.scan.outcome import ScanTask, WorkResult
+from modeltrace.scan.outcome import CompareResult, CompareTask, ScanTask, WorkResult
 from modeltrace.scan.retry import with_retries
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from modeltrace.fingerprint.model import Fingerprint
+    from modeltrace.registry import Registry
     from modeltrace.registry.records import Arrival
 
 DEFAULT_NAMESPACE = "default"
 
 
+def run_task(task: ScanTask | CompareTask) -> WorkResult | CompareResult:
+    """The one function both executors run: a source to read or a newcomer to compare."""
+    if isinstance(task, CompareTask):
+        return compare_newcomer(task)
+    return fingerprint_source(task)
+
+
+def compare_newcomer(task: CompareTask) -> CompareResult:
+    """Compare ``task.suspect`` with each candidate, exactly as ``registry add`` does (one BLAS
+    thread, the same alpha); never raises: a failure comes back as its reason."""
+    from modeltrace.api._registry_detect import _compare
+
+    started, cpu = time.perf_counter(), time.process_time()
+    result = CompareResult(index=task.index, source=task.source)
+    try:
+        suspect = _worker_fingerprint(task, task.suspect)
+        for digest in task.candidates:
+            result.comparisons[digest] = _compare(suspect, _worker_fingerprint(task, digest), task.alpha)
+    except ModeltraceError as error:
+        result.reason, result.exit_code = str(error), error.exit_code
+    except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
+        result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
+        result.exit_code = 1
+        result.traceback = traceback.format_exc()
+    result.comparisons = result.comparisons if result.reason is None else {}
+    result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    return result
+
+
+#: The registries this worker process reads fingerprints from, by URL (opened once per process).
+_READERS: dict[str, Registry] = {}
+
+
+def _worker_fingerprint(task: CompareTask, digest: str) -> Fingerprint:
+    """A fingerprint from this process's cache (a worker sees the same base many times), else
+    from the registry or the shared handle, validated by the file reader as everywhere."""
+    from modeltrace.api._registry_detect import _cached, load_fingerprint_bytes
+    from modeltrace.scan.executors import fetch_shared
+
+    cached = _cached(digest)
+    if cached is not None:
+        return cached
+    if task.registry is None:
+        return load_fingerprint_bytes(fetch_shared(task.shared[digest]))
+    reader = _READERS.get(task.registry)
+    if reader is None:
+        from modeltrace.registry import Registry
+
+        reader = _READERS[task.registry] = Registry(task.registry)
+    return load_fingerprint_bytes(reader.fingerprint(digest))
+
+
 def fingerprint_source(task: ScanTask) -> WorkResult:
     """Read ``task``'s source (retrying transient failures); never raises for a failed source."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = WorkResult(source=task.source)
 
     def attempt() -> tuple[Arrival, int, int]:
@@ -42,14 +100,28 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
             on_retry=lambda error: result.retry_reasons.append(str(error)),
         )
         result.arrival = arrival
+        if task.sketch and arrival.fingerprint is not None:
+            result.sketch_version, result.sketch = _sketch(arrival.fingerprint)
     except ModeltraceError as error:
         result.reason, result.exit_code = str(error), error.exit_code
     except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
         result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
         result.exit_code = 1
         result.traceback = traceback.format_exc()
-    result.seconds = time.perf_counter() - started
+    result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
+
+
+def _sketch(data: bytes) -> tuple[int, np.ndarray]:
+    """The candidate index's sketch of a new fingerprint, made here rather than in the parent (an
+    eigendecomposition per model: the parent's largest cost per model before). The fingerprint
+    stays in this process's cache, where a comparison task may find it."""
+    from modeltrace.api._blas import one_blas_thread
+    from modeltrace.api._registry_detect import load_fingerprint_bytes
+    from modeltrace.lineage.sketch import SKETCH_VERSION, compute_sketch
+
+    with one_blas_thread():
+        return SKETCH_VERSION, compute_sketch(load_fingerprint_bytes(data))
 
 
 def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:

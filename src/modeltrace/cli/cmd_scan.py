@@ -44,6 +44,14 @@ def scan(
     retries: Annotated[
         int, typer.Option("--retries", help="Tries again after a transient (network) failure, per source.")
     ] = 2,
+    fingerprints_from: Annotated[
+        str,
+        typer.Option(
+            "--fingerprints-from",
+            help="Where workers read the fingerprints they compare: registry (read-only), shared (sent "
+            "by this process; Ray: its object store), auto (registry, but shared on a Ray cluster).",
+        ),
+    ] = "auto",
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -63,6 +71,7 @@ def scan(
             ray_address=ray_address,
             namespace=namespace,
             retries=retries,
+            fingerprints_from=fingerprints_from,
             db=db,
             progress=update,
         )

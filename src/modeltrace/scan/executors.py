@@ -2,7 +2,10 @@
 
 Both take a module-level function and its inputs and yield the results as they finish, keeping a
 bounded number of tasks in flight (a hub scan has millions of inputs; the parent holds a window,
-not the whole queue). Workers only compute; the parent stores (SQLite allows one writer).
+not the whole queue): one loop, :func:`in_window`, given each executor's submit and wait. Workers
+only compute (and may read the registry); the parent stores (SQLite allows one writer). Large
+values every task needs (fingerprints) go through :meth:`Executor.share`: by value to a local
+pool, once into Ray's object store for Ray tasks.
 
 Ray is an optional extra (``pip install 'modeltrace[ray]'``) imported only when ``ray`` is chosen.
 Without an address a local Ray instance is started with ``num_cpus`` workers and shut down after;
@@ -14,14 +17,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from modeltrace.errors import UsageError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+Handle = TypeVar("Handle")
 
 EXECUTORS = ("local", "ray")
 #: Tasks in flight per worker: enough to keep every worker busy while the parent stores results.
@@ -36,22 +42,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def run_parallel(
-    function: Callable[[In], Out],
-    inputs: Iterable[In],
-    *,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-) -> Iterator[Out]:
-    """``function(item)`` for every input on ``executor``'s workers, yielded in completion order."""
-    check_executor(executor, workers, ray_address)
-    count = workers or default_workers()
-    if executor == "ray":
-        return _run_ray(function, inputs, count, ray_address)
-    return _run_local(function, inputs, count)
 
 
 def check_executor(executor: str, workers: int | None, ray_address: str | None) -> None:
@@ -82,75 +72,171 @@ def _one_thread_worker() -> None:
         os.environ.setdefault(key, value)
 
 
-def _run_local(function: Callable[[In], Out], inputs: Iterable[In], workers: int) -> Iterator[Out]:
-    # "spawn": workers start clean, never a fork of a parent that holds threads (the progress bar's)
-    # or an open database connection.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_worker)
-    try:
-        pending: set[Future[Out]] = set()
-        queue = iter(inputs)
-        window = workers * IN_FLIGHT_PER_WORKER
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                item = next(queue, _END)
-                if item is _END:
-                    exhausted = True
-                else:
-                    pending.add(pool.submit(function, item))
-            if not pending:
+def in_window(
+    inputs: Iterable[In],
+    submit: Callable[[In], Handle],
+    wait: Callable[[list[Handle]], tuple[list[Out], list[Handle]]],
+    window: int,
+) -> Iterator[Out]:
+    """Submit ``inputs`` keeping at most ``window`` in flight; yield the results as they finish.
+
+    ``submit(item)`` starts one task and returns its handle; ``wait(pending)`` blocks until at least
+    one has finished and returns (their results, the handles still pending). An input may be
+    :data:`LATER`: nothing to submit now, but the consumer may queue more work when it has handled
+    the next result (the scan's comparisons follow from the fingerprints before them). The loop
+    then waits for a result instead of refilling; ``LATER`` with nothing in flight is a consumer bug.
+    """
+    pending: list[Handle] = []
+    queue = iter(inputs)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < window:
+            item = next(queue, _END)
+            if item is _END:
+                exhausted = True
+            elif item is LATER:
+                break
+            else:
+                pending.append(submit(item))
+        if not pending:
+            if exhausted:
                 return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-    finally:
-        # A parent that stops early (an error, Ctrl-C) must not wait for the queued tasks.
-        pool.shutdown(wait=True, cancel_futures=True)
+            raise RuntimeError("The scan's feed asked to wait with no task in flight (a bug).")
+        results, pending = wait(pending)
+        yield from results
 
 
+#: An input of :func:`in_window` that says "nothing to submit yet".
+LATER: Any = object()
 _END: Any = object()
 
 
-def _run_ray(
-    function: Callable[[In], Out], inputs: Iterable[In], workers: int, address: str | None
-) -> Iterator[Out]:
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(
-            "--executor ray needs Ray: pip install 'modeltrace[ray]' (or pip install 'ray>=2.60')."
-        ) from None
-    owned = not ray.is_initialized()
-    if owned:
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                _system_config={"worker_register_timeout_seconds": RAY_WORKER_REGISTER_TIMEOUT_S},
-            )
-    try:
+class Executor:
+    """A started executor: :meth:`run` yields the results of a function over inputs, and
+    :meth:`share` makes a large value (a fingerprint) available to every worker once."""
+
+    kind = "local"
+    #: Whether the workers may run on other machines (then they cannot open a local SQLite file).
+    remote_workers = False
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def run(self, function: Callable[[In], Out], inputs: Iterable[In]) -> Iterator[Out]:
+        raise NotImplementedError
+
+    def share(self, key: str, load: Callable[[], bytes]) -> Any:
+        """A handle to the bytes ``load()`` returns (``key`` names them: a content digest) that a
+        task may carry and a worker pass to :func:`fetch_shared`."""
+        return load()
+
+    def close(self) -> None:
+        pass
+
+
+def fetch_shared(handle: Any) -> bytes:
+    """In a worker: the bytes behind a handle from :meth:`Executor.share`."""
+    if isinstance(handle, bytes):
+        return handle
+    import ray  # only a Ray executor shares by reference, so Ray is installed and running here
+
+    return bytes(ray.get(handle))
+
+
+class _LocalPool(Executor):
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        # "spawn": workers start clean, never a fork of a parent that holds threads (the progress
+        # bar's) or an open database connection.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_one_thread_worker
+        )
+
+    def run(self, function: Callable[[In], Out], inputs: Iterable[In]) -> Iterator[Out]:
+        def submit(item: In) -> Future[Out]:
+            return self._pool.submit(function, item)
+
+        def wait_one(pending: list[Future[Out]]) -> tuple[list[Out], list[Future[Out]]]:
+            done, rest = wait(pending, return_when=FIRST_COMPLETED)
+            return [future.result() for future in done], list(rest)
+
+        return in_window(inputs, submit, wait_one, self.workers * IN_FLIGHT_PER_WORKER)
+
+    def close(self) -> None:
+        # A parent that stops early (an error, Ctrl-C) must not wait for the queued tasks.
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _RayTasks(Executor):
+    kind = "ray"
+    #: Fingerprints put in Ray's object store, by content, reused by every task that needs them.
+    SHARED_KEPT = 4096
+
+    def __init__(self, workers: int, address: str | None) -> None:
+        super().__init__(workers)
+        try:
+            import ray
+        except ImportError:
+            raise UsageError(
+                "--executor ray needs Ray: pip install 'modeltrace[ray]' (or pip install 'ray>=2.60')."
+            ) from None
+        self._ray = ray
+        self.remote_workers = address is not None
+        self._owned = not ray.is_initialized()
+        if self._owned:
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    _system_config={"worker_register_timeout_seconds": RAY_WORKER_REGISTER_TIMEOUT_S},
+                )
+        self._shared: OrderedDict[str, Any] = OrderedDict()
+
+    def run(self, function: Callable[[In], Out], inputs: Iterable[In]) -> Iterator[Out]:
+        ray = self._ray
         task = ray.remote(num_cpus=1)(function)
-        cluster_cpus = int(ray.cluster_resources().get("CPU", workers))
-        window = max(1, cluster_cpus) * IN_FLIGHT_PER_WORKER
-        pending: list[Any] = []
-        queue = iter(inputs)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                item = next(queue, _END)
-                if item is _END:
-                    exhausted = True
-                else:
-                    pending.append(task.remote(item))
-            if not pending:
-                return
-            done, pending = ray.wait(pending, num_returns=1)
-            for reference in done:
-                yield ray.get(reference)
+        cluster_cpus = int(ray.cluster_resources().get("CPU", self.workers))
+
+        def submit(item: In) -> Any:
+            return task.remote(item)
+
+        def wait_one(pending: list[Any]) -> tuple[list[Out], list[Any]]:
+            done, rest = ray.wait(pending, num_returns=1)
+            return [ray.get(reference) for reference in done], rest
+
+        return in_window(inputs, submit, wait_one, max(1, cluster_cpus) * IN_FLIGHT_PER_WORKER)
+
+    def share(self, key: str, load: Callable[[], bytes]) -> Any:
+        # One put per fingerprint: a reference in a task's arguments costs nothing, and a node reads
+        # the object once from the store whatever the number of its tasks that need it.
+        reference = self._shared.get(key)
+        if reference is None:
+            reference = self._shared[key] = self._ray.put(load())
+            if len(self._shared) > self.SHARED_KEPT:
+                self._shared.popitem(last=False)  # freed once no pending task holds it
+        else:
+            self._shared.move_to_end(key)
+        return reference
+
+    def close(self) -> None:
+        self._shared.clear()
+        if self._owned:
+            self._ray.shutdown()
+
+
+@contextmanager
+def open_executor(
+    executor: str = "local", workers: int | None = None, ray_address: str | None = None
+) -> Iterator[Executor]:
+    """A started executor of ``executor``'s kind, stopped on exit."""
+    check_executor(executor, workers, ray_address)
+    count = workers or default_workers()
+    started: Executor = _RayTasks(count, ray_address) if executor == "ray" else _LocalPool(count)
+    try:
+        yield started
     finally:
-        if owned:
-            ray.shutdown()
+        started.close()
