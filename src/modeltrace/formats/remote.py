@@ -332,7 +332,7 @@ class RemoteSession:
                     "Range, so modeltrace cannot read only the parts it needs",
                 )
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            if not total.isdigit() or len(total) > 20:
+            if not total.isdecimal() or len(total) > 20:
                 raise RemoteError(url, "the server's Content-Range does not give the file size")
             self._expected_size(url, int(total))
             # Read the one byte so the connection goes back to the pool instead of being dropped.
@@ -352,7 +352,7 @@ class RemoteSession:
                     "Range, so modeltrace cannot read only the parts it needs",
                 )
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            if not total.isdigit() or len(total) > 20:
+            if not total.isdecimal() or len(total) > 20:
                 raise RemoteError(url, "the server's Content-Range does not give the file size")
             size = int(total)
             self._expected_size(url, size)
@@ -376,7 +376,7 @@ class RemoteSession:
                 return None
             raise_for_status(url, response)
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
+            if declared.isdecimal() and int(declared) > limit:
                 raise ResourceLimitError(url, f"{int(declared):,} bytes is over the {limit:,}-byte limit")
             body = bytearray()
             for chunk in response.iter_bytes():

@@ -63,7 +63,7 @@ def hub_headers(response: httpx.Response) -> tuple[str | None, int | None, str |
     headers = response.headers
     commit = headers.get("X-Repo-Commit", "").strip().lower() or None
     size_text = headers.get("X-Linked-Size", "").strip()
-    size = int(size_text) if size_text.isdigit() and len(size_text) <= 20 else None
+    size = int(size_text) if size_text.isdecimal() and len(size_text) <= 20 else None
     etag = (headers.get("X-Linked-Etag") or headers.get("ETag") or "").strip() or None
     if etag is not None:
         etag = etag.removeprefix("W/").strip('"')
@@ -75,10 +75,10 @@ def signed_url_expiry(url: str) -> float | None:
     S3's ``X-Amz-Date`` + ``X-Amz-Expires``; None when it says nothing (then only a refusal tells)."""
     query = parse_qs(urlsplit(url).query)
     expires = query.get("Expires", [""])[0]
-    if expires.isdigit() and len(expires) <= 12:
+    if expires.isdecimal() and len(expires) <= 12:
         return float(expires)
     date, seconds = query.get("X-Amz-Date", [""])[0], query.get("X-Amz-Expires", [""])[0]
-    if date and seconds.isdigit() and len(seconds) <= 9:
+    if date and seconds.isdecimal() and len(seconds) <= 9:
         try:
             signed = datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         except ValueError:

@@ -29,7 +29,7 @@ class RetryAfterError(TransientError):
 def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isdecimal():
         return float(value.strip())
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -77,7 +77,7 @@ def check_content_range(url: str, response: httpx.Response, start: int, stop: in
     unit, _, rest = value.partition(" ")
     span = rest.partition("/")[0]
     first, _, last = span.partition("-")
-    if unit != "bytes" or not first.isdigit() or not last.isdigit():
+    if unit != "bytes" or not first.isdecimal() or not last.isdecimal():
         raise RemoteError(url, f"a 206 answer without a usable Content-Range ({value[:60]!r})")
     if (int(first), int(last) + 1) != (start, stop):
         raise RemoteError(url, f"asked for bytes {start}-{stop - 1}, the server sent {span[:40]}")

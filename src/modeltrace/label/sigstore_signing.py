@@ -199,7 +199,7 @@ class SigstoreSigner:
 def _log_entry_field(bundle_data: dict[str, Any], name: str) -> int | None:
     entries = bundle_data.get("verificationMaterial", {}).get("tlogEntries") or [{}]
     value = entries[0].get(name)
-    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
+    return int(value) if isinstance(value, (int, str)) and str(value).isdecimal() else None
 
 
 def open_bundle(

@@ -263,7 +263,7 @@ def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.replace(".", "", 1).isdigit():
+    if value.replace(".", "", 1).isdecimal():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -228,7 +228,7 @@ def tiktoken_special_tokens(config_path: Path, base_tokens: int) -> dict[str, in
     named: dict[int, str] = {}
     for key, entry in decoder.items():
         content = entry.get("content") if isinstance(entry, dict) else None
-        if str(key).isdigit() and isinstance(content, str) and int(key) >= base_tokens:
+        if str(key).isdecimal() and isinstance(content, str) and int(key) >= base_tokens:
             named[int(key)] = content
     if PRESET_BY_TOKENIZER_CLASS.get(tokenizer_class(config) or "") == "kimi":
         ids = range(base_tokens, base_tokens + KIMI_RESERVED_SPECIAL_TOKENS + 2)
@@ -353,7 +353,7 @@ def _looks_like_rank_file(head: bytes) -> bool:
         return False
     for line in lines:
         fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not fields[1].isdecimal():
             return False
     return True
 

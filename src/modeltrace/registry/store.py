@@ -230,7 +230,7 @@ class Registry:
     def _resolve(self, session: Session, ref: str | int) -> ModelRow:
         """A model by id, ``namespace/name`` or a name unique across namespaces."""
         text = str(ref).strip()
-        if (isinstance(ref, int) or text.isdigit()) and 0 < int(text) < 2**31:
+        if (isinstance(ref, int) or text.isdecimal()) and 0 < int(text) < 2**31:
             row = session.get(ModelRow, int(text))
             if row is not None:
                 return row

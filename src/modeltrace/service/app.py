@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def limit_size(request: Request, call_next: Any) -> Any:
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > settings.max_upload_bytes):
+        if declared is not None and (not declared.isdecimal() or int(declared) > settings.max_upload_bytes):
             return JSONResponse({"detail": f"request larger than {settings.max_upload_bytes:,} bytes"}, 413)
         return await call_next(request)
 
