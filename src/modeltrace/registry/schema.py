@@ -51,7 +51,8 @@ class SketchRow(Base):
     fingerprint_digest: Mapped[str] = mapped_column(
         String(64), ForeignKey("fingerprints.digest", ondelete="CASCADE"), primary_key=True
     )
-    version: Mapped[int] = mapped_column(Integer)
+    # Indexed (migration 0005) so that checking that every sketch is current counts an index.
+    version: Mapped[int] = mapped_column(Integer, index=True)
     dims: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

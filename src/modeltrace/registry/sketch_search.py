@@ -1,0 +1,77 @@
+"""The sketches in PostgreSQL with pgvector (table ``sketch_vectors``, migration 0005): written beside
+each sketch, searched by inner product in the database.
+
+The search is exact (a scan of every vector, no ANN index), so it returns what the in-process exact
+index (``lineage.candidates.ExactIndex``) returns for the same sketches: the largest inner products
+of float32 unit vectors, ties broken by the lower model id. Vectors travel as pgvector's text form
+written from the float32 values' shortest round-trip decimals, so the database holds exactly the
+stored float32 sketch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+#: The vector length the table was made for (migration 0005).
+DIMS = 512
+TABLE = "sketch_vectors"
+
+_HAS = text("SELECT to_regclass('sketch_vectors') IS NOT NULL")
+_COUNT = text(
+    "SELECT count(*) FROM sketch_vectors v"
+    " JOIN fingerprint_sketches s ON s.fingerprint_digest = v.fingerprint_digest"
+)
+_PUT = text(
+    "INSERT INTO sketch_vectors (fingerprint_digest, sketch) VALUES (:digest, CAST(:sketch AS vector))"
+)
+_WITHOUT = text(
+    "SELECT s.fingerprint_digest, s.vector FROM fingerprint_sketches s"
+    " LEFT JOIN sketch_vectors v ON v.fingerprint_digest = s.fingerprint_digest"
+    " WHERE v.fingerprint_digest IS NULL AND s.dims = :dims"
+)
+# ``<#>`` is the negative inner product; ordering by it ascending puts the most similar first.
+_NEAREST = text(
+    "SELECT m.id, v.sketch <#> CAST(:query AS vector) AS distance FROM sketch_vectors v"
+    " JOIN fingerprint_sketches s ON s.fingerprint_digest = v.fingerprint_digest"
+    " JOIN models m ON m.fingerprint_digest = v.fingerprint_digest"
+    " WHERE s.version = :version ORDER BY distance, m.id LIMIT :k"
+)
+
+
+def has_vectors(connection: Connection) -> bool:
+    """Whether this database keeps sketch vectors (PostgreSQL where migration 0005 found pgvector)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    return bool(connection.execute(_HAS).scalar())
+
+
+def vector_text(values: np.ndarray) -> str:
+    """pgvector's text form of float32 ``values``: each the shortest decimal that reads back as it."""
+    return "[" + ",".join(repr(value) for value in np.asarray(values, dtype=np.float32).tolist()) + "]"
+
+
+def put(connection: Connection, digest: str, values: np.ndarray) -> None:
+    """Store the vector of the sketch of ``digest`` (its sketch row must exist in this transaction)."""
+    connection.execute(_PUT, {"digest": digest, "sketch": vector_text(values)})
+
+
+def count(connection: Connection) -> int:
+    return int(connection.execute(_COUNT).scalar() or 0)
+
+
+def fill_missing(connection: Connection) -> int:
+    """Write the vector of every sketch of ``DIMS`` values that has none; returns how many."""
+    rows = connection.execute(_WITHOUT, {"dims": DIMS}).all()
+    for digest, stored in rows:
+        put(connection, digest, np.frombuffer(bytes(stored), dtype="<f4"))
+    return len(rows)
+
+
+def nearest(connection: Connection, version: int, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` models nearest ``query`` by inner product of their sketches at ``version``."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    rows = connection.execute(_NEAREST, {"query": vector_text(query), "version": version, "k": k}).all()
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    return ids, -np.array([row[1] for row in rows], dtype=np.float32)
