@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 #: The vector length the table was made for (migration 0005).
 DIMS = 512
 TABLE = "sketch_vectors"
+_BATCH = 1000
 
 _HAS = text("SELECT to_regclass('sketch_vectors') IS NOT NULL")
 _COUNT = text(
@@ -63,8 +64,12 @@ def count(connection: Connection) -> int:
 def fill_missing(connection: Connection) -> int:
     """Write the vector of every sketch of ``DIMS`` values that has none; returns how many."""
     rows = connection.execute(_WITHOUT, {"dims": DIMS}).all()
-    for digest, stored in rows:
-        put(connection, digest, np.frombuffer(bytes(stored), dtype="<f4"))
+    for start in range(0, len(rows), _BATCH):  # one round trip per batch (executemany)
+        batch = [
+            {"digest": digest, "sketch": vector_text(np.frombuffer(bytes(stored), dtype="<f4"))}
+            for digest, stored in rows[start : start + _BATCH]
+        ]
+        connection.execute(_PUT, batch)
     return len(rows)
 
 
