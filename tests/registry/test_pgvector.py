@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import inspect, text
 
 from modeltrace import api
 from modeltrace.cli import main
@@ -17,7 +17,7 @@ from modeltrace.errors import UsageError
 from modeltrace.lineage.candidates import ExactIndex
 from modeltrace.lineage.sketch import SKETCH_DIMS, SKETCH_VERSION
 from modeltrace.registry import Registry
-from modeltrace.registry.schema import FingerprintRow, ModelRow, SketchRow, utc_now
+from tests.registry.bulk import insert_sketches
 
 
 def _vectors(registry: Registry) -> dict[str, np.ndarray]:
@@ -33,24 +33,6 @@ def _sketches(registry: Registry) -> dict[str, np.ndarray]:
         return {digest: np.frombuffer(bytes(value), dtype="<f4") for digest, value in rows}
 
 
-def _insert_sketches(registry: Registry, vectors: np.ndarray) -> np.ndarray:
-    """Models with stand-in fingerprints and the given sketches, in bulk (no vectors written): their ids."""
-    now = utc_now()
-    digests = [f"{i:064x}" for i in range(len(vectors))]
-    with registry.engine.begin() as connection:
-        connection.execute(insert(FingerprintRow), [{"digest": d, "data": b"", "size": 0, "created_at": now}
-                                                    for d in digests])  # fmt: skip
-        connection.execute(insert(ModelRow), [{"name": f"m{i}", "namespace": "t", "digest": d, "source": "",
-                                               "fingerprint_digest": d, "created_at": now}
-                                              for i, d in enumerate(digests)])  # fmt: skip
-        connection.execute(insert(SketchRow), [{"fingerprint_digest": d, "version": SKETCH_VERSION,
-                                                "dims": SKETCH_DIMS, "vector": v.astype("<f4").tobytes(),
-                                                "created_at": now}
-                                               for d, v in zip(digests, vectors, strict=True)])  # fmt: skip
-        ids = connection.execute(text("SELECT id FROM models ORDER BY id")).scalars().all()
-    return np.array(ids, dtype=np.int64)
-
-
 def test_migration_0005_makes_vectors_only_where_pgvector_is_available(db_url: str) -> None:
     """SQLite and a PostgreSQL without the extension (Debian's, in CI) migrate and keep no vectors."""
     with Registry(db_url) as registry, registry.engine.connect() as connection:
@@ -60,7 +42,7 @@ def test_migration_0005_makes_vectors_only_where_pgvector_is_available(db_url: s
         assert registry.sketches.vector_search == available
         assert ("sketch_vectors" in inspect(connection).get_table_names()) == available
         indexes = {index["name"] for index in inspect(connection).get_indexes("fingerprint_sketches")}
-        assert "ix_fingerprint_sketches_version" in indexes
+        assert "ix_fingerprint_sketches_current" in indexes
 
 
 def test_pgvector_database_gets_the_extension_and_a_plain_vector_column(pgvector_database: str) -> None:
@@ -88,7 +70,7 @@ def test_the_database_search_returns_the_exact_index_answer(pgvector_database: s
     for row in range(200, 260):  # a family close together, so the top of each answer is tight
         vectors[row] = anchor * rng.uniform(0.5, 1.5) + 0.05 * rng.standard_normal(SKETCH_DIMS)
     with Registry(pgvector_database) as registry:
-        ids = _insert_sketches(registry, vectors)
+        ids = insert_sketches(registry, vectors)
         assert not registry.sketches.all_current(SKETCH_VERSION)  # sketches without their vectors
         assert registry.sketches.fill_vectors() == len(vectors)
         assert registry.sketches.all_current(SKETCH_VERSION)

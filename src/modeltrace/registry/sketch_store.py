@@ -6,20 +6,23 @@ PostgreSQL with pgvector (migration 0005 made ``sketch_vectors``) each sketch is
 ``vector`` and searched in the database (:mod:`modeltrace.registry.sketch_search`).
 
 Reading every sketch is what a process pays before its first in-process search, so the reads here
-go through plain SQL on the driver's rows (no ORM objects, one buffer for all the vectors).
+go through plain SQL on the driver's rows (no ORM objects, one buffer for all the vectors), and a
+SQLite registry of many sketches keeps a copy of them beside the database that the next process
+memory-maps once it has checked the copy is current (:mod:`modeltrace.registry.sketch_snapshot`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import TextClause, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modeltrace.registry import sketch_search
+from modeltrace.registry import sketch_search, sketch_snapshot
 from modeltrace.registry.schema import FingerprintRow, ModelRow, SketchRow
 
 
@@ -41,9 +44,26 @@ _LOAD = text(
 )
 
 
+# The snapshot's key: the same rows as _LOAD, read from the indexes only (no sketch bytes); and the
+# load with the key's columns, so that a snapshot's key and its vectors come from one read (SQLite).
+_KEY = text(
+    "SELECT m.id, m.fingerprint_digest, s.rowid FROM models m"
+    " JOIN fingerprint_sketches s ON s.fingerprint_digest = m.fingerprint_digest"
+    " WHERE s.version = :version AND s.dims = :dims ORDER BY m.id"
+)
+_LOAD_KEYED = text(
+    "SELECT m.id, s.vector, m.fingerprint_digest, s.rowid FROM models m"
+    " JOIN fingerprint_sketches s ON s.fingerprint_digest = m.fingerprint_digest"
+    " WHERE +s.version = :version AND s.dims = :dims AND m.id > :after ORDER BY m.id"
+)
+
+
 class SketchStore:
-    def __init__(self, sessions: sessionmaker) -> None:
+    def __init__(self, sessions: sessionmaker, snapshot: Path | None = None) -> None:
+        """``snapshot``: where to keep a copy of the sketches for the next process (a SQLite
+        registry's file beside the database; see :mod:`modeltrace.registry.sketch_snapshot`)."""
         self._sessions = sessions
+        self._snapshot = snapshot
         self._vectors: bool | None = None  # whether sketch_vectors exists (pgvector), once asked
 
     # --- pgvector ---------------------------------------------------------------------------------
@@ -130,18 +150,30 @@ class SketchStore:
     def load(self, version: int, dims: int, after_id: int = 0) -> StoredSketches:
         """The sketch of every fingerprinted model at ``version`` (of ``dims`` values); only models
         with an id above ``after_id`` when given (those added since an index was built)."""
+        params = {"version": version, "dims": dims, "after": after_id}
+        keep = self._snapshot is not None and after_id == 0
         with self._sessions() as session:
-            rows = _driver_rows(session, {"version": version, "dims": dims, "after": after_id})
+            if keep and self._snapshot is not None:
+                listed = _driver_rows(session, _KEY, {"version": version, "dims": dims})
+                keep = len(listed) >= sketch_snapshot.SNAPSHOT_FROM
+                key = sketch_snapshot.key(listed, version, dims)
+                kept = sketch_snapshot.read(self._snapshot, key, version, dims) if keep else None
+                if kept is not None:
+                    return StoredSketches(*kept)
+            rows = _driver_rows(session, _LOAD_KEYED if keep else _LOAD, params)
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join([row[1] for row in rows]), dtype="<f4").reshape(len(rows), dims)
+        if keep and self._snapshot is not None:
+            key = sketch_snapshot.key([(row[0], row[2], row[3]) for row in rows], version, dims)
+            sketch_snapshot.write(self._snapshot, key, version, dims, ids, vectors)
         return StoredSketches(ids, vectors.astype(np.float32, copy=False))
 
 
-def _driver_rows(session: Session, params: dict[str, int]) -> list[Any]:
+def _driver_rows(session: Session, query: TextClause, params: dict[str, int]) -> list[Any]:
     """The load query's rows as the database driver returns them (tuples of int and bytes; the
     result processing of SQLAlchemy's rows cost more than the read itself at 100 000 sketches)."""
     connection = session.connection()
-    compiled = _LOAD.compile(dialect=connection.dialect)
+    compiled = query.compile(dialect=connection.dialect)
     ordered = [params[name] for name in compiled.positiontup or []]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:

@@ -1,8 +1,9 @@
 """Sketch vectors: the sketches as pgvector ``vector(512)`` on PostgreSQL where the extension exists,
-and an index on the sketches' version everywhere (issue 14).
+and an index on the sketches' (version, dims, fingerprint) everywhere (issue 14).
 
-The version index makes "is every sketch current?" one count over a small index instead of a scan of
-every sketch's row (a cold ``identify`` asks it first).
+The index makes "is every sketch current?" one count over a small index instead of a scan of every
+sketch's row (a cold ``identify`` asks it first), and lists the current sketches without their bytes
+(the key of a SQLite registry's sketch snapshot, ``registry/sketch_snapshot.py``).
 
 On PostgreSQL with the ``vector`` extension available (``pg_available_extensions``), the extension
 is created (or used, when a database administrator created it already) and the table
@@ -61,7 +62,9 @@ def _vector_extension(connection: sa.Connection) -> bool:
 
 
 def upgrade() -> None:
-    op.create_index("ix_fingerprint_sketches_version", "fingerprint_sketches", ["version"])
+    op.create_index(
+        "ix_fingerprint_sketches_current", "fingerprint_sketches", ["version", "dims", "fingerprint_digest"]
+    )
     connection = op.get_bind()
     if connection.dialect.name != "postgresql" or not _vector_extension(connection):
         return
@@ -76,4 +79,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS sketch_vectors")
-    op.drop_index("ix_fingerprint_sketches_version", table_name="fingerprint_sketches")
+    op.drop_index("ix_fingerprint_sketches_current", table_name="fingerprint_sketches")
