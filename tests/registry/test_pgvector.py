@@ -67,7 +67,7 @@ def test_the_database_search_returns_the_exact_index_answer(pgvector_database: s
     vectors *= rng.uniform(0.2, 2.0, size=(len(vectors), 1)).astype(np.float32)
     vectors[7] = 0.0
     anchor = vectors[100] / np.linalg.norm(vectors[100])
-    for row in range(200, 260):  # a family close together, so the top of each answer is tight
+    for row in range(200, 260):  # near-duplicates of one direction: close scores among them
         vectors[row] = anchor * rng.uniform(0.5, 1.5) + 0.05 * rng.standard_normal(SKETCH_DIMS)
     with Registry(pgvector_database) as registry:
         ids = insert_sketches(registry, vectors)
@@ -84,6 +84,17 @@ def test_the_database_search_returns_the_exact_index_answer(pgvector_database: s
                 got_ids, got_scores = registry.sketches.search(SKETCH_VERSION, query, k)
                 assert got_ids.tolist() == want_ids.tolist()
                 assert np.allclose(got_scores, want_scores, rtol=1e-5, atol=1e-5)
+        # Outdated sketches are not searched, even when their vectors are the nearest (the search
+        # then looks further than the first k vectors).
+        nearest = np.searchsorted(ids, exact.search(anchor, 40)[0])  # positions of the 40 nearest
+        with registry.engine.begin() as connection:
+            outdated = text("UPDATE fingerprint_sketches SET version = :old WHERE fingerprint_digest = :d")
+            connection.execute(outdated, [{"old": SKETCH_VERSION - 1, "d": f"{row:064x}"} for row in nearest])
+        keep = np.setdiff1d(np.arange(len(vectors)), nearest)
+        rest = ExactIndex(ids[keep], vectors[keep])
+        for k in (1, 32):
+            got_ids, _ = registry.sketches.search(SKETCH_VERSION, anchor, k)
+            assert got_ids.tolist() == rest.search(anchor, k)[0].tolist()
 
 
 def test_identify_searches_in_the_database_with_the_exact_answer(

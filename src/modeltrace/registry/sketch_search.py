@@ -3,7 +3,9 @@ each sketch, searched by inner product in the database.
 
 The search is exact (a scan of every vector, no ANN index), so it returns what the in-process exact
 index (``lineage.candidates.ExactIndex``) returns for the same sketches: the largest inner products
-of float32 unit vectors, ties broken by the lower model id. Vectors travel as pgvector's text form
+of float32 unit vectors (models sharing a fingerprint in id order). Every model of the nearest
+vectors is at least as near as any model of a vector further away, so taking the n nearest vectors
+and their models is exact once they yield k models. Vectors travel as pgvector's text form
 written from the float32 values' shortest round-trip decimals, so the database holds exactly the
 stored float32 sketch.
 """
@@ -31,13 +33,19 @@ _WITHOUT = text(
     " LEFT JOIN sketch_vectors v ON v.fingerprint_digest = s.fingerprint_digest"
     " WHERE v.fingerprint_digest IS NULL AND s.dims = :dims"
 )
-# ``<#>`` is the negative inner product; ordering by it ascending puts the most similar first.
+# ``<#>`` is the negative inner product; ordering by it ascending puts the most similar first. The
+# nearest vectors are found first, by themselves (one scan of the table and a top-n heap sort), and
+# only those are joined with their sketches and models: joined before sorting, the planner (with
+# statistics not yet gathered after a bulk load) looked up every vector by key, four times slower.
 _NEAREST = text(
-    "SELECT m.id, v.sketch <#> CAST(:query AS vector) AS distance FROM sketch_vectors v"
-    " JOIN fingerprint_sketches s ON s.fingerprint_digest = v.fingerprint_digest"
-    " JOIN models m ON m.fingerprint_digest = v.fingerprint_digest"
-    " WHERE s.version = :version ORDER BY distance, m.id LIMIT :k"
+    "SELECT m.id, n.distance FROM"
+    " (SELECT fingerprint_digest, sketch <#> CAST(:query AS vector) AS distance FROM sketch_vectors"
+    "  ORDER BY distance LIMIT :n) n"
+    " JOIN fingerprint_sketches s ON s.fingerprint_digest = n.fingerprint_digest"
+    " JOIN models m ON m.fingerprint_digest = n.fingerprint_digest"
+    " WHERE s.version = :version ORDER BY n.distance, m.id LIMIT :k"
 )
+_VECTORS = text("SELECT count(*) FROM sketch_vectors")
 
 
 def has_vectors(connection: Connection) -> bool:
@@ -77,6 +85,13 @@ def nearest(connection: Connection, version: int, query: np.ndarray, k: int) -> 
     """The ``k`` models nearest ``query`` by inner product of their sketches at ``version``."""
     if k <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    rows = connection.execute(_NEAREST, {"query": vector_text(query), "version": version, "k": k}).all()
+    params = {"query": vector_text(query), "version": version, "k": k, "n": k}
+    while True:
+        rows = connection.execute(_NEAREST, params).all()
+        # Fewer than k models from the n nearest vectors (a vector of an outdated sketch, or of a
+        # fingerprint no model uses): look further, until every vector was taken.
+        if len(rows) >= k or params["n"] >= int(connection.execute(_VECTORS).scalar() or 0):
+            break
+        params["n"] *= 4
     ids = np.array([row[0] for row in rows], dtype=np.int64)
     return ids, -np.array([row[1] for row in rows], dtype=np.float32)
