@@ -153,17 +153,16 @@ class SketchStore:
         params = {"version": version, "dims": dims, "after": after_id}
         keep = self._snapshot is not None and after_id == 0
         with self._sessions() as session:
-            if keep and self._snapshot is not None:
+            if keep and self._snapshot is not None and self._snapshot.exists():
                 listed = _driver_rows(session, _KEY, {"version": version, "dims": dims})
-                keep = len(listed) >= sketch_snapshot.SNAPSHOT_FROM
                 key = sketch_snapshot.key(listed, version, dims)
-                kept = sketch_snapshot.read(self._snapshot, key, version, dims) if keep else None
+                kept = sketch_snapshot.read(self._snapshot, key, version, dims)
                 if kept is not None:
                     return StoredSketches(*kept)
             rows = _driver_rows(session, _LOAD_KEYED if keep else _LOAD, params)
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join([row[1] for row in rows]), dtype="<f4").reshape(len(rows), dims)
-        if keep and self._snapshot is not None:
+        if keep and self._snapshot is not None and len(rows) >= sketch_snapshot.SNAPSHOT_FROM:
             key = sketch_snapshot.key([(row[0], row[2], row[3]) for row in rows], version, dims)
             sketch_snapshot.write(self._snapshot, key, version, dims, ids, vectors)
         return StoredSketches(ids, vectors.astype(np.float32, copy=False))
