@@ -21,10 +21,7 @@ TABLE = "sketch_vectors"
 _BATCH = 1000
 
 _HAS = text("SELECT to_regclass('sketch_vectors') IS NOT NULL")
-_COUNT = text(
-    "SELECT count(*) FROM sketch_vectors v"
-    " JOIN fingerprint_sketches s ON s.fingerprint_digest = v.fingerprint_digest"
-)
+_COUNT = text("SELECT count(*) FROM sketch_vectors")
 _PUT = text(
     "INSERT INTO sketch_vectors (fingerprint_digest, sketch) VALUES (:digest, CAST(:sketch AS vector))"
 )
@@ -45,7 +42,6 @@ _NEAREST = text(
     " JOIN models m ON m.fingerprint_digest = n.fingerprint_digest"
     " WHERE s.version = :version ORDER BY n.distance, m.id LIMIT :k"
 )
-_VECTORS = text("SELECT count(*) FROM sketch_vectors")
 
 
 def has_vectors(connection: Connection) -> bool:
@@ -66,6 +62,7 @@ def put(connection: Connection, digest: str, values: np.ndarray) -> None:
 
 
 def count(connection: Connection) -> int:
+    """The vectors stored (each belongs to one sketch: a key and a foreign key)."""
     return int(connection.execute(_COUNT).scalar() or 0)
 
 
@@ -90,7 +87,7 @@ def nearest(connection: Connection, version: int, query: np.ndarray, k: int) -> 
         rows = connection.execute(_NEAREST, params).all()
         # Fewer than k models from the n nearest vectors (a vector of an outdated sketch, or of a
         # fingerprint no model uses): look further, until every vector was taken.
-        if len(rows) >= k or params["n"] >= int(connection.execute(_VECTORS).scalar() or 0):
+        if len(rows) >= k or params["n"] >= count(connection):
             break
         params["n"] *= 4
     ids = np.array([row[0] for row in rows], dtype=np.int64)

@@ -94,8 +94,8 @@ class SketchStore:
 
     def all_current(self, version: int) -> bool:
         """Whether every stored fingerprint has a sketch at ``version`` (and, with pgvector, its
-        vector): two counts over indexes. Sketches reference fingerprints (a foreign key, one sketch
-        per fingerprint), so equal counts mean none is missing."""
+        vector): counts over indexes. Sketches reference fingerprints and vectors sketches (foreign
+        keys, one per key), so equal counts mean none is missing."""
         with self._sessions() as session:
             fingerprints = session.scalar(select(func.count()).select_from(FingerprintRow)) or 0
             current = session.scalar(
