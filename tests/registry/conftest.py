@@ -8,6 +8,7 @@ in CI a missing server fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -96,15 +97,12 @@ def pgvector_admin_url() -> Iterator[str]:
     """A PostgreSQL server with pgvector (tests/registry/pgvector_server.py), for this session."""
     from tests.registry.pgvector_server import ServerUnavailableError, pgvector_server
 
-    try:
-        server = pgvector_server()
-        url = server.__enter__()
-    except ServerUnavailableError as error:
-        pytest.skip(f"no PostgreSQL server with pgvector on this machine: {error}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(pgvector_server())
+        except ServerUnavailableError as error:
+            pytest.skip(f"no PostgreSQL server with pgvector on this machine: {error}")
         yield url
-    finally:
-        server.__exit__(None, None, None)
 
 
 @pytest.fixture

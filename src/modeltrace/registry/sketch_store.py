@@ -126,12 +126,13 @@ class SketchStore:
     def put(self, digest: str, version: int, vector: np.ndarray) -> None:
         """Store (or replace) the sketch of fingerprint ``digest`` (and its pgvector copy)."""
         values = np.ascontiguousarray(vector, dtype="<f4")
+        with_vector = len(values) == sketch_search.DIMS and self.vector_search  # asked outside the write
         try:
             with self._sessions.begin() as session:
                 session.execute(delete(SketchRow).where(SketchRow.fingerprint_digest == digest))
                 session.add(SketchRow(fingerprint_digest=digest, version=version, dims=len(values),
                                       vector=values.tobytes()))  # fmt: skip
-                if self.vector_search and len(values) == sketch_search.DIMS:
+                if with_vector:
                     session.flush()  # the vector's row references the sketch's
                     sketch_search.put(session.connection(), digest, values)
         except IntegrityError:
