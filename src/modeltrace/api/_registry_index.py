@@ -7,7 +7,7 @@ fingerprint at once). The index over them is cached per process and database, an
 model or sketch was added or removed since (a long-lived ``modeltrace serve`` keeps it warm).
 
 On PostgreSQL with pgvector (migration 0005) ``auto`` searches in the database instead (index kind
-``pgvector``, an exact scan): no process loads the sketches, so a CLI call costs the same as a warm one.
+``pgvector``, an exact scan): no process loads the sketches, a CLI call only counts them first.
 """
 
 from __future__ import annotations
