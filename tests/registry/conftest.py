@@ -8,6 +8,7 @@ in CI a missing server fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -89,3 +90,35 @@ def lineage_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             ("stranger", stranger),
         )
     }
+
+
+@pytest.fixture(scope="session")
+def pgvector_admin_url() -> Iterator[str]:
+    """A PostgreSQL server with pgvector (tests/registry/pgvector_server.py), for this session."""
+    from tests.registry.pgvector_server import ServerUnavailableError, pgvector_server
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(pgvector_server())
+        except ServerUnavailableError as error:
+            pytest.skip(f"no PostgreSQL server with pgvector on this machine: {error}")
+        yield url
+
+
+@pytest.fixture
+def pgvector_database(pgvector_admin_url: str) -> Iterator[str]:
+    """A fresh database on the pgvector server for one test (the extension is created by the
+    registry's migration 0005, as on a real server)."""
+    import psycopg
+
+    name = f"mt_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pgvector_admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield pgvector_admin_url.replace("/postgres?", f"/{name}?", 1)
+    with psycopg.connect(pgvector_admin_url, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND backend_type = 'client backend'",
+            (name,),
+        )
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -146,6 +146,10 @@ def test_migrations_build_the_declared_schema(db_url: str) -> None:
 
     with api.open_registry(db_url) as registry, registry.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        # sketch_vectors exists only where PostgreSQL has pgvector (migration 0005), outside the models.
+        differences = [
+            d for d in differences if not (d[0] == "remove_table" and d[1].name == "sketch_vectors")
+        ]
         assert differences == []
         tables = {
             "models",

@@ -295,11 +295,12 @@ def registry_identify(
     plus ``shortlist`` (index kind, candidates compared, models searched, seconds) and ``timing``.
 
     The full comparison runs on the ``shortlist`` registered models nearest by sketch (default
-    ``DEFAULT_SHORTLIST``; 0 compares every one); ``index`` is auto, exact or usearch."""
+    ``DEFAULT_SHORTLIST``; 0 compares every one); ``index`` is auto, exact, usearch or pgvector
+    (PostgreSQL with the vector extension: searched in the database; what auto picks there)."""
     from modeltrace.api._lineage import load_or_fingerprint
-    from modeltrace.api._registry_index import find_candidates
+    from modeltrace.api._registry_index import INDEX_KINDS, find_candidates
     from modeltrace.lineage import DEFAULT_ALPHA
-    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST, KINDS
+    from modeltrace.lineage.candidates import DEFAULT_SHORTLIST
 
     started = time.perf_counter()
     level = DEFAULT_ALPHA if alpha is None else alpha
@@ -308,8 +309,8 @@ def registry_identify(
     wanted = DEFAULT_SHORTLIST if shortlist is None else shortlist
     if wanted < 0:
         raise UsageError(f"The shortlist size must be 0 (compare every model) or more, got {wanted}.")
-    if index not in KINDS:
-        raise UsageError(f"Unknown index kind {index!r}: choose one of {', '.join(KINDS)}.")
+    if index not in INDEX_KINDS:
+        raise UsageError(f"Unknown index kind {index!r}: choose one of {', '.join(INDEX_KINDS)}.")
     if isinstance(suspect, bytes):
         if len(suspect) > MAX_FINGERPRINT_BYTES:
             raise UsageError(

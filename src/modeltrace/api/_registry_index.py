@@ -5,6 +5,9 @@ Sketches are computed lazily: a fingerprint added before migration 0004, or sket
 ``SKETCH_VERSION``, gets its sketch the first time the index is needed (and every newly added
 fingerprint at once). The index over them is cached per process and database, and rebuilt when a
 model or sketch was added or removed since (a long-lived ``modeltrace serve`` keeps it warm).
+
+On PostgreSQL with pgvector (migration 0005) ``auto`` searches in the database instead (index kind
+``pgvector``, an exact scan): no process loads the sketches, a CLI call only counts them first.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modeltrace.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
 
     from modeltrace.fingerprint.model import Fingerprint
-    from modeltrace.lineage.candidates import CandidateIndex
+    from modeltrace.lineage.candidates import CandidateIndex, Shortlist
     from modeltrace.registry import Registry
 
 
@@ -28,6 +33,9 @@ class _Cached:
     kind: str
     index: CandidateIndex
 
+
+#: The index kinds ``identify`` takes: the in-process ones and the database's own search.
+INDEX_KINDS = ("auto", "exact", "usearch", "pgvector")
 
 _INDEXES: dict[str, _Cached] = {}
 _LOCK = threading.Lock()
@@ -100,6 +108,31 @@ def _index(store: Registry, kind: str) -> tuple[CandidateIndex, dict[str, float 
     return index, {"sketched_now": made, "cached": False, "seconds": time.perf_counter() - start}
 
 
+def _search_database(
+    store: Registry, query: np.ndarray, k: int, size: int
+) -> tuple[Shortlist, dict[str, float | int | bool]]:
+    """The ``k`` nearest sketches by pgvector's exact scan, after sketching what lacks a current
+    sketch (and writing the vectors of sketches stored without one)."""
+    from modeltrace.lineage.candidates import Shortlist
+    from modeltrace.lineage.sketch import SKETCH_VERSION
+
+    if not store.sketches.vector_search:
+        raise UsageError(
+            "The pgvector index needs a PostgreSQL registry with the vector extension "
+            "(migration 0005 found none): use --index auto, exact or usearch."
+        )
+    start = time.perf_counter()
+    made = 0
+    if not store.sketches.all_current(SKETCH_VERSION):
+        made = ensure_sketches(store)
+        store.sketches.fill_vectors()
+    searched = time.perf_counter()
+    ids, scores = store.sketches.search(SKETCH_VERSION, query, k)
+    found = Shortlist([int(i) for i in ids], [float(s) for s in scores], "pgvector", size,
+                      time.perf_counter() - searched)  # fmt: skip
+    return found, {"sketched_now": made, "cached": False, "seconds": searched - start}
+
+
 def find_candidates(
     store: Registry,
     suspect: Fingerprint | None,
@@ -116,18 +149,23 @@ def find_candidates(
     from modeltrace.lineage.candidates import shortlist as search
     from modeltrace.lineage.sketch import compute_sketch
 
-    everyone = store.sketches.state()[0] - (exclude is not None)
+    registered = store.sketches.state()[0]
+    everyone = registered - (exclude is not None)
     if shortlist is None or shortlist >= everyone:
         models = [m for m in store.fingerprinted_models() if m["id"] != exclude]
         info = {"index": "none", "size": len(models), "searched": len(models), "requested": shortlist,
                 "seconds": 0.0}  # fmt: skip
         return CandidateSearch(models, len(models), info)
-    index, loading = _index(store, kind)
     if sketch is None:
         if suspect is None:
             raise ValueError("find_candidates needs the suspect's fingerprint or its sketch")
         sketch = compute_sketch(suspect)
-    found = search(index, sketch, shortlist + (exclude is not None))
+    wanted = shortlist + (exclude is not None)
+    if kind == "pgvector" or (kind == "auto" and store.sketches.vector_search):
+        found, loading = _search_database(store, sketch, wanted, registered)
+    else:
+        index, loading = _index(store, kind)
+        found = search(index, sketch, wanted)
     scores: dict[int, float | None] = {
         i: s for i, s in zip(found.ids, found.scores, strict=True) if i != exclude
     }

@@ -43,7 +43,7 @@ def identify(
         ),
     ] = None,
     index: Annotated[
-        str, typer.Option("--index", help="Registry only: candidate index, auto, exact or usearch.")
+        str, typer.Option("--index", help="Registry only: candidate index, auto, exact, usearch or pgvector.")
     ] = "auto",
 ) -> None:
     """Rank candidate bases for SUSPECT, best first, Holm-corrected across candidates.

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -48,6 +49,9 @@ class SketchRow(Base):
     so that reading every sketch never pages through the fingerprints' bytes."""
 
     __tablename__ = "fingerprint_sketches"
+    # Migration 0005: counting the current sketches, and listing them (with the sketch snapshot's
+    # key), read this index only, never the sketches' bytes.
+    __table_args__ = (Index("ix_fingerprint_sketches_current", "version", "dims", "fingerprint_digest"),)
     fingerprint_digest: Mapped[str] = mapped_column(
         String(64), ForeignKey("fingerprints.digest", ondelete="CASCADE"), primary_key=True
     )

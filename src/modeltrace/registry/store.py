@@ -7,9 +7,11 @@ service) and every write is committed (durable) before the method returns.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,7 +49,7 @@ class Registry:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.tokens = TokenStore(self._sessions)
         self.royalties = RoyaltyStore(self._sessions)
-        self.sketches = SketchStore(self._sessions)
+        self.sketches = SketchStore(self._sessions, _snapshot_path(self.url))
 
     @property
     def where(self) -> str:
@@ -368,6 +370,15 @@ class Registry:
         result["detected"] = [_detected_dict(e, names) for e in edges]
         result["label_body"] = None if label is None else label.body
         return result
+
+
+def _snapshot_path(url: str) -> Path | None:
+    """Where a SQLite registry keeps the copy of its sketches (beside the database file)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    database = Path(parsed.database)
+    return database.with_name(database.name + ".sketches")
 
 
 def _model_summary(row: ModelRow) -> dict[str, Any]:
