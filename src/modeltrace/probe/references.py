@@ -353,7 +353,7 @@ def _looks_like_rank_file(head: bytes) -> bool:
         return False
     for line in lines:
         fields = line.split()
-        if len(fields) != 2 or not fields[1].isdecimal():
+        if len(fields) != 2 or not fields[1].isdigit():  # bytes: isdigit is ASCII-only there
             return False
     return True
 
