@@ -5,9 +5,9 @@ Two kinds, chosen by size (``kind="auto"``):
 - ``exact``: one matrix-vector product over every sketch (numpy). No recall loss; about 20 ms of
   CPU per 100 000 sketches of 512 float32, so it is the default below ``EXACT_BELOW`` sketches;
 - ``usearch``: an HNSW graph from the optional ``usearch`` package (``pip install modeltrace[index]``):
-  sub-millisecond queries at any size, approximate (its recall is measured in benchmarks/scale.py),
-  but building it costs seconds per 100 000 sketches, so it pays off for a long-lived process
-  (``modeltrace serve``) or a very large registry.
+  millisecond queries at any size, approximate (its recall is measured in benchmarks/scale.py),
+  but building it costs minutes of CPU per 100 000 sketches, so it pays off only for a long-lived
+  process (``modeltrace serve``) over a very large registry.
 
 The similarity is the inner product of unit-length sketches (their cosine). Pure: arrays in, ids and
 scores out; usearch is imported only when such an index is built.
@@ -24,9 +24,10 @@ import numpy as np
 from modeltrace.errors import UsageError
 
 #: Below this many sketches ``auto`` searches exactly; at or above it, with usearch installed, by HNSW.
-#: Measured (docs/scale.md): exact takes about 18 ms of CPU at 100 000 sketches and misses nothing,
-#: while the HNSW graph took 28 minutes to build there and then found none of the zoo's related
-#: bases among near-isotropic fillers: an approximate index is chosen only where exact no longer fits.
+#: Measured (docs/scale.md): exact takes about 17 ms of CPU at 100 000 sketches and misses nothing;
+#: the (centred) HNSW graph found every related base there too, but building it took about 6 minutes
+#: of CPU, which a process recovers only after some 20 000 searches (a CLI call builds it each time).
+#: So the graph is chosen only where the exact matrix grows past 2 GB and a search past 0.2 s.
 EXACT_BELOW = 1_000_000
 #: Candidates the full comparison runs on by default (see docs/scale.md for the recall it buys).
 DEFAULT_SHORTLIST = 32
