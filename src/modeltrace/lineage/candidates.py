@@ -25,8 +25,9 @@ from modeltrace.errors import UsageError
 
 #: Below this many sketches ``auto`` searches exactly; at or above it, with usearch installed, by HNSW.
 #: Measured (docs/scale.md): exact takes about 17 ms of CPU at 100 000 sketches and misses nothing;
-#: the (centred) HNSW graph found every related base there too, but building it took about 6 minutes
-#: of CPU, which a process recovers only after some 20 000 searches (a CLI call builds it each time).
+#: the (centred) HNSW graph found 31 or 32 of the zoo's 32 related bases there, searched in 6 ms, but
+#: took 6 to 7 minutes of CPU to build, which a process recovers only after some 40 000 searches (a
+#: CLI call builds it each time).
 #: So the graph is chosen only where the exact matrix grows past 2 GB and a search past 0.2 s.
 EXACT_BELOW = 1_000_000
 #: Candidates the full comparison runs on by default (see docs/scale.md for the recall it buys).
@@ -116,7 +117,7 @@ class USearchIndex:
     each other than any model outside it, and HNSW's neighbour pruning then drops every edge from
     the crowd to the outsiders: a search entering the crowd never reaches them. Measured
     (docs/scale.md): 0 of the zoo's 32 related bases found among 100 000 such sketches without the
-    centre, all of them with it.
+    centre, 31 and 32 in two builds with it.
     """
 
     kind = "usearch"
