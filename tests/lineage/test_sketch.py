@@ -167,3 +167,16 @@ def test_exact_index_grows_by_adding() -> None:
     assert len(grown) == 300
     for row in (3, 150, 299):
         assert grown.search(vectors[row], 5)[0].tolist() == whole.search(vectors[row], 5)[0].tolist()
+
+
+def test_the_exact_index_lists_equal_sketches_by_id_even_at_the_cut() -> None:
+    rng = np.random.default_rng(7)
+    twins = rng.standard_normal(SKETCH_DIMS).astype(np.float32)
+    others = rng.standard_normal((40, SKETCH_DIMS)).astype(np.float32) * 0.01
+    vectors = np.concatenate([np.repeat(twins[None], 6, axis=0), others])
+    ids = rng.permutation(1000)[: len(vectors)]
+    index = ExactIndex(ids, vectors)
+    for k in (1, 3, 6):  # the cut falls among the six equal sketches, or just after them
+        found, scores = index.search(twins, k)
+        assert list(found) == sorted(ids[:6])[:k]
+        assert np.all(scores == scores[0])

@@ -100,8 +100,17 @@ class ExactIndex:
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.vectors @ np.asarray(query, dtype=np.float32)
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
+        if k < len(scores):
+            # Every sketch at least as similar as the k-th, ties at the boundary included, so that
+            # which of several equal sketches make the list does not depend on argpartition's whim.
+            kth = np.partition(-scores, k - 1)[k - 1]
+            top = np.flatnonzero(-scores <= kth)
+        else:
+            top = np.arange(len(scores))
+        # Most similar first, equal similarities by id (the earliest registered first), as the
+        # database search orders them: models with identical sketches (the sketch is blind to
+        # exactly the changes that relate them) then come out in one order everywhere.
+        top = top[np.lexsort((self.ids[top], -scores[top]))][:k]
         return self.ids[top], scores[top]
 
 
