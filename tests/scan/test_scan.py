@@ -218,3 +218,24 @@ def test_importing_modeltrace_does_not_import_ray() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "False"
+
+
+def test_a_remote_model_scanned_twice_gives_the_same_fingerprint_bytes(
+    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    stored = []
+    with serve_hub(tmp_path / "hub", {"lab/child": models["child"]}) as (url, _):
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        for run in ("first", "second"):  # separate registries: the second scan cannot skip
+            db = str(tmp_path / f"{run}.sqlite")
+            assert api.scan(["hf://lab/child"], workers=1, db=db)["results"][0]["status"] == "registered"
+            with api.open_registry(db) as registry:
+                stored.append(registry.fingerprint(api.registry_show("lab/child", db=db)["fingerprint"]))
+    assert stored[0] == stored[1]
+    with zipfile.ZipFile(io.BytesIO(stored[0])) as archive:
+        header = json.loads(archive.read("header.json"))
+    assert header["model"]["path"] == f"hf://lab/child@{COMMIT}"  # the pinned source, not a temp mirror

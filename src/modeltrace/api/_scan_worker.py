@@ -42,13 +42,16 @@ def compare_newcomer(task: CompareTask) -> CompareResult:
     """Compare ``task.suspect`` with each candidate, exactly as ``registry add`` does (one BLAS
     thread, the same alpha); never raises: a failure comes back as its reason."""
     from modeltrace.api._registry_detect import _compare
+    from modeltrace.lineage.features import FeatureCache
 
     started, cpu = time.perf_counter(), time.process_time()
     result = CompareResult(index=task.index, source=task.source)
     try:
         suspect = _worker_fingerprint(task, task.suspect)
+        cache = FeatureCache()  # the newcomer's whitened features, made once for all its candidates
         for digest in task.candidates:
-            result.comparisons[digest] = _compare(suspect, _worker_fingerprint(task, digest), task.alpha)
+            base = _worker_fingerprint(task, digest)
+            result.comparisons[digest] = _compare(suspect, base, task.alpha, cache)
     except ModeltraceError as error:
         result.reason, result.exit_code = str(error), error.exit_code
     except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
@@ -139,9 +142,10 @@ def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
 def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
     """A remote model opened once: its card and fingerprint read through one HTTP session (headers
     and sampled rows by range requests), its digest taken from the pinned source."""
-    from modeltrace.api._lineage import fingerprint
+    from modeltrace.api._blas import one_blas_thread
     from modeltrace.api._models import inspect
     from modeltrace.api._registry_intake import arrival_from_card
+    from modeltrace.fingerprint.build import Budget, build_fingerprint
     from modeltrace.formats.detect import open_model
     from modeltrace.formats.remote import HubRepo
     from modeltrace.scan.revision import remote_digest
@@ -155,7 +159,10 @@ def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
         with tempfile.TemporaryDirectory(prefix="modeltrace-scan-") as folder:
             output = Path(folder) / "model.mtfp"
             try:
-                fingerprint(source.path, output)
+                # Built from the open source (not its mirror's path), so the header names the model
+                # by its URL and the same pinned source gives the same bytes in every scan.
+                with one_blas_thread():  # as `modeltrace fingerprint` builds it
+                    build_fingerprint(source, Budget()).save(output)
                 data = output.read_bytes()
             except FingerprintError:
                 data = None  # e.g. a bare config.json: registered with its card, without lineage evidence
