@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from modeltrace.fingerprint.model import Fingerprint
     from modeltrace.lineage.comparison import Comparison
+    from modeltrace.lineage.features import FeatureCache
     from modeltrace.registry import Registry
 
 #: A fingerprint is a few MB whatever the model's size.
@@ -73,17 +74,24 @@ def _rank(
 ) -> list[tuple[dict[str, Any], Comparison, float | None]]:
     """Compare with every candidate and apply Holm's correction over them, exactly as
     ``lineage.identify`` does, keeping each full comparison (the evidence the registry stores)."""
-    return _holm_ranked([(meta, _compare(suspect, fp, alpha)) for meta, fp in candidates], alpha, family)
+    from modeltrace.lineage.features import FeatureCache as Cache
+
+    cache = Cache()  # the suspect's whitened features, made once for all its candidates
+    compared = [(meta, _compare(suspect, fp, alpha, cache)) for meta, fp in candidates]
+    return _holm_ranked(compared, alpha, family)
 
 
-def _compare(suspect: Fingerprint, candidate: Fingerprint, alpha: float) -> Comparison:
+def _compare(
+    suspect: Fingerprint, candidate: Fingerprint, alpha: float, cache: FeatureCache | None = None
+) -> Comparison:
     """One full comparison, with one BLAS thread (the results then do not depend on the thread
-    count, so a scan's workers and this process agree to the bit)."""
+    count, so a scan's workers and this process agree to the bit). ``cache``: features kept across
+    the comparisons of one suspect (bit for bit what a recomputation gives)."""
     from modeltrace.api._blas import one_blas_thread
     from modeltrace.lineage.compare import compare_fingerprints
 
     with one_blas_thread():
-        return compare_fingerprints(suspect, candidate, alpha=alpha)
+        return compare_fingerprints(suspect, candidate, alpha=alpha, feature_cache=cache)
 
 
 def _holm_ranked(
