@@ -79,3 +79,25 @@ def test_usearch_index_grows_by_adding_with_the_first_centre() -> None:
             ids, scores = index.search(vectors[row], 1)
             assert ids[0] == row and scores[0] == pytest.approx(1.0, abs=1e-4)
             assert index.search(vectors[row], 5)[0].tolist() == exact.search(vectors[row], 5)[0].tolist()
+
+
+def test_ray_starts_in_a_process_that_built_a_usearch_index() -> None:
+    """usearch's native library loaded before Ray's makes ``ray.init`` abort (std::regex_error);
+    building the index loads Ray's first, so a scan or service can still start Ray afterwards."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed on this machine (pip install 'modeltrace[ray]')")
+    script = (
+        "import numpy as np\n"
+        "from modeltrace.lineage.candidates import USearchIndex\n"
+        "USearchIndex(np.arange(4), np.eye(4, 512, dtype=np.float32))\n"
+        "import ray\n"
+        "ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
+        "print(ray.get(ray.put(41)) + 1)\n"
+        "ray.shutdown()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("42"), done.stderr[-2000:]

@@ -15,6 +15,7 @@ scores out; usearch is imported only when such an index is built.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -141,14 +142,14 @@ class USearchIndex:
         expansion_search: int = 256,
     ) -> None:
         try:
-            from usearch.index import Index
+            index_class = _usearch_index_class()
         except ImportError:  # the optional extra is not installed
             raise UsageError(
                 "The usearch index needs the optional 'usearch' package: pip install 'modeltrace[index]'."
             ) from None
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._centre: np.ndarray | None = None
-        self._index = Index(
+        self._index = index_class(
             ndim=vectors.shape[1], metric="ip", dtype="f32", connectivity=connectivity,
             expansion_add=expansion_add, expansion_search=expansion_search,
         )  # fmt: skip
@@ -182,12 +183,24 @@ class USearchIndex:
         return np.asarray(matches.keys, dtype=np.int64), similarity.astype(np.float32)
 
 
+def _usearch_index_class() -> type:
+    """usearch's ``Index``, with Ray's native library loaded first where Ray is installed: once
+    usearch's library is in a process, ``ray.init`` there aborts with ``std::regex_error`` (the two
+    wheels' C++ runtimes clash only in that order), and a scan or a service may start Ray after
+    building an index."""
+    if importlib.util.find_spec("ray") is not None:
+        import ray  # noqa: F401
+
+    from usearch.index import Index
+
+    return Index
+
+
 def usearch_available() -> bool:
-    try:
-        import usearch.index  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optional usearch package is installed; asked without importing it, because a
+    process that loaded usearch's native library before Ray's cannot start Ray any more (ray.init
+    aborts with ``std::regex_error``; the other order works), and asking must not decide that."""
+    return importlib.util.find_spec("usearch") is not None
 
 
 def resolve_kind(kind: str, count: int) -> str:
