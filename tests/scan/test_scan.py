@@ -156,6 +156,7 @@ def test_an_http_source_is_read_by_ranges_and_detected_against_a_local_one(
         assert result["exit_code"] == 0, result
         remote = next(row for row in result["results"] if row["source"].startswith("http"))
         assert remote["status"] == "registered" and remote["requests"] > 0
+        assert remote["resolver_requests"] == 0  # a plain URL has no Hub resolver
         # Headers and sampled rows only, never the whole weight file.
         assert 0 < remote["bytes"] < (served["child"] / "model.safetensors").stat().st_size
         assert remote["digest"].startswith("remote:") and remote["detected"] == 1
@@ -239,3 +240,24 @@ def test_a_remote_model_scanned_twice_gives_the_same_fingerprint_bytes(
     with zipfile.ZipFile(io.BytesIO(stored[0])) as archive:
         header = json.loads(archive.read("header.json"))
     assert header["model"]["path"] == f"hf://lab/child@{COMMIT}"  # the pinned source, not a temp mirror
+
+
+def test_scan_rows_count_the_hubs_resolver_requests_apart(
+    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a Hub that redirects to its CDN, a scan row says how many of its requests went to the
+    rate-limited resolver (the pin and one per file), as the servers' own counters saw them."""
+    from tests.formats.fake_hub import FakeHub
+    from tests.formats.fake_hub import serve_hub as serve_redirecting_hub
+
+    hub = FakeHub()
+    hub.add("lab/child", {p.name: p.read_bytes() for p in models["child"].iterdir() if p.is_file()})
+    with serve_redirecting_hub(hub) as (url, hub):
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        result = api.scan(["hf://lab/child"], workers=1, db=str(tmp_path / "registry.sqlite"))
+    row = result["results"][0]
+    assert row["status"] == "registered", row
+    assert row["resolver_requests"] == sum(hub.resolver_hits.values()) > 0
+    assert row["requests"] == row["resolver_requests"] + sum(hub.cdn_hits.values())
+    assert row["resolver_requests"] < row["requests"]  # the ranges went to the CDN
+    assert result["totals"]["resolver_requests"] == row["resolver_requests"]

@@ -101,7 +101,8 @@ def scan(
 def _row(source: str, status: str, **fields: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"source": source, "pinned": source, "status": status, "reason": None,
                            "model": None, "model_id": None, "digest": None, "bytes": 0, "requests": 0,
-                           "seconds": 0.0, "attempts": 0, "detected": 0, "exit_code": 0}  # fmt: skip
+                           "resolver_requests": 0, "seconds": 0.0, "attempts": 0, "detected": 0,
+                           "exit_code": 0}  # fmt: skip
     row.update(fields)
     return row
 
@@ -145,13 +146,15 @@ class _Run:
             self.pin_requests[source] = pin.requests if pin is not None else 0
             if pin is not None and pin.error is not None:
                 self.finish(_row(source, "failed", reason=f"Cannot read '{source}': {pin.error}",
-                                 exit_code=EXIT_UNREACHABLE, requests=pin.requests))  # fmt: skip
+                                 exit_code=EXIT_UNREACHABLE, requests=pin.requests,
+                                 resolver_requests=pin.requests))  # fmt: skip
                 continue
             held = known.get(pinned)
             if held is not None and (pin is not None or not _changed_since(Path(source), held["created_at"])):
                 self.finish(_row(source, "skipped", pinned=pinned, reason=_skip_reason(source, pinned, held),
                                  model=f"{held['namespace']}/{held['name']}", model_id=held["id"],
-                                 digest=held["digest"], requests=self.pin_requests[source]))  # fmt: skip
+                                 digest=held["digest"], requests=self.pin_requests[source],
+                                 resolver_requests=self.pin_requests[source]))  # fmt: skip
                 continue
             tasks.append(ScanTask(source=source, pinned=pinned, remote=pin is not None, namespace=namespace,
                                   retries=retries, backoff_s=backoff_s, sketch=sketch))  # fmt: skip
@@ -165,6 +168,8 @@ class _Run:
             "pinned": self.pinned.get(outcome.source, outcome.source),
             "bytes": outcome.bytes_read,
             "requests": outcome.requests + self.pin_requests.get(outcome.source, 0),
+            # A revision's pin is one resolve of a file at that revision, so it counts here too.
+            "resolver_requests": outcome.resolver_requests + self.pin_requests.get(outcome.source, 0),
             "seconds": round(outcome.seconds, 3),
             "attempts": outcome.attempts,
         }
@@ -220,6 +225,7 @@ class _Run:
             "read": self.read,
             "bytes": sum(row["bytes"] for row in rows),
             "requests": sum(row["requests"] for row in rows),
+            "resolver_requests": sum(row["resolver_requests"] for row in rows),
             "seconds": round(seconds, 3),
             "models_per_s": round(self.read / seconds, 3) if seconds else None,
             "executor": executor,

@@ -91,12 +91,12 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
     started, cpu = time.perf_counter(), time.process_time()
     result = WorkResult(source=task.source)
 
-    def attempt() -> tuple[Arrival, int, int]:
+    def attempt() -> tuple[Arrival, int, int, int]:
         result.attempts += 1
         return _remote_arrival(task) if task.remote else _local_arrival(task)
 
     try:
-        arrival, result.bytes_read, result.requests = with_retries(
+        arrival, result.bytes_read, result.requests, result.resolver_requests = with_retries(
             attempt,
             retries=task.retries,
             backoff_s=task.backoff_s,
@@ -127,7 +127,7 @@ def _sketch(data: bytes) -> tuple[int, np.ndarray]:
         return SKETCH_VERSION, compute_sketch(load_fingerprint_bytes(data))
 
 
-def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
+def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int, int]:
     """A local model, fingerprint file or label, read as ``registry add`` reads it; the content
     digest reads every byte of the model, the fingerprint its sampled rows again."""
     from modeltrace.api._registry_intake import arrival_from_path
@@ -136,10 +136,10 @@ def _local_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
     arrival = arrival_from_path(path, None, task.namespace or DEFAULT_NAMESPACE)
     size = _size_on_disk(path)
     sampled = _fingerprint_bytes_read(arrival.fingerprint) if arrival.oms_root is not None else 0
-    return arrival, size + sampled, 0
+    return arrival, size + sampled, 0, 0
 
 
-def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
+def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int, int]:
     """A remote model opened once: its card and fingerprint read through one HTTP session (headers
     and sampled rows by range requests), its digest taken from the pinned source."""
     from modeltrace.api._blas import one_blas_thread
@@ -176,7 +176,7 @@ def _remote_arrival(task: ScanTask) -> tuple[Arrival, int, int]:
         card, name=name, namespace=namespace, source=task.pinned, digest=remote_digest(task.pinned)
     )
     arrival.fingerprint = data
-    return arrival, int(stats.bytes_transferred), int(stats.requests)
+    return arrival, int(stats.bytes_transferred), int(stats.requests), int(stats.resolver_requests)
 
 
 def _size_on_disk(path: Path) -> int:

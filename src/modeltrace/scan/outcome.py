@@ -39,6 +39,8 @@ class WorkResult:
     traceback: str | None = None
     bytes_read: int = 0
     requests: int = 0
+    #: Of ``requests``, those to the Hub's resolver (``/resolve/`` URLs: its rate-limited part).
+    resolver_requests: int = 0
     seconds: float = 0.0
     #: CPU seconds the worker spent on the task (on a shared machine, wall time says little).
     cpu_seconds: float = 0.0
