@@ -243,7 +243,10 @@ def test_a_remote_model_scanned_twice_gives_the_same_fingerprint_bytes(
 
 
 def test_scan_rows_count_the_hubs_resolver_requests_apart(
-    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    models: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Behind a Hub that redirects to its CDN, a scan row says how many of its requests went to the
     rate-limited resolver (the pin and one per file), as the servers' own counters saw them."""
@@ -255,9 +258,14 @@ def test_scan_rows_count_the_hubs_resolver_requests_apart(
     with serve_redirecting_hub(hub) as (url, hub):
         monkeypatch.setenv("HF_ENDPOINT", url)
         result = api.scan(["hf://lab/child"], workers=1, db=str(tmp_path / "registry.sqlite"))
+        resolves, cdn_reads = sum(hub.resolver_hits.values()), sum(hub.cdn_hits.values())
+        code, out, _ = _cli(
+            capsys, "scan", "hf://lab/child", "--workers", "1", "--db", str(tmp_path / "cli.sqlite")
+        )
+    assert code == 0 and "to the Hub's resolver" in out
     row = result["results"][0]
     assert row["status"] == "registered", row
-    assert row["resolver_requests"] == sum(hub.resolver_hits.values()) > 0
-    assert row["requests"] == row["resolver_requests"] + sum(hub.cdn_hits.values())
+    assert row["resolver_requests"] == resolves > 0
+    assert row["requests"] == row["resolver_requests"] + cdn_reads
     assert row["resolver_requests"] < row["requests"]  # the ranges went to the CDN
     assert result["totals"]["resolver_requests"] == row["resolver_requests"]

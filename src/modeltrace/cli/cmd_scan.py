@@ -116,11 +116,13 @@ def _progress_bar(show: bool) -> Iterator[Any]:
 
 def _print_summary(result: dict[str, Any]) -> None:
     totals = result["totals"]
+    resolves = totals.get("resolver_requests") or 0
     console.print(
         f"{totals['sources']} sources: {totals['registered']} registered, {totals['skipped']} skipped, "
         f"{totals['failed']} failed in {totals['seconds']:.1f} s ({totals['models_per_s'] or 0:.2f} models/s "
         f"on {totals['workers']} {totals['executor']} workers); read {human_bytes(totals['bytes'])}"
-        + (f" in {totals['requests']:,} requests" if totals["requests"] else ""),
+        + (f" in {totals['requests']:,} requests" if totals["requests"] else "")
+        + (f" ({resolves:,} to the Hub's resolver)" if resolves else ""),
         markup=False,
     )
     detected = sum(row["detected"] for row in result["results"])
