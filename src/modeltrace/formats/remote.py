@@ -321,41 +321,37 @@ class RemoteSession:
         finally:
             response.close()
 
+    def _ranged_file_size(self, url: str, response: httpx.Response) -> int:
+        """The whole file's size from the answer to a first range request, which must be a 206
+        (a server that ignores ``Range`` would send the whole file) naming the size the Hub announced."""
+        raise_for_status(url, response)
+        if response.status_code != 206:
+            raise RemoteError(
+                url,
+                f"the server answered a byte-range request with HTTP {response.status_code}: it ignores "
+                "Range, so modeltrace cannot read only the parts it needs",
+            )
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        if not total.isdecimal() or len(total) > 20:
+            raise RemoteError(url, "the server's Content-Range does not give the file size")
+        size = int(total)
+        self._expected_size(url, size)
+        return size
+
     def _fetch_size(self, url: str, headers: dict[str, str]) -> int:
         response = self._send(url, headers)
         try:
-            raise_for_status(url, response)
-            if response.status_code != 206:
-                raise RemoteError(
-                    url,
-                    f"the server answered a byte-range request with HTTP {response.status_code}: it ignores "
-                    "Range, so modeltrace cannot read only the parts it needs",
-                )
-            total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            if not total.isdecimal() or len(total) > 20:
-                raise RemoteError(url, "the server's Content-Range does not give the file size")
-            self._expected_size(url, int(total))
+            size = self._ranged_file_size(url, response)
             # Read the one byte so the connection goes back to the pool instead of being dropped.
             self.stats.bytes_transferred += len(response.read()[:16])
-            return int(total)
+            return size
         finally:
             response.close()
 
     def _fetch_prefix(self, url: str, headers: dict[str, str], length: int) -> tuple[int, bytes]:
         response = self._send(url, headers)
         try:
-            raise_for_status(url, response)
-            if response.status_code != 206:
-                raise RemoteError(
-                    url,
-                    f"the server answered a byte-range request with HTTP {response.status_code}: it ignores "
-                    "Range, so modeltrace cannot read only the parts it needs",
-                )
-            total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            if not total.isdecimal() or len(total) > 20:
-                raise RemoteError(url, "the server's Content-Range does not give the file size")
-            size = int(total)
-            self._expected_size(url, size)
+            size = self._ranged_file_size(url, response)
             check_content_range(url, response, 0, min(length, size))
             body = bytearray()
             for chunk in response.iter_bytes():
