@@ -38,6 +38,17 @@ def run_task(task: ScanTask | CompareTask) -> WorkResult | CompareResult:
     return fingerprint_source(task)
 
 
+def _record_failure(result: WorkResult | CompareResult, error: Exception) -> None:
+    """Why a task failed, kept on its result: the scan goes on. An error of the tree carries its
+    exit code; anything else is a bug, reported with its traceback."""
+    if isinstance(error, ModeltraceError):
+        result.reason, result.exit_code = str(error), error.exit_code
+    else:
+        result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
+        result.exit_code = 1
+        result.traceback = traceback.format_exc()
+
+
 def compare_newcomer(task: CompareTask) -> CompareResult:
     """Compare ``task.suspect`` with each candidate, exactly as ``registry add`` does (one BLAS
     thread, the same alpha); never raises: a failure comes back as its reason."""
@@ -52,12 +63,8 @@ def compare_newcomer(task: CompareTask) -> CompareResult:
         for digest in task.candidates:
             base = _worker_fingerprint(task, digest)
             result.comparisons[digest] = _compare(suspect, base, task.alpha, cache)
-    except ModeltraceError as error:
-        result.reason, result.exit_code = str(error), error.exit_code
-    except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
-        result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
-        result.exit_code = 1
-        result.traceback = traceback.format_exc()
+    except Exception as error:  # every failure is reported; a bug with its traceback
+        _record_failure(result, error)
     result.comparisons = result.comparisons if result.reason is None else {}
     result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
@@ -105,12 +112,8 @@ def fingerprint_source(task: ScanTask) -> WorkResult:
         result.arrival = arrival
         if task.sketch and arrival.fingerprint is not None:
             result.sketch_version, result.sketch = _sketch(arrival.fingerprint)
-    except ModeltraceError as error:
-        result.reason, result.exit_code = str(error), error.exit_code
-    except Exception as error:  # a bug: the scan goes on, and reports it with its traceback
-        result.reason = f"internal error (a bug): {type(error).__name__}: {error}"
-        result.exit_code = 1
-        result.traceback = traceback.format_exc()
+    except Exception as error:  # every failure is reported; a bug with its traceback
+        _record_failure(result, error)
     result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return result
 
