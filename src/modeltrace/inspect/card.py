@@ -203,6 +203,18 @@ def _experts(count: ParamCount, dims: Dimensions) -> ExpertCounts | None:
     )
 
 
+def _counted(count: ParamCount, dims: Dimensions) -> dict[str, Any]:
+    """The card's fields that come from a parameter count, whether of a config or of tensors."""
+    return {
+        "experts": _experts(count, dims),
+        "total_params": count.total,
+        "active_params": count.active,
+        "embedding_params": count.embedding,
+        "head_params": count.head,
+        "mtp_params": count.mtp,
+    }
+
+
 def _config_notes(config: Mapping[str, Any], exact: bool) -> list[str]:
     notes = []
     if not exact:
@@ -248,12 +260,7 @@ def card_from_config(config: Mapping[str, Any]) -> ArchitectureCard:
     return ArchitectureCard(
         counted_from="config",
         dims=dims,
-        experts=_experts(count, dims),
-        total_params=count.total,
-        active_params=count.active,
-        embedding_params=count.embedding,
-        head_params=count.head,
-        mtp_params=count.mtp,
+        **_counted(count, dims),
         notes=tuple(notes),
         towers=towers,
     )
@@ -304,12 +311,7 @@ def card_from_tensors(
     return ArchitectureCard(
         counted_from="tensors",
         dims=dims,
-        experts=_experts(count, dims),
-        total_params=count.total,
-        active_params=count.active,
-        embedding_params=count.embedding,
-        head_params=count.head,
-        mtp_params=count.mtp,
+        **_counted(count, dims),
         tensor_count=len(listed),
         total_bytes=sum(info.nbytes for info in listed),
         dtypes=dict(Counter(info.dtype for info in listed).most_common()),
