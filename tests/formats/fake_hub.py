@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.formats.range_server import serving
+from tests.formats.range_server import QuietHandler, serving
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d+)?$")
 LARGE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
@@ -128,17 +128,11 @@ def _ranged(handler: BaseHTTPRequestHandler, data: bytes, headers: dict[str, str
 
 
 def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
-    class Hub(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_HEAD(self) -> None:
+    class Hub(QuietHandler):
+        def do_HEAD(self) -> None:  # noqa: N802  (the name http.server dispatches to)
             self.do_GET()
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802  (the name http.server dispatches to)
             path = unquote(urlsplit(self.path).path)
             match = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
             if match is None:
@@ -198,17 +192,11 @@ def _hub_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 
 def _cdn_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
-    class Cdn(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_HEAD(self) -> None:
+    class Cdn(QuietHandler):
+        def do_HEAD(self) -> None:  # noqa: N802  (the name http.server dispatches to)
             self.do_GET()
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802  (the name http.server dispatches to)
             parts = urlsplit(self.path)
             digest = parts.path.removeprefix("/blobs/")
             signature = parse_qs(parts.query).get("Signature", [""])[0]

@@ -32,16 +32,20 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """What every loopback test server here shares: keep-alive, no Nagle delay, no log lines."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: the client's connection reuse is observable
+    # Headers and body go out in separate writes; with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK on every keep-alive request.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def _handler(root: Path, faults: Faults) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: the client's connection reuse is observable
-        # Headers and body go out in separate writes; with Nagle on, the body waits ~40 ms for the
-        # client's delayed ACK on every keep-alive request.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             with faults.lock:
                 faults.requests.append(f"{self.path} {self.headers.get('Range', '')}")
